@@ -1,0 +1,1 @@
+"""Messaging building blocks: producer, DLQ, inbox, outbox + relay, the batch pipeline."""

@@ -1,0 +1,42 @@
+"""The inbox: which events this service has already applied (idempotent consumer).
+
+A processed event's (source, id) is inserted in the same transaction as its effects, so
+"applied" and "recorded" cannot disagree; a redelivery finds it and is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from vitrine.mongo import Document
+
+INBOX = "inbox"
+#: How long processed ids are remembered; longer than Kafka's retention (7 days by default).
+RETENTION_SECONDS = 30 * 24 * 3600
+
+
+async def setup_inbox(db: AsyncDatabase[Document]) -> None:
+    """TTL index so the inbox does not grow forever (mongod applies it; nx-27017 ignores it)."""
+    await db[INBOX].create_index("at", expireAfterSeconds=RETENTION_SECONDS)
+
+
+async def seen(db: AsyncDatabase[Document], keys: Iterable[str]) -> set[str]:
+    """The subset of ``keys`` already processed."""
+    wanted = list(set(keys))
+    if not wanted:
+        return set()
+    cursor = db[INBOX].find({"_id": {"$in": wanted}}, {"_id": 1})
+    return {doc["_id"] async for doc in cursor}
+
+
+async def record(
+    db: AsyncDatabase[Document], session: AsyncClientSession, keys: list[str]
+) -> None:
+    """Mark ``keys`` processed, inside the caller's transaction."""
+    if keys:
+        now = datetime.now(UTC)
+        await db[INBOX].insert_many([{"_id": k, "at": now} for k in keys], session=session)

@@ -1,0 +1,210 @@
+"""The batch pipeline every service runs its input through (DESIGN.md §6).
+
+For each consumed batch: decode and validate every record (invalid ones → DLQ), skip events
+the inbox has seen, apply the rest in ONE MongoDB transaction together with their outbox
+rows and inbox entries, publish dead letters, then return so the offset is committed.
+
+- Transient faults (database or broker down) are retried with backoff for as long as they
+  last: never skipped, readiness goes red meanwhile.
+- Any other handler error is retried a few times; then the batch is re-run event by event
+  so the one bad event goes to the DLQ as ``handler_error`` and the rest are applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from vitrine import metrics
+from vitrine.envelope import Event, InvalidEvent, decode
+from vitrine.events.base import EventData
+from vitrine.logging import get_logger
+from vitrine.messaging import inbox, outbox
+from vitrine.messaging.dlq import dead_letter
+from vitrine.messaging.producer import OutgoingRecord, send_all
+from vitrine.messaging.unit_of_work import Clock, UnitOfWork, system_clock
+from vitrine.mongo import Document, is_transient, transaction
+from vitrine.topics import TOPICS
+
+log = get_logger(__name__)
+
+#: A service's handler for one input topic: applies a batch of that topic's events, in order.
+BatchHandler = Callable[[list[Event[Any]], UnitOfWork], Awaitable[None]]
+
+
+class TransientError(Exception):
+    """Raise from a handler to say "try again later" (e.g. a dependency is unavailable)."""
+
+
+@dataclass
+class Health:
+    """What ``/readyz`` reports besides pings: is the pipeline currently able to commit?"""
+
+    pipeline_ok: bool = True
+    last_error: str | None = None
+    stopping: bool = False
+
+
+@dataclass
+class BatchPipeline:
+    """Applies consumed batches for one service; see the module docstring."""
+
+    service: str
+    client: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
+    producer: AIOKafkaProducer
+    handlers: dict[str, BatchHandler]
+    relay: outbox.OutboxRelay | None = None
+    clock: Clock = system_clock
+    max_message_bytes: int = 256 * 1024
+    max_attempts: int = 3
+    health: Health = field(default_factory=Health)
+    _data_models: dict[str, dict[str, type[EventData]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._data_models = {name: TOPICS[name].types for name in self.handlers}
+
+    async def process(self, records: Sequence[Any]) -> None:
+        """Apply one batch of aiokafka ``ConsumerRecord``s; returns when effects are durable."""
+        started = time.perf_counter()
+        dead: list[OutgoingRecord] = []
+        valid: list[tuple[Any, Event[Any]]] = []
+        for record in records:
+            models = self._data_models.get(record.topic, {})
+            decoded = decode(record.value, record.key, models, max_bytes=self.max_message_bytes)
+            if isinstance(decoded, InvalidEvent):
+                dead.append(self._dead(record, decoded.reason, decoded.error))
+            else:
+                metrics.CONSUMED.labels(self.service, record.topic, decoded.type).inc()
+                valid.append((record, decoded))
+
+        fresh = await self._retrying(lambda: self._unseen(valid))
+        if fresh:
+            try:
+                await self._apply_with_retries(fresh)
+            except _PermanentFailure:
+                dead += await self._apply_one_by_one(fresh)
+        if dead:
+            await self._retrying(lambda: send_all(self.producer, dead))
+        if self.relay is not None:
+            self.relay.wake()
+        metrics.BATCH_SIZE.labels(self.service).observe(len(records))
+        metrics.HANDLER_SECONDS.labels(self.service).observe(time.perf_counter() - started)
+
+    async def _unseen(self, valid: list[tuple[Any, Event[Any]]]) -> list[tuple[Any, Event[Any]]]:
+        """Drop events already applied (inbox) or repeated within this batch."""
+        done = await inbox.seen(self.db, (e.envelope.dedupe_key for _, e in valid))
+        fresh: list[tuple[Any, Event[Any]]] = []
+        for record, event in valid:
+            key = event.envelope.dedupe_key
+            if key in done:
+                metrics.DUPLICATES.labels(self.service, record.topic).inc()
+                log.info("event.duplicate", type=event.type, subject=event.subject, id=event.id)
+                continue
+            done.add(key)
+            fresh.append((record, event))
+        return fresh
+
+    async def _apply(self, items: list[tuple[Any, Event[Any]]]) -> None:
+        """Run the handlers over ``items`` and commit state, outbox and inbox together."""
+        async with transaction(self.client) as session:
+            uow = UnitOfWork(self.db, session, self.service, self.clock)
+            by_topic: dict[str, list[Event[Any]]] = {}
+            for record, event in items:  # grouping keeps each partition's order
+                by_topic.setdefault(record.topic, []).append(event)
+            for topic_name, events in by_topic.items():
+                started = time.perf_counter()
+                await self.handlers[topic_name](events, uow)
+                _log_handled(self.service, events, time.perf_counter() - started)
+            await outbox.stage(self.db, session, uow.emitted)
+            await inbox.record(self.db, session, [e.envelope.dedupe_key for _, e in items])
+
+    async def _apply_with_retries(self, items: list[tuple[Any, Event[Any]]]) -> None:
+        attempts = 0
+        while True:
+            try:
+                await self._retrying(lambda: self._apply(items))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempts += 1
+                metrics.FAILED.labels(self.service, "handler").inc()
+                if attempts >= self.max_attempts:
+                    raise _PermanentFailure(exc) from exc
+                log.warning("handler.retry", error=repr(exc)[:500], attempt=attempts)
+                await asyncio.sleep(0.05 * attempts)
+
+    async def _apply_one_by_one(
+        self, items: list[tuple[Any, Event[Any]]]
+    ) -> list[OutgoingRecord]:
+        """Isolate the events that keep failing: apply each alone, dead-letter the bad ones."""
+        dead: list[OutgoingRecord] = []
+        for item in items:
+            try:
+                await self._apply_with_retries([item])
+            except _PermanentFailure as failure:
+                record, event = item
+                log.error("handler.failed", type=event.type, subject=event.subject,
+                          id=event.id, error=repr(failure.cause)[:1000])
+                dead.append(self._dead(record, "handler_error", repr(failure.cause)))
+        return dead
+
+    async def _retrying(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``work``, waiting out transient faults for as long as they last."""
+        backoff = 0.1
+        while True:
+            try:
+                result = await work()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not (is_transient(exc) or _is_kafka_transient(exc)
+                        or isinstance(exc, TransientError)):
+                    raise
+                self.health.pipeline_ok = False
+                self.health.last_error = repr(exc)[:300]
+                metrics.FAILED.labels(self.service, "transient").inc()
+                log.warning("pipeline.waiting", error=repr(exc)[:300], backoff=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self.health.pipeline_ok, self.health.last_error = True, None
+            return result
+
+    def _dead(self, record: Any, reason: str, error: str) -> OutgoingRecord:
+        metrics.DEAD_LETTERED.labels(self.service, record.topic, reason).inc()
+        log.warning("event.dead_lettered", topic=record.topic, partition=record.partition,
+                    offset=record.offset, reason=reason, error=error[:300])
+        return dead_letter(record, reason=reason, error=error, service=self.service)
+
+
+class _PermanentFailure(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(repr(cause))
+        self.cause = cause
+
+
+def _is_kafka_transient(exc: BaseException) -> bool:
+    from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+
+    if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError)):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+
+
+def _log_handled(service: str, events: list[Event[Any]], seconds: float) -> None:
+    """One line per event handled, with its correlation id (DESIGN.md §7)."""
+    per_event_ms = round(seconds * 1000 / max(len(events), 1), 3)
+    for event in events:
+        with structlog.contextvars.bound_contextvars(correlationid=event.correlationid):
+            log.info("event.handled", type=event.type, subject=event.subject, id=event.id,
+                     outcome="applied", duration_ms=per_event_ms)

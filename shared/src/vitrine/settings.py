@@ -1,0 +1,70 @@
+"""Settings from the environment (``VITRINE_*``), one class for every service.
+
+Embedded-stack defaults run out of the box; production switches (idempotent producer,
+SASL/TLS, replica-set URL) are configuration, never code edits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Default HTTP port of each service on one machine; containers all use 8000.
+DEFAULT_PORTS = {"catalog": 8001, "review": 8002, "showcase": 8003, "distribution": 8004,
+                 "compliance": 8005}
+
+
+class Settings(BaseSettings):
+    """What every service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="VITRINE_", extra="ignore")
+
+    service: str = "vitrine"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    #: Real Kafka: idempotent producer (needs InitProducerId, which Tansu lacks).
+    kafka_idempotent: bool = False
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    #: journal=true: nx-27017 lost acknowledged w:1 writes on kill -9 without it.
+    mongo_url: str = "mongodb://127.0.0.1:27017/?journal=true"
+    mongo_db: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    #: Records per batch a subscriber takes; throughput comes from batching (DESIGN.md §1).
+    batch_max_records: int = 500
+    max_message_bytes: int = 256 * 1024
+    #: Give up retrying a handler error that is not transient after this many tries → DLQ.
+    handler_max_attempts: int = 3
+    otel_enabled: bool = False
+
+    @property
+    def database(self) -> str:
+        """This service's own MongoDB database (no service reads another's)."""
+        return self.mongo_db or self.service
+
+    @property
+    def port(self) -> int:
+        return self.http_port or DEFAULT_PORTS.get(self.service, 8000)
+
+    def kafka_client_args(self) -> dict[str, Any]:
+        """Security arguments shared by producers, consumers and admin clients."""
+        args: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            args["sasl_mechanism"] = self.kafka_sasl_mechanism
+            args["sasl_plain_username"] = self.kafka_sasl_username
+            if self.kafka_sasl_password is not None:
+                args["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            args["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile)
+        return args
