@@ -53,7 +53,9 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_port(port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_port(
+    port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if port_open(port):
@@ -95,9 +97,18 @@ class EmbeddedStack:
         logs.mkdir(parents=True, exist_ok=True)
         url = f"tcp://127.0.0.1:{self.kafka_port}"
         self.processes["kafka"] = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            stdout=(logs / "tansu.log").open("ab"), stderr=subprocess.STDOUT,
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=(logs / "tansu.log").open("ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.start_mongo()
@@ -110,10 +121,21 @@ class EmbeddedStack:
         mongo_dir = self.data_dir / "mongo"
         logs = self.data_dir / "logs"
         self.processes["mongo"] = subprocess.Popen(
-            [*nx_command(), "--data-dir", str(mongo_dir), "--host", "127.0.0.1",
-             "--port", str(self.mongo_port), "--log-file", str(logs / "nx-27017.log"),
-             "--pid-file", str(self.data_dir / "nx-27017.pid")],
-            stdout=(logs / "nx-27017.out").open("ab"), stderr=subprocess.STDOUT,
+            [
+                *nx_command(),
+                "--data-dir",
+                str(mongo_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.mongo_port),
+                "--log-file",
+                str(logs / "nx-27017.log"),
+                "--pid-file",
+                str(self.data_dir / "nx-27017.pid"),
+            ],
+            stdout=(logs / "nx-27017.out").open("ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         wait_port(self.mongo_port, proc=self.processes["mongo"])

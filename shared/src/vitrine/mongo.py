@@ -47,8 +47,15 @@ def connect(url: str, *, app_name: str, timeout_ms: int = 5000) -> AsyncMongoCli
 def is_transient(exc: BaseException) -> bool:
     """Errors worth waiting out: the database is down, failing over, or the txn must retry."""
     if isinstance(
-        exc, (AutoReconnect, ConnectionFailure, NetworkTimeout, NotPrimaryError,
-              ServerSelectionTimeoutError, WriteConcernError)
+        exc,
+        (
+            AutoReconnect,
+            ConnectionFailure,
+            NetworkTimeout,
+            NotPrimaryError,
+            ServerSelectionTimeoutError,
+            WriteConcernError,
+        ),
     ):
         return True
     if isinstance(exc, PyMongoError) and (
@@ -57,7 +64,19 @@ def is_transient(exc: BaseException) -> bool:
     ):
         return True
     return isinstance(exc, OperationFailure) and exc.code in {
-        6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436, 112,
+        6,
+        7,
+        89,
+        91,
+        189,
+        262,
+        9001,
+        10107,
+        11600,
+        11602,
+        13435,
+        13436,
+        112,
     }
 
 
@@ -66,11 +85,11 @@ async def transaction(
     client: AsyncMongoClient[Document],
 ) -> AsyncIterator[AsyncClientSession]:
     """One multi-document transaction (single database), committed on exit."""
-    async with client.start_session() as session:
-        async with await session.start_transaction(
-            write_concern=JOURNALED, read_concern=ReadConcern("local")
-        ):
-            yield session
+    async with (
+        client.start_session() as session,
+        await session.start_transaction(write_concern=JOURNALED, read_concern=ReadConcern("local")),
+    ):
+        yield session
 
 
 async def in_transaction(

@@ -81,12 +81,13 @@ def build_broker(defn: ServiceDefinition, settings: Settings) -> KafkaBroker:
         settings.kafka_bootstrap,
         client_id=f"vitrine-{defn.name}",
         graceful_timeout=30.0,
-        **settings.kafka_client_args(),
+        security=settings.faststream_security(),
     )
     for name in defn.publishes:  # documented in AsyncAPI; the outbox relay does the sending
         topic = TOPICS[name]
-        broker.publisher(name, title=f"{name}:publish", description=topic.description,
-                         include_in_schema=True)
+        broker.publisher(
+            name, title=f"{name}:publish", description=topic.description, include_in_schema=True
+        )
     return broker
 
 
@@ -98,9 +99,7 @@ def _safe_records(records: tuple[Any, ...]) -> tuple[Any, ...]:
             for _, value in record.headers:
                 value.decode()
         except (UnicodeDecodeError, AttributeError):
-            headers = tuple(
-                (k, v if _utf8(v) else b"<binary>") for k, v in record.headers
-            )
+            headers = tuple((k, v if _utf8(v) else b"<binary>") for k, v in record.headers)
             return dataclasses.replace(record, headers=headers)
         return record
 
@@ -151,8 +150,13 @@ def build_app(
     async def consume(records: Any) -> None:
         await runtime().pipeline.process(records)
 
-    spec = AsyncAPI(broker, title=f"vitrine-{defn.name}", version="1.0.0",
-                    description=defn.description, schema_version="3.0.0")
+    spec = AsyncAPI(
+        broker,
+        title=f"vitrine-{defn.name}",
+        version="1.0.0",
+        description=defn.description,
+        schema_version="3.0.0",
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -165,13 +169,20 @@ def build_app(
         relay = OutboxRelay(db, producer, service=defn.name)
         health = Health()
         pipeline = BatchPipeline(
-            service=defn.name, client=client, db=db, producer=producer,
-            handlers=defn.handlers, relay=relay, clock=clock,
+            service=defn.name,
+            client=client,
+            db=db,
+            producer=producer,
+            handlers=defn.handlers,
+            relay=relay,
+            clock=clock,
             max_message_bytes=settings.max_message_bytes,
-            max_attempts=settings.handler_max_attempts, health=health,
+            max_attempts=settings.handler_max_attempts,
+            health=health,
         )
-        holder["runtime"] = rt = Runtime(settings, client, db, producer, broker, relay,
-                                         pipeline, clock, health)
+        holder["runtime"] = rt = Runtime(
+            settings, client, db, producer, broker, relay, pipeline, clock, health
+        )
         tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
         tasks += [asyncio.create_task(task(rt), name=task.__name__) for task in defn.background]
         await _wait_for("kafka consumer", broker.start)
@@ -266,9 +277,14 @@ def run(defn: ServiceDefinition) -> None:
     settings = Settings(service=defn.name)
     configure_logging(defn.name, settings.log_format, settings.log_level)
     app = build_app(defn, settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=30)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
 
 
 __all__ = ["CONTENT_TYPE", "Runtime", "ServiceDefinition", "build_app", "run"]
-

@@ -12,8 +12,13 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Default HTTP port of each service on one machine; containers all use 8000.
-DEFAULT_PORTS = {"catalog": 8001, "review": 8002, "showcase": 8003, "distribution": 8004,
-                 "compliance": 8005}
+DEFAULT_PORTS = {
+    "catalog": 8001,
+    "review": 8002,
+    "showcase": 8003,
+    "distribution": 8004,
+    "compliance": 8005,
+}
 
 
 class Settings(BaseSettings):
@@ -25,9 +30,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     #: Real Kafka: idempotent producer (needs InitProducerId, which Tansu lacks).
     kafka_idempotent: bool = False
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
@@ -54,6 +57,30 @@ class Settings(BaseSettings):
     @property
     def port(self) -> int:
         return self.http_port or DEFAULT_PORTS.get(self.service, 8000)
+
+    def faststream_security(self) -> Any:
+        """The same credentials as FastStream's security object (None for PLAINTEXT)."""
+        from faststream.security import (
+            BaseSecurity,
+            SASLPlaintext,
+            SASLScram256,
+            SASLScram512,
+        )
+
+        args = self.kafka_client_args()
+        ssl = args.get("ssl_context")
+        if not self.kafka_sasl_mechanism:
+            return BaseSecurity(ssl_context=ssl) if ssl else None
+        sasl = {
+            "PLAIN": SASLPlaintext,
+            "SCRAM-SHA-256": SASLScram256,
+            "SCRAM-SHA-512": SASLScram512,
+        }[self.kafka_sasl_mechanism]
+        return sasl(
+            username=args["sasl_plain_username"],
+            password=args.get("sasl_plain_password", ""),
+            ssl_context=ssl,
+        )
 
     def kafka_client_args(self) -> dict[str, Any]:
         """Security arguments shared by producers, consumers and admin clients."""

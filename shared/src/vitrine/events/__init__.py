@@ -66,6 +66,7 @@ from vitrine.events.products import (
     ProductAuditCancelled,
     ProductDelisted,
     ProductListed,
+    ProductRefused,
     ProductRejected,
     ProductReviewRequested,
     ProductSubmitted,
@@ -121,6 +122,7 @@ OUTPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
         ProductRejected,
         ProductDelisted,
         CatalogAuditCancelled,
+        ProductRefused,
     ),
     "review.decisions": _by_type(ReviewApproved, ReviewRejected, ReviewEscalated),
     "showcase.items": _by_type(
@@ -207,6 +209,7 @@ __all__ = [
     "ProductAuditCancelled",
     "ProductDelisted",
     "ProductListed",
+    "ProductRefused",
     "ProductRejected",
     "ProductReviewRequested",
     "ProductSubmitted",

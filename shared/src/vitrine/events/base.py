@@ -69,5 +69,5 @@ def reasons(*items: Reason) -> list[Reason]:
 
 
 def dump(data: BaseModel) -> dict[str, Any]:
-    """JSON-ready dict of a model, omitting ``None`` so optional fields stay optional on the wire."""
+    """JSON-ready dict of a model; ``None`` omitted so optional fields stay optional."""
     return data.model_dump(mode="json", exclude_none=True)

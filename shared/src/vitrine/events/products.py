@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 
 from vitrine.events.base import EventData, Fen, Id, Source
 from vitrine.events.common import Code, ReasonList, SignedFen, Version
@@ -23,14 +23,30 @@ Stock = Annotated[int, Field(ge=0, le=10**9)]
 AttributeName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 AttributeValue = (
     Annotated[str, StringConstraints(max_length=1000)]
-    | Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+    | int
     | Annotated[float, Field(allow_inf_nan=False)]
     | bool
     | None
 )
 MAX_ATTRIBUTES = 50
+_INT64 = 2**63
+
+
+def _fits_int64(value: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+    # Checked here rather than on the int branch, which would let a big int fall through to
+    # ``float`` and be silently rounded.
+    for name, item in value.items():
+        if isinstance(item, int) and not isinstance(item, bool) and not -_INT64 <= item < _INT64:
+            raise ValueError(f"attribute {name[:100]!r}: integer does not fit in 64 bits")
+    return value
+
+
 #: Free-form attributes: at most 50, scalar values only (no nesting reaches MongoDB).
-Attributes = Annotated[dict[AttributeName, AttributeValue], Field(max_length=MAX_ATTRIBUTES)]
+Attributes = Annotated[
+    dict[AttributeName, AttributeValue],
+    Field(max_length=MAX_ATTRIBUTES),
+    AfterValidator(_fits_int64),
+]
 
 
 # --- merchants.products (inputs) ---------------------------------------------------------------
@@ -137,3 +153,18 @@ class CatalogAuditCancelled(EventData):
     product_id: Id
     merchant_id: Id | None = None
     version: Version | None = None
+
+
+class ProductRefused(EventData):
+    """Catalog refused a merchant's command (e.g. ``not_product_owner``); nothing changed.
+
+    Not in DESIGN.md §3's list: added so a refused command gets a clear answer on
+    ``catalog.products`` rather than only a log line.
+    """
+
+    event_type: ClassVar[str] = "product.refused"
+
+    product_id: Id
+    merchant_id: Id
+    command: Code
+    reasons: ReasonList = Field(default_factory=list)

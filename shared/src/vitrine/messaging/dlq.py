@@ -8,8 +8,15 @@ from typing import Any
 from vitrine.messaging.producer import OutgoingRecord
 from vitrine.topics import DLQ_SUFFIX
 
-DLQ_HEADERS = ("dlq-reason", "dlq-error", "dlq-service", "dlq-topic", "dlq-partition",
-               "dlq-offset", "dlq-time")
+DLQ_HEADERS = (
+    "dlq-reason",
+    "dlq-error",
+    "dlq-service",
+    "dlq-topic",
+    "dlq-partition",
+    "dlq-offset",
+    "dlq-time",
+)
 
 
 def dead_letter(record: Any, *, reason: str, error: str, service: str) -> OutgoingRecord:

@@ -33,9 +33,7 @@ async def seen(db: AsyncDatabase[Document], keys: Iterable[str]) -> set[str]:
     return {doc["_id"] async for doc in cursor}
 
 
-async def record(
-    db: AsyncDatabase[Document], session: AsyncClientSession, keys: list[str]
-) -> None:
+async def record(db: AsyncDatabase[Document], session: AsyncClientSession, keys: list[str]) -> None:
     """Mark ``keys`` processed, inside the caller's transaction."""
     if keys:
         now = datetime.now(UTC)

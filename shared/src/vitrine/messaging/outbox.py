@@ -10,6 +10,7 @@ Unlike eShop's outbox, failed sends are retried until they succeed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Sequence
@@ -81,7 +82,9 @@ async def stage(
 
 def _record(row: Document) -> OutgoingRecord:
     return OutgoingRecord(
-        row["topic"], row["key"].encode(), bytes(row["value"]),
+        row["topic"],
+        row["key"].encode(),
+        bytes(row["value"]),
         [(k, bytes(v)) for k, v in row["headers"]],
     )
 
@@ -144,10 +147,8 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if published == 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle)
-                except TimeoutError:
-                    pass
 
     async def flush(self, timeout: float = 10.0) -> None:
         """Publish everything staged so far (graceful shutdown), then stop the loop."""

@@ -143,9 +143,7 @@ class BatchPipeline:
                 log.warning("handler.retry", error=repr(exc)[:500], attempt=attempts)
                 await asyncio.sleep(0.05 * attempts)
 
-    async def _apply_one_by_one(
-        self, items: list[tuple[Any, Event[Any]]]
-    ) -> list[OutgoingRecord]:
+    async def _apply_one_by_one(self, items: list[tuple[Any, Event[Any]]]) -> list[OutgoingRecord]:
         """Isolate the events that keep failing: apply each alone, dead-letter the bad ones."""
         dead: list[OutgoingRecord] = []
         for item in items:
@@ -153,8 +151,13 @@ class BatchPipeline:
                 await self._apply_with_retries([item])
             except _PermanentFailure as failure:
                 record, event = item
-                log.error("handler.failed", type=event.type, subject=event.subject,
-                          id=event.id, error=repr(failure.cause)[:1000])
+                log.error(
+                    "handler.failed",
+                    type=event.type,
+                    subject=event.subject,
+                    id=event.id,
+                    error=repr(failure.cause)[:1000],
+                )
                 dead.append(self._dead(record, "handler_error", repr(failure.cause)))
         return dead
 
@@ -167,8 +170,9 @@ class BatchPipeline:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not (is_transient(exc) or _is_kafka_transient(exc)
-                        or isinstance(exc, TransientError)):
+                if not (
+                    is_transient(exc) or _is_kafka_transient(exc) or isinstance(exc, TransientError)
+                ):
                     raise
                 self.health.pipeline_ok = False
                 self.health.last_error = repr(exc)[:300]
@@ -182,8 +186,14 @@ class BatchPipeline:
 
     def _dead(self, record: Any, reason: str, error: str) -> OutgoingRecord:
         metrics.DEAD_LETTERED.labels(self.service, record.topic, reason).inc()
-        log.warning("event.dead_lettered", topic=record.topic, partition=record.partition,
-                    offset=record.offset, reason=reason, error=error[:300])
+        log.warning(
+            "event.dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+            error=error[:300],
+        )
         return dead_letter(record, reason=reason, error=error, service=self.service)
 
 
@@ -206,5 +216,11 @@ def _log_handled(service: str, events: list[Event[Any]], seconds: float) -> None
     per_event_ms = round(seconds * 1000 / max(len(events), 1), 3)
     for event in events:
         with structlog.contextvars.bound_contextvars(correlationid=event.correlationid):
-            log.info("event.handled", type=event.type, subject=event.subject, id=event.id,
-                     outcome="applied", duration_ms=per_event_ms)
+            log.info(
+                "event.handled",
+                type=event.type,
+                subject=event.subject,
+                id=event.id,
+                outcome="applied",
+                duration_ms=per_event_ms,
+            )

@@ -49,8 +49,6 @@ async def send_all(producer: AIOKafkaProducer, records: Sequence[OutgoingRecord]
     their partition. Raises if any send failed; the caller retries the whole set (consumers
     dedupe by event id, so a resend is harmless).
     """
-    futures = [
-        await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records
-    ]
+    futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
     if futures:
         await asyncio.gather(*futures)

@@ -59,7 +59,12 @@ class UnitOfWork:
         seq = self._seq[cause_id]
         self._seq[cause_id] += 1
         event = new_event(
-            type or data.event_type, subject, data, source=self.source, cause=cause, seq=seq,
+            type or data.event_type,
+            subject,
+            data,
+            source=self.source,
+            cause=cause,
+            seq=seq,
             time=self.now(),
         )
         self.emitted.append((topic, event))

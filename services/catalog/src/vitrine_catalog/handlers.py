@@ -1,0 +1,69 @@
+"""Catalog's input handlers: load the batch's products, fold the events in order, save, emit.
+
+One bulk read and one bulk write per batch, whatever its size (DESIGN.md §6 bulk paths).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from vitrine.envelope import Event
+from vitrine.events import ProductRefused
+from vitrine.logging import get_logger
+from vitrine.messaging.unit_of_work import UnitOfWork
+from vitrine_catalog import domain, repository
+from vitrine_catalog.domain import Outcome, Product
+
+log = get_logger(__name__)
+OUTPUT = "catalog.products"
+
+_DECIDERS: dict[str, Callable[[Product | None, Any], Outcome]] = {
+    "product.submitted": domain.submit,
+    "product.withdrawn": domain.withdraw,
+    "product.audit_cancelled": domain.cancel_audit,
+    "review.approved": domain.approve,
+    "review.rejected": domain.reject,
+}
+
+
+async def apply_events(events: list[Event[Any]], uow: UnitOfWork) -> None:
+    """Apply merchants' commands and review's decisions to the products they name."""
+    products: dict[str, Product | None] = dict(
+        await repository.load(uow.db, (e.data.product_id for e in events), uow.session)
+    )
+    changed: set[str] = set()
+    for event in events:
+        decide = _DECIDERS.get(event.type)
+        if decide is None:  # e.g. review.escalated: the draft simply stays pending
+            continue
+        pid = event.data.product_id
+        outcome = decide(products.get(pid), event.data)
+        if outcome.refused is not None:
+            log.warning(
+                "product.command_refused",
+                product_id=pid,
+                type=event.type,
+                code=outcome.refused.code,
+                merchant_id=event.data.merchant_id,
+            )
+            uow.emit(
+                OUTPUT,
+                ProductRefused(
+                    product_id=pid,
+                    merchant_id=event.data.merchant_id,
+                    command=event.type,
+                    reasons=[outcome.refused],
+                ),
+                subject=pid,
+                cause=event,
+            )
+            continue
+        if outcome.ignored is not None:
+            log.info("product.event_ignored", product_id=pid, type=event.type, why=outcome.ignored)
+            continue
+        products[pid] = outcome.product
+        changed.add(pid)
+        for data in outcome.events:
+            uow.emit(OUTPUT, data, subject=pid, cause=event)
+    await repository.save(uow.db, (p for pid in changed if (p := products[pid])), uow.session)

@@ -1,0 +1,53 @@
+"""Catalog's read-only HTTP queries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from vitrine.service import Runtime
+from vitrine_catalog import repository
+
+
+def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
+    async def product(request: Request) -> Response:
+        """One product: live version, pending draft, listed or not."""
+        doc = (
+            await runtime()
+            .db[repository.PRODUCTS]
+            .find_one({"_id": request.path_params["product_id"]})
+        )
+        if doc is None:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        doc["product_id"] = doc.pop("_id")
+        return JSONResponse(doc)
+
+    async def merchant_products(request: Request) -> Response:
+        """A merchant's products (newest first is not tracked; ordered by id), paginated."""
+        limit = min(int(request.query_params.get("limit", 100)), 1000)
+        cursor = (
+            runtime()
+            .db[repository.PRODUCTS]
+            .find({"merchant_id": request.path_params["merchant_id"]})
+            .sort("_id", 1)
+            .limit(limit)
+        )
+        items = []
+        async for doc in cursor:
+            items.append(
+                {
+                    "product_id": doc["_id"],
+                    "listed": doc["listed"],
+                    "live_version": (doc.get("live") or {}).get("number"),
+                    "draft_version": (doc.get("draft") or {}).get("number"),
+                }
+            )
+        return JSONResponse({"merchant_id": request.path_params["merchant_id"], "products": items})
+
+    return [
+        Route("/products/{product_id}", product),
+        Route("/merchants/{merchant_id}/products", merchant_products),
+    ]

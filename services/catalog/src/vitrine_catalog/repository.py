@@ -1,0 +1,70 @@
+"""Products in MongoDB: loaded and saved in bulk, one document per product keyed by ``_id``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import ReplaceOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from vitrine.mongo import Document
+from vitrine_catalog.domain import Product, Version
+
+PRODUCTS = "products"
+
+
+def _version(doc: dict[str, Any] | None) -> Version | None:
+    return Version(doc["number"], doc["content"]) if doc else None
+
+
+def to_product(doc: Document) -> Product:
+    return Product(
+        product_id=doc["_id"],
+        merchant_id=doc["merchant_id"],
+        last_version=doc["last_version"],
+        live=_version(doc.get("live")),
+        listed=doc["listed"],
+        draft=_version(doc.get("draft")),
+        delisted_reason=doc.get("delisted_reason"),
+    )
+
+
+def to_document(p: Product) -> Document:
+    def version(v: Version | None) -> dict[str, Any] | None:
+        return {"number": v.number, "content": v.content} if v else None
+
+    return {
+        "_id": p.product_id,
+        "merchant_id": p.merchant_id,
+        "last_version": p.last_version,
+        "live": version(p.live),
+        "listed": p.listed,
+        "draft": version(p.draft),
+        "delisted_reason": p.delisted_reason,
+    }
+
+
+async def load(
+    db: AsyncDatabase[Document], ids: Iterable[str], session: AsyncClientSession | None = None
+) -> dict[str, Product]:
+    """The products with these ids that exist (one round trip)."""
+    cursor = db[PRODUCTS].find({"_id": {"$in": list(set(ids))}}, session=session)
+    return {doc["_id"]: to_product(doc) async for doc in cursor}
+
+
+async def save(
+    db: AsyncDatabase[Document],
+    products: Iterable[Product],
+    session: AsyncClientSession | None = None,
+) -> None:
+    """Write the given products (one bulk round trip)."""
+    ops = [ReplaceOne({"_id": p.product_id}, to_document(p), upsert=True) for p in products]
+    if ops:
+        await db[PRODUCTS].bulk_write(ops, ordered=False, session=session)
+
+
+async def setup(db: AsyncDatabase[Document]) -> None:
+    """Indexes for the read-only queries (a merchant's products)."""
+    await db[PRODUCTS].create_index("merchant_id")

@@ -1,0 +1,18 @@
+"""Catalog's wiring: what it consumes, publishes and serves."""
+
+from __future__ import annotations
+
+from vitrine.service import ServiceDefinition
+from vitrine_catalog import handlers, http, repository
+
+DEFINITION = ServiceDefinition(
+    name="catalog",
+    description="System of record for products: live versions, drafts under review, listing.",
+    handlers={
+        "merchants.products": handlers.apply_events,
+        "review.decisions": handlers.apply_events,
+    },
+    publishes=["catalog.products"],
+    setup=repository.setup,
+    routes=http.routes,
+)

@@ -1,0 +1,48 @@
+"""Catalog against the real stack, with review's decisions published by the test itself."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from vitrine.testing.probe import cloud_event
+from vitrine.testing.services import running
+from vitrine_catalog.service import DEFINITION
+
+pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
+
+
+def _product(pid: str, merchant: str = "m-1", **over: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "product_id": pid,
+        "merchant_id": merchant,
+        "title": "Tea cup",
+        "category": "kitchen",
+        "images": ["https://img.example/1.jpg"],
+        "price_fen": 1990,
+        "stock": 10,
+        "source": {"kind": "channels_shop"},
+    }
+    data.update(over)
+    return data
+
+
+async def test_submit_approve_lists(stack, probe, publisher) -> None:
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    async with running(DEFINITION, stack) as (_, http):
+        await publisher.send(
+            "merchants.products", cloud_event("product.submitted", pid, _product(pid))
+        )
+        req = await probe.wait_for("catalog.products", type="product.review_requested", subject=pid)
+        assert req[0].data["version"] == 1
+        await publisher.send(
+            "review.decisions",
+            cloud_event(
+                "review.approved", pid, {"product_id": pid, "version": 1}, source="/vitrine/review"
+            ),
+        )
+        listed = await probe.wait_for("catalog.products", type="product.listed", subject=pid)
+        assert listed[0].data["version"] == 1
+        resp = await http.get(f"/products/{pid}")
+        assert resp.json()["listed"] is True

@@ -1,0 +1,1 @@
+"""Test support: a real stack (Docker, embedded or external), topic probes, in-process services."""
