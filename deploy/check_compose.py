@@ -18,8 +18,13 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"catalog": 8001, "review": 8002, "showcase": 8003, "distribution": 8004,
-            "compliance": 8005}
+SERVICES = {
+    "catalog": 8001,
+    "review": 8002,
+    "showcase": 8003,
+    "distribution": 8004,
+    "compliance": 8005,
+}
 SERVICE_ENV = {
     "VITRINE_KAFKA_BOOTSTRAP": "kafka:9092",
     "VITRINE_MONGO_URL": "mongodb://mongo:27017/?replicaSet=rs0&journal=true",
@@ -89,26 +94,38 @@ def check_kafka(k: dict[str, Any]) -> None:
     protocol_map = env.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "")
     for name in {p.split("://")[0] for p in listeners.split(",") if "://" in p}:
         check(f"{name}:" in protocol_map, f"kafka: listener {name} missing from the protocol map")
-    check(any("29092:29092" in str(p) for p in k.get("ports", [])),
-          "kafka: port 29092 must be published to the host")
-    check("kafka-topics.sh" in healthcheck_text(k) and "--list" in healthcheck_text(k),
-          "kafka: healthcheck must list topics with kafka-topics.sh")
+    check(
+        any("29092:29092" in str(p) for p in k.get("ports", [])),
+        "kafka: port 29092 must be published to the host",
+    )
+    check(
+        "kafka-topics.sh" in healthcheck_text(k) and "--list" in healthcheck_text(k),
+        "kafka: healthcheck must list topics with kafka-topics.sh",
+    )
 
 
 def check_mongo(m: dict[str, Any], top_volumes: dict[str, Any]) -> None:
     check(m.get("image") == "mongo:7.0", "mongo: image must be mongo:7.0")
     cmd = command_text(m.get("command"))
-    check("--replSet rs0" in cmd and "--bind_ip_all" in cmd,
-          "mongo: command must be --replSet rs0 --bind_ip_all")
+    check(
+        "--replSet rs0" in cmd and "--bind_ip_all" in cmd,
+        "mongo: command must be --replSet rs0 --bind_ip_all",
+    )
     hc = healthcheck_text(m)
-    check("mongosh" in hc and "rs.initiate" in hc and "isWritablePrimary" in hc,
-          "mongo: healthcheck must initiate rs0 and wait for a writable primary")
-    check("mongo:27017" in hc,
-          "mongo: replica set member must be mongo:27017 (resolvable by the services)")
+    check(
+        "mongosh" in hc and "rs.initiate" in hc and "isWritablePrimary" in hc,
+        "mongo: healthcheck must initiate rs0 and wait for a writable primary",
+    )
+    check(
+        "mongo:27017" in hc,
+        "mongo: replica set member must be mongo:27017 (resolvable by the services)",
+    )
     check("start_period" in (m.get("healthcheck") or {}), "mongo: healthcheck needs start_period")
     named = [str(v).split(":")[0] for v in m.get("volumes", []) if str(v).endswith(":/data/db")]
-    check(bool(named) and named[0] in top_volumes,
-          "mongo: /data/db must be a named volume declared under top-level volumes")
+    check(
+        bool(named) and named[0] in top_volumes,
+        "mongo: /data/db must be a named volume declared under top-level volumes",
+    )
 
 
 def check_build(name: str, svc: dict[str, Any], service_arg: str) -> None:
@@ -128,12 +145,14 @@ def check_build(name: str, svc: dict[str, Any], service_arg: str) -> None:
 
 def check_topics(t: dict[str, Any]) -> None:
     check_build("topics", t, "catalog")
-    full = f'{command_text(t.get("entrypoint"))} {command_text(t.get("command"))}'
+    full = f"{command_text(t.get('entrypoint'))} {command_text(t.get('command'))}"
     check("vitrine topics ensure" in full, "topics: must run `vitrine topics ensure`")
     check(depends(t).get("kafka") == "service_healthy", "topics: must wait for kafka healthy")
     check(t.get("restart") == "no", 'topics: restart must be "no" (one-shot job)')
-    check(env_of(t).get("VITRINE_KAFKA_BOOTSTRAP") == "kafka:9092",
-          "topics: VITRINE_KAFKA_BOOTSTRAP must be kafka:9092")
+    check(
+        env_of(t).get("VITRINE_KAFKA_BOOTSTRAP") == "kafka:9092",
+        "topics: VITRINE_KAFKA_BOOTSTRAP must be kafka:9092",
+    )
 
 
 def check_service(name: str, port: int, svc: dict[str, Any]) -> None:
@@ -144,8 +163,10 @@ def check_service(name: str, port: int, svc: dict[str, Any]) -> None:
     dep = depends(svc)
     check(dep.get("kafka") == "service_healthy", f"{name}: must wait for kafka healthy")
     check(dep.get("mongo") == "service_healthy", f"{name}: must wait for mongo healthy")
-    check(dep.get("topics") == "service_completed_successfully",
-          f"{name}: must wait for topics to complete successfully")
+    check(
+        dep.get("topics") == "service_completed_successfully",
+        f"{name}: must wait for topics to complete successfully",
+    )
     ports = [str(p) for p in svc.get("ports", [])]
     check(ports == [f"{port}:8000"], f"{name}: ports must be ['{port}:8000'] (got {ports})")
     check("/readyz" in healthcheck_text(svc), f"{name}: healthcheck must probe /readyz")
@@ -162,8 +183,10 @@ def main() -> int:
     check("x-service" in doc and "&service" in raw, "services must share an x-service anchor")
     services = doc.get("services") or {}
     expected = {"kafka", "mongo", "topics", *SERVICES}
-    check(set(services) == expected,
-          f"services must be exactly {sorted(expected)} (got {sorted(services)})")
+    check(
+        set(services) == expected,
+        f"services must be exactly {sorted(expected)} (got {sorted(services)})",
+    )
     top_volumes = doc.get("volumes") or {}
     if "kafka" in services:
         check_kafka(services["kafka"])
