@@ -1,0 +1,43 @@
+# Vitrine — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON_PREFERENCE := only-system
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: install run test lint types pytest test-faults bench check-deploy asyncapi clean
+
+install:  ## Install uv (if missing) and the locked workspace into .venv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --quiet --disable-pip-version-check uv
+	@$(UV) sync --frozen --quiet
+
+run: install  ## Embedded stack + all services in the foreground, playing the 2022 demo
+	@$(UV) run vitrine run
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+types: install
+	$(UV) run mypy shared/src services/catalog/src services/review/src \
+		services/showcase/src services/distribution/src services/compliance/src
+
+pytest: install
+	$(UV) run pytest -q -m "not faults"
+
+test: lint types pytest  ## The whole gate: lint + types + tests (what CI runs)
+
+test-faults: install  ## Fault suite: kills processes and the database
+	$(UV) run pytest -q -m faults
+
+bench: install  ## Benchmarks with raw baselines, written to docs/PERFORMANCE.md
+	$(UV) run python -m benchmarks
+
+check-deploy:  ## Validate docker-compose.yml, the Kustomize manifests and the Dockerfile
+	bash deploy/check.sh
+
+asyncapi: install  ## Regenerate docs/asyncapi/*.json from the code
+	$(UV) run vitrine asyncapi
+
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,78 @@
+"""Decoding raw records: every kind of bad input gets a stable reason, never an exception."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vitrine.envelope import Event, InvalidEvent, decode, new_event
+from vitrine.events import ProductWithdrawn
+from vitrine.testing.probe import cloud_event
+from vitrine.topics import TOPICS
+
+MODELS = TOPICS["merchants.products"].types
+
+
+def _raw(event: dict[str, object]) -> bytes:
+    return json.dumps(event).encode()
+
+
+def _withdrawn(pid: str = "p-1", **over: object) -> dict[str, object]:
+    event = cloud_event("product.withdrawn", pid, {"product_id": pid, "merchant_id": "m-1"})
+    event.update(over)
+    return event
+
+
+def test_valid_event_decodes_with_typed_data() -> None:
+    decoded = decode(_raw(_withdrawn()), b"p-1", MODELS)
+    assert isinstance(decoded, Event)
+    assert isinstance(decoded.data, ProductWithdrawn)
+    assert decoded.data.merchant_id == "m-1"
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "reason"),
+    [
+        (None, b"p-1", "empty"),
+        (b"\xff\xfe not utf8", b"p-1", "not_json"),
+        (b'{"truncated": ', b"p-1", "not_json"),
+        (b"[1, 2]", b"p-1", "not_cloudevent"),
+        (_raw({"specversion": "1.0", "id": "x"}), b"p-1", "not_cloudevent"),
+        (_raw(_withdrawn(type="product.exploded")), b"p-1", "unknown_type"),
+        (_raw(_withdrawn()), b"p-2", "key_mismatch"),
+        (_raw(_withdrawn()), None, "key_mismatch"),
+        (_raw(_withdrawn(data={"product_id": "p-1"})), b"p-1", "invalid_data"),
+        (_raw(_withdrawn(data={"product_id": "p-1", "merchant_id": 7})), b"p-1", "invalid_data"),
+        (_raw(_withdrawn(data={"product_id": "p-1", "merchant_id": {"$ne": 1}})), b"p-1",
+         "forbidden_key"),
+        (_raw(_withdrawn(data={"product_id": "p-1", "a.b": 1, "merchant_id": "m"})), b"p-1",
+         "forbidden_key"),
+        (b" " * 300_000, b"p-1", "too_large"),
+        (b"[" * 5000 + b"]" * 5000, b"p-1", "not_json"),
+    ],
+)
+def test_bad_input_has_a_reason(value: bytes | None, key: bytes | None, reason: str) -> None:
+    decoded = decode(value, key, MODELS)
+    assert isinstance(decoded, InvalidEvent), decoded
+    assert decoded.reason == reason
+
+
+def test_bad_subject_id_is_rejected() -> None:
+    bad = _withdrawn(subject="p 1 with spaces")
+    decoded = decode(_raw(bad), b"p 1 with spaces", MODELS)
+    assert isinstance(decoded, InvalidEvent)
+    assert decoded.reason == "not_cloudevent"
+
+
+def test_output_ids_derive_from_the_cause() -> None:
+    cause = decode(_raw(_withdrawn()), b"p-1", MODELS)
+    assert isinstance(cause, Event)
+    data = ProductWithdrawn(product_id="p-1", merchant_id="m-1")
+    first = new_event("product.withdrawn", "p-1", data, source="/vitrine/x", cause=cause)
+    again = new_event("product.withdrawn", "p-1", data, source="/vitrine/x", cause=cause)
+    other = new_event("product.withdrawn", "p-1", data, source="/vitrine/x", cause=cause, seq=1)
+    assert first.id == again.id != other.id
+    assert first.causationid == cause.id
+    assert first.correlationid == cause.id
+    assert decode(first.to_json(), b"p-1", MODELS).__class__ is Event
