@@ -140,7 +140,7 @@ def _forbidden_key(value: Any, depth: int = 0) -> str | None:
     if isinstance(value, dict):
         for key, item in value.items():
             if key.startswith("$") or "." in key or "\x00" in key:
-                return key
+                return str(key)
             found = _forbidden_key(item, depth + 1)
             if found is not None:
                 return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,7 @@ class ServiceDefinition:
     publishes: Sequence[str] = ()
     setup: Callable[[AsyncDatabase[Document]], Awaitable[None]] | None = None
     routes: Callable[[Callable[[], Runtime]], list[BaseRoute]] | None = None
-    background: Sequence[Callable[[Runtime], Awaitable[None]]] = ()
+    background: Sequence[Callable[[Runtime], Coroutine[Any, Any, None]]] = ()
 
 
 def build_broker(defn: ServiceDefinition, settings: Settings) -> KafkaBroker:
