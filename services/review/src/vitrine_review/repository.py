@@ -1,0 +1,172 @@
+"""Review's documents in MongoDB, loaded and saved in bulk.
+
+- ``cases``: one per product (``_id`` = product id): last version seen, pending escalation.
+- ``queue``: one per pending escalation (``_id`` = product id), what ``/queue`` lists; kept
+  in step with ``cases`` in the same transaction.
+- ``decisions``: the audit trail, insert-only (``_id`` = ``product_id:version:n``).
+- ``titles``: the duplicate index (``_id`` = merchant id + normalised-title hash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import ASCENDING, DeleteOne, ReplaceOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from vitrine.events import Reason
+from vitrine.mongo import Document
+from vitrine_review.domain import AuditEntry, Case, Escalation
+
+CASES = "cases"
+QUEUE = "queue"
+DECISIONS = "decisions"
+TITLES = "titles"
+
+
+def _reasons_doc(reasons: Iterable[Reason]) -> list[dict[str, Any]]:
+    return [r.model_dump(mode="json", exclude_none=True) for r in reasons]
+
+
+def _reasons(docs: Iterable[dict[str, Any]]) -> tuple[Reason, ...]:
+    return tuple(Reason.model_validate(d) for d in docs)
+
+
+def to_case(doc: Document) -> Case:
+    p = doc.get("pending")
+    pending = (
+        Escalation(
+            version=p["version"],
+            reasons=_reasons(p["reasons"]),
+            escalated_at=p["escalated_at"],
+            title=p.get("title"),
+            title_key=p.get("title_key"),
+        )
+        if p
+        else None
+    )
+    return Case(
+        product_id=doc["_id"],
+        merchant_id=doc["merchant_id"],
+        last_version=doc["last_version"],
+        pending=pending,
+        entries=doc["entries"],
+        title_key=doc.get("title_key"),
+    )
+
+
+def _pending_doc(e: Escalation) -> Document:
+    return {
+        "version": e.version,
+        "reasons": _reasons_doc(e.reasons),
+        "escalated_at": e.escalated_at,
+        "title": e.title,
+        "title_key": e.title_key,
+    }
+
+
+def to_document(c: Case) -> Document:
+    return {
+        "_id": c.product_id,
+        "merchant_id": c.merchant_id,
+        "last_version": c.last_version,
+        "pending": _pending_doc(c.pending) if c.pending else None,
+        "entries": c.entries,
+        "title_key": c.title_key,
+    }
+
+
+def queue_document(c: Case) -> Document:
+    """The ``/queue`` row of a case with a pending escalation."""
+    assert c.pending is not None
+    return {
+        "_id": c.product_id,
+        "product_id": c.product_id,
+        "merchant_id": c.merchant_id,
+        "version": c.pending.version,
+        "reasons": _reasons_doc(c.pending.reasons),
+        "escalated_at": c.pending.escalated_at,
+        "title": c.pending.title,
+    }
+
+
+def audit_document(e: AuditEntry) -> Document:
+    return {
+        "_id": e.id,
+        "product_id": e.product_id,
+        "merchant_id": e.merchant_id,
+        "version": e.version,
+        "n": e.number,
+        "outcome": e.outcome,
+        "reasons": _reasons_doc(e.reasons),
+        "decided_by": e.decided_by,
+        "at": e.at,
+        "cause_id": e.cause_id,
+    }
+
+
+async def load_cases(
+    db: AsyncDatabase[Document], ids: Iterable[str], session: AsyncClientSession | None = None
+) -> dict[str, Case]:
+    """The cases with these product ids that exist (one round trip)."""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    cursor = db[CASES].find({"_id": {"$in": wanted}}, session=session)
+    return {doc["_id"]: to_case(doc) async for doc in cursor}
+
+
+async def load_titles(
+    db: AsyncDatabase[Document], keys: Iterable[str], session: AsyncClientSession | None = None
+) -> dict[str, list[str]]:
+    """Duplicate-index entries for these keys: key → product ids (one round trip)."""
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    cursor = db[TITLES].find({"_id": {"$in": wanted}}, session=session)
+    return {doc["_id"]: list(doc["product_ids"]) async for doc in cursor}
+
+
+async def save(
+    db: AsyncDatabase[Document],
+    cases: Iterable[Case],
+    audit: list[AuditEntry],
+    titles: dict[str, list[str]],
+    session: AsyncClientSession | None = None,
+) -> None:
+    """Write changed cases (and their queue rows), new audit entries and changed title keys:
+    one bulk round trip per collection touched."""
+    case_ops: list[ReplaceOne[Document]] = []
+    queue_ops: list[ReplaceOne[Document] | DeleteOne] = []
+    for c in cases:
+        case_ops.append(ReplaceOne({"_id": c.product_id}, to_document(c), upsert=True))
+        if c.pending is not None:
+            queue_ops.append(ReplaceOne({"_id": c.product_id}, queue_document(c), upsert=True))
+        else:
+            queue_ops.append(DeleteOne({"_id": c.product_id}))
+    if case_ops:
+        await db[CASES].bulk_write(case_ops, ordered=False, session=session)
+    if queue_ops:
+        await db[QUEUE].bulk_write(queue_ops, ordered=False, session=session)
+    if audit:
+        # Upserts rather than inserts: an entry's id is fixed by the case it was cut from.
+        ops = [ReplaceOne({"_id": e.id}, audit_document(e), upsert=True) for e in audit]
+        await db[DECISIONS].bulk_write(ops, ordered=False, session=session)
+    title_ops: list[ReplaceOne[Document] | DeleteOne] = []
+    for key, pids in titles.items():
+        if pids:
+            merchant = key.rsplit(":", 1)[0]
+            doc = {"_id": key, "merchant_id": merchant, "product_ids": pids}
+            title_ops.append(ReplaceOne({"_id": key}, doc, upsert=True))
+        else:
+            title_ops.append(DeleteOne({"_id": key}))
+    if title_ops:
+        await db[TITLES].bulk_write(title_ops, ordered=False, session=session)
+
+
+async def setup(db: AsyncDatabase[Document]) -> None:
+    """Indexes for the read-only queries: the queue oldest first, a product's audit trail."""
+    await db[QUEUE].create_index([("escalated_at", ASCENDING), ("_id", ASCENDING)])
+    await db[DECISIONS].create_index([("product_id", ASCENDING), ("n", ASCENDING)])

@@ -1,0 +1,22 @@
+"""Review's wiring: what it consumes, publishes and serves."""
+
+from __future__ import annotations
+
+from vitrine.service import ServiceDefinition
+from vitrine_review import handlers, http, repository
+from vitrine_review.config import ReviewConfig
+
+
+def make_definition(config: ReviewConfig | None = None) -> ServiceDefinition:
+    """The review service with the given rule lists (default: from the environment)."""
+    return ServiceDefinition(
+        name="review",
+        description="Automated product review with a manual queue and an audit trail.",
+        handlers=handlers.make_handlers(config or ReviewConfig()),
+        publishes=["review.decisions"],
+        setup=repository.setup,
+        routes=http.routes,
+    )
+
+
+DEFINITION = make_definition()
