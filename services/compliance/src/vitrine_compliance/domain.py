@@ -1,0 +1,540 @@
+"""Policies: validation, amendment, scheduling, retraction and enforcement progress.
+
+Pure: no I/O. ``announce`` / ``retract`` / ``fire`` / ``report`` take the current
+:class:`Policy` (or ``None``) and return a :class:`Decision`: the new state, the rulings to
+publish, the schedule changes to write, and whether to (re)assess the impact.
+
+Lifecycle (``state``)::
+
+    announced ─► accepted ─► scheduled ─► in_force (phase block_new, then enforce_existing)
+        │                        │              │
+        └──► rejected            └──────────────┴──► lifted (policy.retracted)
+
+``announced`` and ``accepted`` are momentary: an announcement is validated and, when valid,
+scheduled in the same transaction, so they appear only in a policy's ``history``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from vitrine.events import (
+    DisallowSource,
+    EnforcementReported,
+    EventData,
+    Exemptions,
+    Phase,
+    PolicyAccepted,
+    PolicyAnnounced,
+    PolicyEnforcementCompleted,
+    PolicyInForce,
+    PolicyLifted,
+    PolicyRejected,
+    PolicyRetracted,
+    Reason,
+    RequireShop,
+    Rule,
+    Source,
+    Surface,
+    parse_rules,
+)
+
+State = Literal["announced", "accepted", "rejected", "scheduled", "in_force", "lifted"]
+PHASES: tuple[Phase, ...] = ("block_new", "enforce_existing")
+#: Which service enforces each surface. ``live`` has no service yet: rules on it are
+#: accepted and recorded, and nobody is waited for.
+ENFORCER: dict[Surface, str | None] = {
+    "showcase": "showcase",
+    "distribution": "distribution",
+    "live": None,
+}
+#: Report phases after which compliance publishes ``policy.enforcement_completed``.
+COMPLETABLE = ("enforce_existing", "lifted")
+
+
+@dataclass(frozen=True)
+class Cause:
+    """The announcement a policy's current terms came from (for scheduled events' ids)."""
+
+    id: str
+    source: str
+    correlationid: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    state: str
+    at: datetime
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One policy as compliance keeps it (one document, ``_id`` = policy id).
+
+    ``terms`` are the accepted terms (``None`` while never accepted); ``revision`` counts
+    accepted announcements (1 = original, 2+ = amendments); ``fired`` maps each phase
+    published to when; ``reports`` maps a report phase to ``{service: affected}``;
+    ``completed`` the report phases whose completion was published.
+    """
+
+    policy_id: str
+    state: State
+    terms: PolicyAccepted | None = None
+    revision: int = 0
+    cause: Cause | None = None
+    fired: Mapping[str, datetime] = field(default_factory=dict)
+    lifted_at: datetime | None = None
+    lift_reason: str | None = None
+    reports: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    completed: Mapping[str, datetime] = field(default_factory=dict)
+    last_rejection: tuple[Reason, ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def phase(self) -> str | None:
+        """The last phase published (``None`` before effect)."""
+        fired = [p for p in PHASES if p in self.fired]
+        return fired[-1] if fired else None
+
+    @property
+    def took_effect(self) -> bool:
+        return bool(self.fired)
+
+    @property
+    def expected_services(self) -> tuple[str, ...]:
+        return expected_services(self.terms.rules if self.terms else [])
+
+    def waiting_for(self, phase: str) -> tuple[str, ...]:
+        """Services expected to report ``phase`` that have not yet."""
+        got = self.reports.get(phase, {})
+        return tuple(s for s in self.expected_services if s not in got)
+
+    def expects(self, phase: str) -> bool:
+        """Whether completion of report ``phase`` is due once every service has reported."""
+        if phase == "enforce_existing":
+            return "enforce_existing" in self.fired
+        if phase == "lifted":  # only a policy that bit has anything to restore
+            return self.state == "lifted" and self.took_effect
+        return False
+
+
+@dataclass(frozen=True)
+class ScheduleOp:
+    """Write (``due_at`` set) or cancel (``due_at`` None) the schedule of ``phase``."""
+
+    phase: Phase
+    due_at: datetime | None
+    revision: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy: Policy | None
+    events: list[EventData] = field(default_factory=list)
+    schedules: list[ScheduleOp] = field(default_factory=list)
+    assess: bool = False
+    ignored: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.ignored is None
+
+
+def expected_services(rules: Iterable[Rule]) -> tuple[str, ...]:
+    """The services that enforce the rules' surfaces, in a stable order."""
+    wanted = {ENFORCER[s] for r in rules for s in r.surfaces}
+    return tuple(s for s in ("showcase", "distribution") if s in wanted)
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def validate(ann: PolicyAnnounced) -> tuple[list[Rule], list[Reason]]:
+    """The typed rules, and every reason the announcement cannot be accepted (none = valid)."""
+    rules, problems = parse_rules(ann.rules)
+    if not ann.rules:
+        problems.insert(
+            0, Reason(code="empty_rule", message="the policy has no rules", field="rules")
+        )
+    if ann.enforce_existing_at is not None and ann.enforce_existing_at < ann.effective_at:
+        problems.append(
+            Reason(
+                code="invalid_schedule",
+                message="enforce_existing_at is before effective_at: existing goods cannot be "
+                "removed before new ones are blocked",
+                field="enforce_existing_at",
+            )
+        )
+    if ann.announced_at is not None and ann.announced_at > ann.effective_at:
+        problems.append(
+            Reason(
+                code="invalid_schedule",
+                message="announced_at is after effective_at: a policy cannot take effect "
+                "before it is announced",
+                field="announced_at",
+            )
+        )
+    return rules, problems
+
+
+def _rejected(policy_id: str, reasons: Sequence[Reason]) -> PolicyRejected:
+    return PolicyRejected(
+        policy_id=policy_id,
+        reasons=[r.model_copy(update={"policy_id": policy_id}) for r in reasons],
+    )
+
+
+def _log(policy: Policy, state: str, at: datetime, note: str = "") -> tuple[HistoryEntry, ...]:
+    return (*policy.history, HistoryEntry(state, at, note))[-50:]
+
+
+def announce(current: Policy | None, ann: PolicyAnnounced, at: datetime, cause: Cause) -> Decision:
+    """Accept (schedule, assess), amend before effect, or reject with reasons."""
+    pid = ann.policy_id
+    base = current or Policy(pid, "announced")
+    base = replace(base, history=_log(base, "announced", at, f"announcement {cause.id}"))
+    if current is not None and current.state == "lifted":
+        return _reject(
+            base,
+            [
+                Reason(
+                    code="policy_lifted",
+                    message="this policy was retracted; announce a new policy_id instead",
+                )
+            ],
+            at,
+        )
+    if current is not None and current.took_effect:
+        return _reject(
+            base,
+            [
+                Reason(
+                    code="already_in_force",
+                    message=f"the policy took effect ({current.phase}); it can no longer be "
+                    "amended: retract it and announce a new policy",
+                )
+            ],
+            at,
+        )
+    rules, problems = validate(ann)
+    if problems:
+        return _reject(base, problems, at)
+    amended = current is not None and current.terms is not None
+    terms = PolicyAccepted(
+        policy_id=pid,
+        title=ann.title,
+        announced_at=ann.announced_at,
+        effective_at=ann.effective_at,
+        enforce_existing_at=ann.enforce_existing_at,
+        rules=rules,
+        exemptions=ann.exemptions,
+    )
+    revision = base.revision + 1
+    history = _log(base, "accepted", at, "amended" if amended else "")
+    policy = replace(
+        base,
+        state="scheduled",
+        terms=terms,
+        revision=revision,
+        cause=cause,
+        last_rejection=(),
+        history=(*history, HistoryEntry("scheduled", at, _schedule_note(terms)))[-50:],
+    )
+    schedules = [
+        ScheduleOp("block_new", ann.effective_at, revision),
+        ScheduleOp("enforce_existing", ann.enforce_existing_at, revision),
+    ]
+    return Decision(policy, [terms], schedules, assess=True)
+
+
+def _schedule_note(terms: PolicyAccepted) -> str:
+    note = f"block_new at {terms.effective_at.isoformat()}"
+    if terms.enforce_existing_at is not None:
+        note += f", enforce_existing at {terms.enforce_existing_at.isoformat()}"
+    return note
+
+
+def _reject(policy: Policy, reasons: Sequence[Reason], at: datetime) -> Decision:
+    """A rejected announcement; an accepted policy keeps its terms and schedules."""
+    note = ", ".join(r.code for r in reasons)
+    if policy.terms is None:
+        new = replace(
+            policy,
+            state="rejected",
+            last_rejection=tuple(reasons),
+            history=_log(policy, "rejected", at, note),
+        )
+    else:  # an invalid or late amendment: the policy stays as it was
+        new = replace(
+            policy,
+            last_rejection=tuple(reasons),
+            history=_log(policy, f"amendment rejected ({note})", at),
+        )
+    return Decision(new, [_rejected(policy.policy_id, reasons)])
+
+
+def retract(current: Policy | None, cmd: PolicyRetracted, at: datetime) -> Decision:
+    """Lift the policy: cancel what is still scheduled, tell the services to restore.
+
+    Before effect ``policy.lifted`` is still published so that a service that recorded the
+    rule (e.g. from ``policy.accepted``) drops it; no enforcement report is awaited then.
+    """
+    if current is None:
+        return Decision(None, ignored="unknown_policy")
+    if current.state == "lifted":
+        return Decision(current, ignored="already_lifted")
+    if current.terms is None:  # never accepted: nothing to lift
+        return Decision(
+            replace(current, history=_log(current, "retracted", at, "was never accepted")),
+        )
+    policy = replace(
+        current,
+        state="lifted",
+        lifted_at=at,
+        lift_reason=cmd.reason,
+        history=_log(current, "lifted", at, cmd.reason or ""),
+    )
+    events: list[EventData] = [PolicyLifted(policy_id=policy.policy_id, reason=cmd.reason)]
+    schedules = [ScheduleOp(p, None, policy.revision) for p in PHASES if p not in current.fired]
+    policy, done = _complete(policy, "lifted", at)
+    return Decision(policy, events + done, schedules)
+
+
+def fire(current: Policy | None, phase: Phase, at: datetime) -> Decision:
+    """A schedule came due: publish ``policy.in_force`` for the phase (block_new first)."""
+    if current is None or current.terms is None:
+        return Decision(current, ignored="unknown_policy")
+    if current.state not in ("scheduled", "in_force"):
+        return Decision(current, ignored=f"policy_{current.state}")
+    if phase in current.fired:
+        return Decision(current, ignored="already_fired")
+    terms = current.terms
+    events: list[EventData] = []
+    policy = current
+    for p in PHASES[: PHASES.index(phase) + 1]:
+        if p in policy.fired:
+            continue
+        events.append(
+            PolicyInForce(
+                policy_id=policy.policy_id,
+                phase=p,
+                rules=terms.rules,
+                exemptions=terms.exemptions,
+                effective_at=terms.effective_at,
+                enforce_existing_at=terms.enforce_existing_at,
+            )
+        )
+        policy = replace(
+            policy,
+            state="in_force",
+            fired={**policy.fired, p: at},
+            history=_log(policy, "in_force", at, p),
+        )
+    policy, done = _complete(policy, "enforce_existing", at)
+    return Decision(policy, events + done)
+
+
+def report(current: Policy | None, rep: EnforcementReported, at: datetime) -> Decision:
+    """Record a service's enforcement report; complete the phase when all have reported.
+
+    The first report of a (phase, service) counts; later ones are logged and ignored, so
+    completion is published once.
+    """
+    if current is None:
+        return Decision(None, ignored="unknown_policy")
+    got = current.reports.get(rep.phase, {})
+    if rep.service in got:
+        return Decision(current, ignored="already_reported")
+    policy = replace(
+        current,
+        reports={**current.reports, rep.phase: {**got, rep.service: rep.affected}},
+    )
+    policy, done = _complete(policy, rep.phase, at)
+    return Decision(policy, done)
+
+
+def _complete(policy: Policy, phase: str, at: datetime) -> tuple[Policy, list[EventData]]:
+    if phase not in COMPLETABLE or phase in policy.completed or not policy.expects(phase):
+        return policy, []
+    if policy.waiting_for(phase):
+        return policy, []
+    counts = dict(policy.reports.get(phase, {}))
+    done = replace(
+        policy,
+        completed={**policy.completed, phase: at},
+        history=_log(policy, "enforcement_completed", at, phase),
+    )
+    return done, [
+        PolicyEnforcementCompleted(policy_id=policy.policy_id, phase=phase, counts=counts)
+    ]
+
+
+# --- impact assessment -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shop:
+    shop_id: str
+    shop_kind: str
+    service_provider_built: bool = False
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account's shops (merchants and creators share the account id space)."""
+
+    account_id: str
+    shops: tuple[Shop, ...] = ()
+
+    def holds(self, shop_kind: str) -> bool:
+        return any(s.shop_kind == shop_kind for s in self.shops)
+
+    @property
+    def service_provider_built(self) -> bool:
+        return any(s.service_provider_built for s in self.shops)
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    """What catalog's ``product.listed`` told us about a product."""
+
+    product_id: str
+    merchant_id: str
+    source: Source
+    listed: bool = True
+
+
+@dataclass(frozen=True)
+class Item:
+    """An item on a creator's showcase, from ``showcase.items``."""
+
+    creator_id: str
+    product_id: str
+    offer_id: str | None = None
+    status: Literal["active", "suspended"] = "active"
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A distribution offer, from ``distribution.offers``."""
+
+    offer_id: str
+    product_id: str
+    merchant_id: str
+    status: Literal["active", "suspended"] = "active"
+
+
+@dataclass(frozen=True)
+class Impact:
+    """What the policy would touch now (active items and offers only)."""
+
+    items: int = 0
+    offers: int = 0
+    creators: int = 0
+    merchants: int = 0
+    #: Active items/offers whose product compliance has not seen listed (source unknown).
+    unknown_products: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "offers": self.offers,
+            "creators": self.creators,
+            "merchants": self.merchants,
+            "unknown_products": self.unknown_products,
+        }
+
+
+def merchant_exempt(
+    merchant_id: str | None, exemptions: Exemptions, accounts: Mapping[str, Account]
+) -> bool:
+    """Exempt merchants are never refused or suspended by the policy (DESIGN.md §5)."""
+    if merchant_id is None:
+        return False
+    if merchant_id in exemptions.merchant_ids:
+        return True
+    account = accounts.get(merchant_id)
+    return (
+        exemptions.service_provider_built
+        and account is not None
+        and (account.service_provider_built)
+    )
+
+
+def satisfies_shop(
+    account_id: str, rule: RequireShop, exemptions: Exemptions, accounts: Mapping[str, Account]
+) -> bool:
+    account = accounts.get(account_id)
+    if account is None:
+        return False
+    return account.holds(rule.shop_kind) or (
+        exemptions.service_provider_built and account.service_provider_built
+    )
+
+
+def touches(
+    surface: Surface,
+    actor_id: str,
+    product: ProductInfo,
+    rules: Sequence[Rule],
+    exemptions: Exemptions,
+    accounts: Mapping[str, Account],
+) -> bool:
+    """Whether the rules bar ``product`` on ``surface`` for ``actor_id``.
+
+    The actor is the creator on ``showcase``/``live`` and the offer's merchant on
+    ``distribution``.
+    """
+    if merchant_exempt(product.merchant_id, exemptions, accounts):
+        return False
+    for rule in rules:
+        if not rule.applies_to(surface):
+            continue
+        if isinstance(rule, DisallowSource) and rule.disallows(product.source, surface):
+            return True
+        if isinstance(rule, RequireShop) and not satisfies_shop(
+            actor_id, rule, exemptions, accounts
+        ):
+            return True
+    return False
+
+
+def assess(
+    rules: Sequence[Rule],
+    exemptions: Exemptions,
+    items: Iterable[Item],
+    offers: Iterable[Offer],
+    products: Mapping[str, ProductInfo],
+    accounts: Mapping[str, Account],
+) -> Impact:
+    """Count the active showcase items and offers the rules would suspend now."""
+    n_items = n_offers = unknown = 0
+    creators: set[str] = set()
+    merchants: set[str] = set()
+    for item in items:
+        if item.status != "active":
+            continue
+        product = products.get(item.product_id)
+        if product is None:
+            unknown += 1
+            continue
+        if touches("showcase", item.creator_id, product, rules, exemptions, accounts):
+            n_items += 1
+            creators.add(item.creator_id)
+            merchants.add(product.merchant_id)
+    for offer in offers:
+        if offer.status != "active":
+            continue
+        known = products.get(offer.product_id)
+        if known is None:
+            unknown += 1
+            continue
+        product = replace(known, merchant_id=offer.merchant_id)
+        if touches("distribution", offer.merchant_id, product, rules, exemptions, accounts):
+            n_offers += 1
+            merchants.add(offer.merchant_id)
+    return Impact(n_items, n_offers, len(creators), len(merchants), unknown)

@@ -1,0 +1,297 @@
+"""Compliance's MongoDB documents: policies, schedules, and its projections of other services.
+
+Collections (every hot document keyed by ``_id``):
+
+- ``policies``   one per policy (``_id`` = policy id): state, accepted terms, history,
+                 impact, enforcement reports.
+- ``schedules``  one per (policy, phase) (``_id`` = ``"{policy_id}:{phase}"``): ``due_at``,
+                 ``status`` (``pending`` | ``fired`` | ``cancelled``), ``revision``.
+- ``items``      showcase items (``_id`` = ``"{creator_id}|{product_id}"``).
+- ``offers``     distribution offers (``_id`` = offer id).
+- ``products``   listed products' merchant and source, from ``catalog.products``.
+- ``accounts``   accounts' shops, from ``accounts.shops``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReplaceOne, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from vitrine.events import DisallowSource, PolicyAccepted, Reason, RequireShop, Rule, Source
+from vitrine.mongo import Document
+from vitrine_compliance.domain import (
+    Account,
+    Cause,
+    HistoryEntry,
+    Item,
+    Offer,
+    Policy,
+    ProductInfo,
+    ScheduleOp,
+    Shop,
+)
+
+POLICIES = "policies"
+SCHEDULES = "schedules"
+ITEMS = "items"
+OFFERS = "offers"
+PRODUCTS = "products"
+ACCOUNTS = "accounts"
+
+Session = AsyncClientSession | None
+Db = AsyncDatabase[Document]
+
+
+# --- policies ----------------------------------------------------------------------------------
+
+
+def to_policy(doc: Document) -> Policy:
+    terms = doc.get("terms")
+    cause = doc.get("cause")
+    return Policy(
+        policy_id=doc["_id"],
+        state=doc["state"],
+        terms=PolicyAccepted.model_validate(terms, strict=False) if terms else None,
+        revision=doc.get("revision", 0),
+        cause=Cause(**cause) if cause else None,
+        fired=dict(doc.get("fired") or {}),
+        lifted_at=doc.get("lifted_at"),
+        lift_reason=doc.get("lift_reason"),
+        reports={k: dict(v) for k, v in (doc.get("reports") or {}).items()},
+        completed=dict(doc.get("completed") or {}),
+        last_rejection=tuple(
+            Reason.model_validate(r, strict=False) for r in doc.get("last_rejection") or []
+        ),
+        history=tuple(
+            HistoryEntry(h["state"], h["at"], h.get("note", "")) for h in doc.get("history") or []
+        ),
+    )
+
+
+def to_document(p: Policy, impact: dict[str, Any] | None = None) -> Document:
+    doc: Document = {
+        "_id": p.policy_id,
+        "state": p.state,
+        "phase": p.phase,
+        "terms": p.terms.model_dump(mode="json") if p.terms else None,
+        "revision": p.revision,
+        "cause": (
+            {"id": p.cause.id, "source": p.cause.source, "correlationid": p.cause.correlationid}
+            if p.cause
+            else None
+        ),
+        "fired": dict(p.fired),
+        "lifted_at": p.lifted_at,
+        "lift_reason": p.lift_reason,
+        "reports": {k: dict(v) for k, v in p.reports.items()},
+        "completed": dict(p.completed),
+        "expected_services": list(p.expected_services),
+        "last_rejection": [r.model_dump(mode="json", exclude_none=True) for r in p.last_rejection],
+        "history": [{"state": h.state, "at": h.at, "note": h.note} for h in p.history],
+    }
+    if impact is not None:
+        doc["impact"] = impact
+    return doc
+
+
+async def load_policies(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Policy]:
+    cursor = db[POLICIES].find({"_id": {"$in": list(set(ids))}}, session=session)
+    return {doc["_id"]: to_policy(doc) async for doc in cursor}
+
+
+async def save_policies(
+    db: Db,
+    policies: Iterable[Policy],
+    impacts: dict[str, dict[str, Any]],
+    session: Session = None,
+) -> None:
+    """Write the policies; an impact assessment made in this batch replaces the stored one."""
+    ops: list[Any] = []
+    for p in policies:
+        doc = to_document(p)
+        impact = impacts.get(p.policy_id)
+        if impact is not None:
+            doc["impact"] = impact
+            ops.append(ReplaceOne({"_id": p.policy_id}, doc, upsert=True))
+        else:  # keep the stored impact
+            doc.pop("_id")
+            ops.append(UpdateOne({"_id": p.policy_id}, {"$set": doc}, upsert=True))
+    if ops:
+        await db[POLICIES].bulk_write(ops, ordered=True, session=session)
+
+
+# --- schedules ---------------------------------------------------------------------------------
+
+
+def schedule_id(policy_id: str, phase: str) -> str:
+    return f"{policy_id}:{phase}"
+
+
+async def write_schedules(
+    db: Db,
+    changes: Sequence[tuple[str, ScheduleOp]],
+    at: datetime,
+    session: Session = None,
+) -> None:
+    """Upsert pending schedules, cancel the ones with no time (one bulk round trip).
+
+    A fired schedule is never touched again (the domain refuses to amend after effect).
+    """
+    ops: list[Any] = []
+    for policy_id, op in changes:
+        sid = schedule_id(policy_id, op.phase)
+        if op.due_at is not None:
+            ops.append(
+                ReplaceOne(
+                    {"_id": sid},
+                    {
+                        "_id": sid,
+                        "policy_id": policy_id,
+                        "phase": op.phase,
+                        "due_at": op.due_at,
+                        "status": "pending",
+                        "revision": op.revision,
+                        "updated_at": at,
+                    },
+                    upsert=True,
+                )
+            )
+        else:
+            ops.append(
+                UpdateOne(
+                    {"_id": sid, "status": "pending"},
+                    {"$set": {"status": "cancelled", "updated_at": at}},
+                )
+            )
+    if ops:
+        await db[SCHEDULES].bulk_write(ops, ordered=True, session=session)
+
+
+async def due_schedules(db: Db, now: datetime, limit: int = 100) -> list[Document]:
+    """Pending schedules due at ``now``, earliest first (block_new before enforce_existing)."""
+    cursor = (
+        db[SCHEDULES]
+        .find({"status": "pending", "due_at": {"$lte": now}})
+        .sort([("due_at", 1), ("phase", 1)])
+        .limit(limit)
+    )
+    return await cursor.to_list(None)
+
+
+async def next_due(db: Db) -> datetime | None:
+    doc = await db[SCHEDULES].find_one({"status": "pending"}, sort=[("due_at", 1)])
+    return doc["due_at"] if doc else None
+
+
+async def schedules_of(db: Db, policy_id: str) -> list[Document]:
+    return await db[SCHEDULES].find({"policy_id": policy_id}).sort("_id", 1).to_list(None)
+
+
+# --- projections -------------------------------------------------------------------------------
+
+
+def item_id(creator_id: str, product_id: str) -> str:
+    return f"{creator_id}|{product_id}"
+
+
+def to_item(doc: Document) -> Item:
+    return Item(doc["creator_id"], doc["product_id"], doc.get("offer_id"), doc["status"])
+
+
+def to_offer(doc: Document) -> Offer:
+    return Offer(doc["_id"], doc["product_id"], doc["merchant_id"], doc["status"])
+
+
+def to_product(doc: Document) -> ProductInfo:
+    return ProductInfo(
+        doc["_id"],
+        doc["merchant_id"],
+        Source.model_validate(doc["source"], strict=False),
+        doc.get("listed", True),
+    )
+
+
+def to_account(doc: Document) -> Account:
+    return Account(
+        doc["_id"],
+        tuple(
+            Shop(s["shop_id"], s["shop_kind"], s.get("service_provider_built", False))
+            for s in doc.get("shops", [])
+        ),
+    )
+
+
+async def load_accounts(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Account]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    cursor = db[ACCOUNTS].find({"_id": {"$in": wanted}}, session=session)
+    return {doc["_id"]: to_account(doc) async for doc in cursor}
+
+
+async def load_products(
+    db: Db, ids: Iterable[str], session: Session = None
+) -> dict[str, ProductInfo]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    cursor = db[PRODUCTS].find({"_id": {"$in": wanted}}, session=session)
+    return {doc["_id"]: to_product(doc) async for doc in cursor}
+
+
+async def candidates(
+    db: Db, rules: Sequence[Rule], session: Session = None
+) -> tuple[list[Item], list[Offer], dict[str, ProductInfo], dict[str, Account]]:
+    """The active items and offers the rules could touch, with their products and accounts.
+
+    ``disallow_source`` only: the products of the named source kinds and their items/offers
+    (indexed finds). ``require_shop`` on a surface: every active item (showcase) or offer
+    (distribution), since any actor may lack the shop.
+    """
+    surfaces_scan = {s for r in rules if isinstance(r, RequireShop) for s in r.surfaces}
+    kinds = sorted({m.kind for r in rules if isinstance(r, DisallowSource) for m in r.sources})
+    disallow_surfaces = {s for r in rules if isinstance(r, DisallowSource) for s in r.surfaces}
+    matching: list[str] = []
+    if kinds:
+        cursor = db[PRODUCTS].find({"source.kind": {"$in": kinds}}, {"_id": 1}, session=session)
+        matching = [doc["_id"] async for doc in cursor]
+
+    async def scan(collection: str, surface: str) -> list[Document]:
+        if surface in surfaces_scan:
+            query: Document = {"status": "active"}
+        elif surface in disallow_surfaces and matching:
+            query = {"status": "active", "product_id": {"$in": matching}}
+        else:
+            return []
+        return await db[collection].find(query, session=session).to_list(None)
+
+    items = [to_item(d) for d in await scan(ITEMS, "showcase")]
+    offers = [to_offer(d) for d in await scan(OFFERS, "distribution")]
+    products = await load_products(
+        db, [i.product_id for i in items] + [o.product_id for o in offers], session
+    )
+    accounts = await load_accounts(
+        db,
+        [i.creator_id for i in items]
+        + [o.merchant_id for o in offers]
+        + [p.merchant_id for p in products.values()],
+        session,
+    )
+    return items, offers, products, accounts
+
+
+async def setup(db: Db) -> None:
+    """Indexes: due schedules, a policy's schedules, impact-assessment lookups."""
+    await db[SCHEDULES].create_index([("status", 1), ("due_at", 1)])
+    await db[SCHEDULES].create_index("policy_id")
+    await db[POLICIES].create_index("state")
+    await db[ITEMS].create_index("product_id")
+    await db[ITEMS].create_index("status")
+    await db[OFFERS].create_index("product_id")
+    await db[OFFERS].create_index("status")
+    await db[PRODUCTS].create_index("source.kind")
