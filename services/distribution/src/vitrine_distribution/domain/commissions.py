@@ -1,0 +1,430 @@
+"""Commissions: one per order, as an exact integer-fen ledger.
+
+Pure: no I/O. One :class:`Order` per ``order_id`` holds everything: the payment, the
+commission as it stands, the refunds, and the ledger entries it produced. Money is integer fen
+and rates integer basis points everywhere; the only rounding is :func:`commission_for`
+(round half up, in integer arithmetic).
+
+Lifecycle (DESIGN.md §4):
+
+- ``order.paid`` with an ``offer_id`` → ``commission.accrued`` at the rate in force at
+  ``paid_at``, if the offer was active then and the creator eligible; otherwise
+  ``commission.refused`` (``offer_inactive`` — also for an unknown offer, or an offer for
+  another product or merchant than the order's; ``creator_not_eligible`` — also when the order
+  names no creator). A paid order without ``offer_id`` earns nothing and emits nothing.
+- ``order.completed`` → ``commission.settled`` (commission as it stands).
+- ``order.refunded`` before settlement → ``commission.adjusted`` (partial: the commission is
+  recomputed on what remains, ``round_half_up((amount − refunded) × bps / 10000)``, and
+  ``delta_fen`` ≤ 0 is the change) or ``commission.cancelled`` (refunds reach the amount).
+- **Clawback** — ``order.refunded`` after settlement: the settled commission is recomputed the
+  same way and the difference is owed back by the creator. It is published as
+  ``commission.adjusted`` with ``clawback: true`` and ``clawback_fen`` (the amount payable
+  back, = −``delta_fen``), and booked as a ``clawback`` ledger entry: it lowers the settled
+  total and raises the clawback (payable-back) total. A settled commission is never
+  "cancelled" — a full refund after settlement is a clawback down to 0.
+
+Exactly one accrual per order: the order document is keyed by ``order_id``; a second
+``order.paid`` (even with a new event id) is ignored. ``order.completed`` or
+``order.refunded`` arriving *before* ``order.paid`` is kept as pending and applied, in arrival
+order, right after the payment — nothing is lost. Refunds are capped at the amount paid.
+
+Ledger buckets (:class:`Totals`, all ≥ 0, ``accrued − cancelled = settled + pending``):
+``accrued_fen`` gross accrued; ``cancelled_fen`` every reduction (adjustments, cancellations,
+clawbacks); ``settled_fen`` settled commission net of clawbacks; ``pending_fen`` accrued, not yet
+settled, as it stands; ``clawback_fen`` the reductions that hit settled commission (payable back).
+Whatever order an order's events arrive in, accrued, cancelled, settled and pending end the same
+(only the split of a reduction into clawback or not depends on whether settlement came first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from vitrine.events import (
+    CommissionAccrued,
+    CommissionAdjusted,
+    CommissionCancelled,
+    CommissionRefused,
+    CommissionSettled,
+    EventData,
+    Fen,
+    OrderPaid,
+    Reason,
+)
+from vitrine_distribution.domain.offers import Offer
+from vitrine_distribution.domain.rates import to_ms
+
+OrderStatus = Literal["awaiting_payment", "no_offer", "refused", "accrued", "settled", "cancelled"]
+EntryKind = Literal["accrual", "adjustment", "cancellation", "settlement", "clawback"]
+
+
+def commission_for(amount_fen: int, bps: int) -> int:
+    """``round_half_up(amount_fen × bps / 10000)`` in integer arithmetic (never floats)."""
+    if amount_fen < 0 or bps < 0:
+        raise ValueError("amount and rate must be non-negative")
+    return (amount_fen * bps * 2 + 10_000) // 20_000
+
+
+class CommissionClawback(CommissionAdjusted):  # type: ignore[misc]  # vitrine lacks py.typed
+    """``commission.adjusted`` for a refund after settlement: ``clawback_fen`` is owed back.
+
+    Additive fields on the contract's ``commission.adjusted`` (unknown fields are ignored by
+    consumers, DESIGN.md §2).
+    """
+
+    event_type: ClassVar[str] = "commission.adjusted"
+
+    clawback: bool = True
+    clawback_fen: Fen
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Ledger totals in fen; see the module docstring for what each bucket means."""
+
+    accrued_fen: int = 0
+    cancelled_fen: int = 0
+    settled_fen: int = 0
+    pending_fen: int = 0
+    clawback_fen: int = 0
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(
+            self.accrued_fen + other.accrued_fen,
+            self.cancelled_fen + other.cancelled_fen,
+            self.settled_fen + other.settled_fen,
+            self.pending_fen + other.pending_fen,
+            self.clawback_fen + other.clawback_fen,
+        )
+
+    @property
+    def net_fen(self) -> int:
+        """Commission as it stands (accrued minus every reduction)."""
+        return self.accrued_fen - self.cancelled_fen
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "accrued_fen": self.accrued_fen,
+            "cancelled_fen": self.cancelled_fen,
+            "settled_fen": self.settled_fen,
+            "pending_fen": self.pending_fen,
+            "clawback_fen": self.clawback_fen,
+        }
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ledger movement of an order. ``amount_fen`` ≥ 0 is the amount moved."""
+
+    seq: int
+    kind: EntryKind
+    amount_fen: int
+    commission_fen: int
+    at: datetime
+    refund_fen: int | None = None
+
+    @property
+    def effect(self) -> Totals:
+        a = self.amount_fen
+        if self.kind == "accrual":
+            return Totals(accrued_fen=a, pending_fen=a)
+        if self.kind in ("adjustment", "cancellation"):
+            return Totals(cancelled_fen=a, pending_fen=-a)
+        if self.kind == "settlement":
+            return Totals(settled_fen=a, pending_fen=-a)
+        return Totals(cancelled_fen=a, settled_fen=-a, clawback_fen=a)  # clawback
+
+    @property
+    def delta_fen(self) -> int:
+        """The change to the commission (settlement moves money, not the commission)."""
+        if self.kind == "accrual":
+            return self.amount_fen
+        return 0 if self.kind == "settlement" else -self.amount_fen
+
+
+def totals(entries: Iterable[Entry]) -> Totals:
+    """The ledger totals of these entries."""
+    result = Totals()
+    for entry in entries:
+        result = result + entry.effect
+    return result
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An ``order.completed``/``order.refunded`` that arrived before ``order.paid``."""
+
+    kind: Literal["completed", "refunded"]
+    event_id: str
+    received_at: datetime
+    refund_fen: int = 0
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    status: OrderStatus = "awaiting_payment"
+    product_id: str | None = None
+    merchant_id: str | None = None
+    creator_id: str | None = None
+    offer_id: str | None = None
+    amount_fen: int = 0
+    paid_at: datetime | None = None
+    commission_bps: int = 0
+    commission_fen: int = 0
+    refunded_fen: int = 0
+    completed: bool = False
+    pending: tuple[Pending, ...] = ()
+    entries: tuple[Entry, ...] = ()
+    reasons: tuple[Reason, ...] = ()
+
+    @property
+    def totals(self) -> Totals:
+        return totals(self.entries)
+
+
+@dataclass(frozen=True)
+class CommissionOutcome:
+    order: Order
+    events: list[EventData] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+    ignored: str | None = None
+
+
+def _book(
+    order: Order,
+    kind: EntryKind,
+    amount: int,
+    commission: int,
+    now: datetime,
+    refund: int | None = None,
+) -> tuple[Order, Entry]:
+    entry = Entry(len(order.entries), kind, amount, commission, now, refund)
+    return replace(order, entries=(*order.entries, entry), commission_fen=commission), entry
+
+
+@dataclass(frozen=True)
+class _Ids:
+    """The ids every commission event carries (only orders with a commission have them all)."""
+
+    order_id: str
+    offer_id: str
+    creator_id: str
+    merchant_id: str
+
+    @classmethod
+    def of(cls, order: Order) -> _Ids:
+        if not (order.offer_id and order.creator_id and order.merchant_id):
+            raise ValueError(f"order {order.order_id} has no commission")
+        return cls(order.order_id, order.offer_id, order.creator_id, order.merchant_id)
+
+
+def _refusals(cmd: OrderPaid, offer: Offer | None, paid_at: datetime) -> list[Reason]:
+    if offer is None:
+        return [Reason(code="offer_inactive", message=f"no offer {cmd.offer_id}", field="offer_id")]
+    reasons: list[Reason] = []
+    if offer.product_id != cmd.product_id or offer.merchant_id != cmd.merchant_id:
+        return [
+            Reason(
+                code="offer_inactive",
+                message=f"offer {offer.offer_id} is for product {offer.product_id} of merchant "
+                f"{offer.merchant_id}, not this order's",
+                field="product_id",
+            )
+        ]
+    if not offer.active_at(paid_at) or offer.rate_at(paid_at) is None:
+        reasons.append(
+            Reason(
+                code="offer_inactive",
+                message=f"offer {offer.offer_id} was not active at paid_at",
+                field="offer_id",
+            )
+        )
+    if cmd.creator_id is None:
+        reasons.append(
+            Reason(
+                code="creator_not_eligible",
+                message="the order names no creator",
+                field="creator_id",
+            )
+        )
+    elif not offer.eligible_at(cmd.creator_id, paid_at):
+        reasons.append(
+            Reason(
+                code="creator_not_eligible",
+                message=f"creator {cmd.creator_id} is not in offer {offer.offer_id}'s plan",
+                field="creator_id",
+            )
+        )
+    return reasons
+
+
+def pay(
+    order: Order | None, cmd: OrderPaid, offer: Offer | None, now: datetime
+) -> CommissionOutcome:
+    """``order.paid``: accrue or refuse, then apply whatever arrived before it."""
+    now = to_ms(now)
+    current = order or Order(cmd.order_id)
+    if current.status != "awaiting_payment":
+        return CommissionOutcome(current, ignored="already_paid")
+    paid_at = to_ms(cmd.paid_at)
+    base = replace(
+        current,
+        product_id=cmd.product_id,
+        merchant_id=cmd.merchant_id,
+        creator_id=cmd.creator_id,
+        offer_id=cmd.offer_id,
+        amount_fen=cmd.amount_fen,
+        paid_at=paid_at,
+        pending=(),
+    )
+    events: list[EventData] = []
+    entries: list[Entry] = []
+    if cmd.offer_id is None:
+        new = replace(base, status="no_offer")
+    else:
+        reasons = _refusals(cmd, offer, paid_at)
+        if reasons:
+            new = replace(base, status="refused", reasons=tuple(reasons))
+            events.append(
+                CommissionRefused(
+                    order_id=cmd.order_id,
+                    offer_id=cmd.offer_id,
+                    creator_id=cmd.creator_id,
+                    merchant_id=cmd.merchant_id,
+                    reasons=reasons,
+                )
+            )
+        else:
+            assert offer is not None
+            bps = offer.rate_at(paid_at)
+            assert bps is not None
+            amount = commission_for(cmd.amount_fen, bps)
+            new, entry = _book(
+                replace(base, status="accrued", commission_bps=bps), "accrual", amount, amount, now
+            )
+            ids = _Ids.of(new)
+            entries.append(entry)
+            events.append(
+                CommissionAccrued(
+                    order_id=ids.order_id,
+                    offer_id=ids.offer_id,
+                    creator_id=ids.creator_id,
+                    merchant_id=ids.merchant_id,
+                    commission_fen=amount,
+                    amount_fen=cmd.amount_fen,
+                    commission_bps=bps,
+                )
+            )
+    for item in current.pending:
+        out = (
+            complete(new, item.event_id, now)
+            if item.kind == "completed"
+            else refund(new, item.event_id, item.refund_fen, now)
+        )
+        new = out.order
+        events += out.events
+        entries += out.entries
+    return CommissionOutcome(new, events, entries)
+
+
+def complete(order: Order, event_id: str, now: datetime) -> CommissionOutcome:
+    """``order.completed``: settle the commission as it stands (once)."""
+    now = to_ms(now)
+    current = order
+    if current.status == "awaiting_payment":
+        if any(p.kind == "completed" for p in current.pending):
+            return CommissionOutcome(current, ignored="already_completed")
+        item = Pending("completed", event_id, now)
+        return CommissionOutcome(
+            replace(current, pending=(*current.pending, item)), ignored="pending_payment"
+        )
+    if current.completed:
+        return CommissionOutcome(current, ignored="already_completed")
+    if current.status != "accrued":
+        return CommissionOutcome(
+            replace(current, completed=True), ignored=f"nothing_to_settle:{current.status}"
+        )
+    ids = _Ids.of(current)
+    new, entry = _book(
+        replace(current, status="settled", completed=True),
+        "settlement",
+        current.commission_fen,
+        current.commission_fen,
+        now,
+    )
+    return CommissionOutcome(
+        new,
+        [
+            CommissionSettled(
+                order_id=ids.order_id,
+                offer_id=ids.offer_id,
+                creator_id=ids.creator_id,
+                merchant_id=ids.merchant_id,
+                commission_fen=new.commission_fen,
+                settled_at=now,
+            )
+        ],
+        [entry],
+    )
+
+
+def refund(order: Order, event_id: str, refund_fen: int, now: datetime) -> CommissionOutcome:
+    """``order.refunded``: adjust or cancel before settlement; claw back after it."""
+    now = to_ms(now)
+    current = order
+    if current.status == "awaiting_payment":
+        item = Pending("refunded", event_id, now, refund_fen)
+        return CommissionOutcome(
+            replace(current, pending=(*current.pending, item)), ignored="pending_payment"
+        )
+    refunded = min(current.amount_fen, current.refunded_fen + refund_fen)
+    if refund_fen == 0 or refunded == current.refunded_fen:
+        return CommissionOutcome(current, ignored="nothing_refunded")
+    current = replace(current, refunded_fen=refunded)
+    if current.status not in ("accrued", "settled"):
+        return CommissionOutcome(current, ignored=f"no_commission:{current.status}")
+    full = refunded >= current.amount_fen
+    after = 0 if full else commission_for(current.amount_fen - refunded, current.commission_bps)
+    before = current.commission_fen
+    change = before - after  # ≥ 0: a refund never raises the commission
+    ids = _Ids.of(current)
+    if current.status == "settled":
+        new, entry = _book(current, "clawback", change, after, now, refund_fen)
+        event: EventData = CommissionClawback(
+            order_id=ids.order_id,
+            offer_id=ids.offer_id,
+            creator_id=ids.creator_id,
+            merchant_id=ids.merchant_id,
+            commission_fen=after,
+            delta_fen=-change,
+            refund_fen=refund_fen,
+            clawback_fen=change,
+        )
+    elif full:
+        new, entry = _book(
+            replace(current, status="cancelled"), "cancellation", change, 0, now, refund_fen
+        )
+        event = CommissionCancelled(
+            order_id=ids.order_id,
+            offer_id=ids.offer_id,
+            creator_id=ids.creator_id,
+            merchant_id=ids.merchant_id,
+            commission_fen=0,
+            reason="refunded",
+        )
+    else:
+        new, entry = _book(current, "adjustment", change, after, now, refund_fen)
+        event = CommissionAdjusted(
+            order_id=ids.order_id,
+            offer_id=ids.offer_id,
+            creator_id=ids.creator_id,
+            merchant_id=ids.merchant_id,
+            commission_fen=after,
+            delta_fen=-change,
+            refund_fen=refund_fen,
+        )
+    return CommissionOutcome(new, [event], [entry])

@@ -1,0 +1,517 @@
+"""Offers (the selection center's plans) and the projections they are judged against.
+
+Pure: no I/O. Decisions take the current state plus what the handler loaded, and return an
+:class:`OfferOutcome` (new state, events to publish, or the refusal's reasons).
+
+An offer is **active**, **suspended** (at least one *hold*) or **withdrawn**. Holds record
+*why* it is suspended: ``product_delisted`` (its product left the catalog) and ``policy:<id>``
+(a policy's ``enforce_existing`` phase). It comes back only when no hold remains, so a
+relisted product does not revive an offer a policy still holds, and ``policy.lifted`` restores
+exactly the offers that policy held and nothing else holds.
+
+Every status change is kept (:class:`StatusChange`) and so is every rate
+(:mod:`vitrine_distribution.domain.rates`) and every plan/creator-list change
+(:class:`TermsChange`): "was the offer active, at what rate, for whom, at ``paid_at``?" is
+answerable for any past instant.
+
+Decisions documented here because DESIGN.md is silent on them:
+
+- a publish is judged against the rules in force **every time**, including a republish of an
+  existing offer (a republish that is refused leaves the offer and its terms unchanged);
+- a republish by another merchant, a withdraw by another merchant → ``offer.refused``
+  ``not_product_owner`` (the offer is the product owner's); a republish naming another product
+  → ``offer_product_mismatch`` (an offer belongs to one product for life);
+- a republish of a *suspended* offer → ``offer_inactive`` (with any other applicable code): its
+  terms can change once it is restored; a withdrawn offer may be republished (it is revived,
+  judged like a new one, and its rate history continues);
+- withdrawing an unknown offer → ``offer.refused`` ``offer_inactive``; withdrawing a withdrawn
+  offer is a no-op (idempotent);
+- a targeted plan needs another offer for the same product with a general plan that is active
+  now; a general plan that later stops does not take its targeted plans down with it;
+- a targeted plan's creator list and plan changes take effect at once (only rate cuts wait).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from vitrine.events import (
+    DisallowSource,
+    EventData,
+    Exemptions,
+    OfferActivated,
+    OfferPublished,
+    OfferRefused,
+    OfferRestored,
+    OfferSuspended,
+    OfferWithdrawn,
+    OfferWithdrawRequested,
+    Reason,
+    Rule,
+    Source,
+)
+from vitrine.events.common import Code
+from vitrine_distribution.domain.rates import RateEntry, rate_at, schedule, to_ms
+
+Status = Literal["active", "suspended", "withdrawn"]
+SURFACE: Literal["distribution"] = "distribution"
+HOLD_DELISTED = "product_delisted"
+MIN_BPS, MAX_BPS = 100, 9000
+POLICY_PREFIX = "policy:"
+
+
+def policy_hold(policy_id: str) -> str:
+    return POLICY_PREFIX + policy_id
+
+
+class OfferCommandRefused(OfferRefused):  # type: ignore[misc]  # vitrine lacks py.typed
+    """``offer.refused`` naming the refused command (``offer.published``/``offer.withdrawn``).
+
+    The extra field is additive (consumers ignore unknown fields, DESIGN.md §2).
+    """
+
+    event_type: ClassVar[str] = "offer.refused"
+
+    command: Code
+
+
+# --- projections ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProductView:
+    """What distribution knows of a product from ``catalog.products``."""
+
+    product_id: str
+    merchant_id: str
+    listed: bool
+    source: Source | None = None
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """A policy in force (from ``compliance.rulings``), as distribution applies it."""
+
+    policy_id: str
+    phase: str
+    rules: tuple[Rule, ...] = ()
+    exemptions: Exemptions = field(default_factory=Exemptions)
+    lifted: bool = False
+
+    @property
+    def enforcing(self) -> bool:
+        return self.phase == "enforce_existing" and not self.lifted
+
+    def exempt(self, merchant_id: str, service_provider_built: bool) -> bool:
+        return merchant_id in self.exemptions.merchant_ids or (
+            self.exemptions.service_provider_built and service_provider_built
+        )
+
+    def disallows(
+        self, source: Source | None, merchant_id: str, service_provider_built: bool
+    ) -> bool:
+        """Whether this policy bars goods of ``source`` by ``merchant_id`` from distribution."""
+        if self.lifted or source is None or self.exempt(merchant_id, service_provider_built):
+            return False
+        return any(
+            isinstance(rule, DisallowSource) and rule.disallows(source, SURFACE)
+            for rule in self.rules
+        )
+
+
+# --- the offer ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    at: datetime
+    status: Status
+    reason: str | None = None
+    policy_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TermsChange:
+    """Who may earn on the offer from ``at`` on."""
+
+    at: datetime
+    plan: str
+    creator_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Offer:
+    offer_id: str
+    product_id: str
+    merchant_id: str
+    rates: tuple[RateEntry, ...] = ()
+    terms: tuple[TermsChange, ...] = ()
+    history: tuple[StatusChange, ...] = ()
+    holds: frozenset[str] = frozenset()
+    withdrawn: bool = False
+
+    @property
+    def status(self) -> Status:
+        if self.withdrawn:
+            return "withdrawn"
+        return "suspended" if self.holds else "active"
+
+    @property
+    def plan(self) -> str:
+        return self.terms[-1].plan if self.terms else "general"
+
+    @property
+    def creator_ids(self) -> tuple[str, ...]:
+        return self.terms[-1].creator_ids if self.terms else ()
+
+    def active_at(self, instant: datetime) -> bool:
+        """Whether the offer was active at ``instant`` (by its status history)."""
+        status: Status | None = None
+        for change in self.history:
+            if change.at <= instant:
+                status = change.status
+        return status == "active"
+
+    def rate_at(self, instant: datetime) -> int | None:
+        return rate_at(self.rates, instant)
+
+    def eligible_at(self, creator_id: str | None, instant: datetime) -> bool:
+        """Whether ``creator_id`` could earn on the offer at ``instant``."""
+        if creator_id is None:
+            return False
+        terms: TermsChange | None = None
+        for change in self.terms:
+            if change.at <= instant:
+                terms = change
+        if terms is None:
+            return False
+        return terms.plan == "general" or creator_id in terms.creator_ids
+
+
+@dataclass(frozen=True)
+class OfferOutcome:
+    offer: Offer | None
+    events: list[EventData] = field(default_factory=list)
+    refused: list[Reason] = field(default_factory=list)
+    ignored: str | None = None
+
+
+def _reason(
+    code: str, message: str, field_: str | None = None, policy_id: str | None = None
+) -> Reason:
+    return Reason(code=code, message=message[:2000], field=field_, policy_id=policy_id)
+
+
+def _set_status(offer: Offer, now: datetime, reason: str | None, policy_id: str | None) -> Offer:
+    """Append a status change if the status differs from the last one recorded."""
+    status = offer.status
+    if offer.history and offer.history[-1].status == status:
+        return offer
+    change = StatusChange(at=now, status=status, reason=reason, policy_id=policy_id)
+    return replace(offer, history=(*offer.history, change))
+
+
+# --- publish / withdraw --------------------------------------------------------------------------
+
+
+def judge_publish(
+    offer: Offer | None,
+    cmd: OfferPublished,
+    *,
+    product: ProductView | None,
+    policies: Iterable[PolicyView],
+    service_provider_built: bool,
+    general_live: bool,
+) -> list[Reason]:
+    """Every reason the publish is refused (empty when it is accepted)."""
+    reasons: list[Reason] = []
+    if offer is not None and offer.merchant_id != cmd.merchant_id:
+        reasons.append(
+            _reason(
+                "not_product_owner",
+                f"offer {offer.offer_id} belongs to another merchant",
+                "merchant_id",
+            )
+        )
+    elif product is not None and product.merchant_id != cmd.merchant_id:
+        reasons.append(
+            _reason(
+                "not_product_owner",
+                f"product {cmd.product_id} belongs to another merchant",
+                "merchant_id",
+            )
+        )
+    if offer is not None and offer.product_id != cmd.product_id:
+        reasons.append(
+            _reason(
+                "offer_product_mismatch",
+                f"offer {offer.offer_id} is for product {offer.product_id}; "
+                "publish a new offer_id for another product",
+                "product_id",
+            )
+        )
+    if product is None or not product.listed:
+        reasons.append(
+            _reason("product_not_listed", f"product {cmd.product_id} is not listed", "product_id")
+        )
+    if not MIN_BPS <= cmd.commission_bps <= MAX_BPS:
+        reasons.append(
+            _reason(
+                "invalid_commission",
+                f"commission_bps must be within {MIN_BPS}–{MAX_BPS}, got {cmd.commission_bps}",
+                "commission_bps",
+            )
+        )
+    if product is not None:
+        owner = product.merchant_id
+        for policy in sorted(policies, key=lambda p: p.policy_id):
+            if policy.disallows(product.source, owner, service_provider_built):
+                reasons.append(
+                    _reason(
+                        "source_disallowed",
+                        f"goods from this source may not be distributed ({policy.policy_id})",
+                        "product_id",
+                        policy.policy_id,
+                    )
+                )
+    if cmd.plan == "targeted" and not general_live:
+        reasons.append(
+            _reason(
+                "general_plan_required",
+                f"a targeted plan needs a live general plan for product {cmd.product_id}",
+                "plan",
+            )
+        )
+    if offer is not None and offer.status == "suspended":
+        holds = ", ".join(sorted(offer.holds))
+        reasons.append(
+            _reason(
+                "offer_inactive",
+                f"offer {offer.offer_id} is suspended ({holds}); terms can change once restored",
+            )
+        )
+    return reasons
+
+
+def publish(
+    offer: Offer | None,
+    cmd: OfferPublished,
+    now: datetime,
+    *,
+    product: ProductView | None,
+    policies: Iterable[PolicyView],
+    service_provider_built: bool,
+    general_live: bool,
+) -> OfferOutcome:
+    """Accept (activate, or change the terms of) an offer, or refuse it with every reason."""
+    now = to_ms(now)
+    reasons = judge_publish(
+        offer,
+        cmd,
+        product=product,
+        policies=policies,
+        service_provider_built=service_provider_built,
+        general_live=general_live,
+    )
+    if reasons:
+        return OfferOutcome(offer, refused=reasons)
+    current = offer or Offer(cmd.offer_id, cmd.product_id, cmd.merchant_id)
+    rates, entry = schedule(current.rates, cmd.commission_bps, now)
+    creators = tuple(dict.fromkeys(cmd.creator_ids)) if cmd.plan == "targeted" else ()
+    terms = current.terms
+    if not terms or terms[-1].plan != cmd.plan or terms[-1].creator_ids != creators:
+        terms = (*terms, TermsChange(at=now, plan=cmd.plan, creator_ids=creators))
+    revived = replace(current, rates=rates, terms=terms, withdrawn=False, holds=frozenset())
+    new = _set_status(revived, now, "published", None)
+    return OfferOutcome(
+        new,
+        [
+            OfferActivated(
+                offer_id=new.offer_id,
+                product_id=new.product_id,
+                merchant_id=new.merchant_id,
+                commission_bps=entry.commission_bps,
+                plan=cmd.plan,  # type: ignore[arg-type]
+                creator_ids=list(creators),
+                effective_at=entry.effective_at,
+            )
+        ],
+    )
+
+
+def withdraw(offer: Offer | None, cmd: OfferWithdrawRequested, now: datetime) -> OfferOutcome:
+    """The owning merchant ends its offer."""
+    if offer is None:
+        return OfferOutcome(
+            None, refused=[_reason("offer_inactive", f"no offer {cmd.offer_id}", "offer_id")]
+        )
+    if offer.merchant_id != cmd.merchant_id:
+        return OfferOutcome(
+            offer,
+            refused=[
+                _reason(
+                    "not_product_owner",
+                    f"offer {offer.offer_id} belongs to another merchant",
+                    "merchant_id",
+                )
+            ],
+        )
+    if offer.withdrawn:
+        return OfferOutcome(offer, ignored="already_withdrawn")
+    new = _set_status(
+        replace(offer, withdrawn=True, holds=frozenset()), to_ms(now), "merchant", None
+    )
+    return OfferOutcome(
+        new,
+        [
+            OfferWithdrawn(
+                offer_id=offer.offer_id,
+                product_id=offer.product_id,
+                merchant_id=offer.merchant_id,
+                reason="merchant",
+            )
+        ],
+    )
+
+
+# --- holds: product and policies -----------------------------------------------------------------
+
+
+def hold(
+    offer: Offer, key: str, now: datetime, reason: str, policy_id: str | None = None
+) -> OfferOutcome:
+    """Add a hold; ``offer.suspended`` when this makes an active offer suspended."""
+    if offer.withdrawn or key in offer.holds:
+        return OfferOutcome(offer, ignored="not_applicable")
+    was_active = offer.status == "active"
+    new = _set_status(replace(offer, holds=offer.holds | {key}), to_ms(now), reason, policy_id)
+    events: list[EventData] = []
+    if was_active:
+        events.append(
+            OfferSuspended(
+                offer_id=offer.offer_id,
+                product_id=offer.product_id,
+                merchant_id=offer.merchant_id,
+                reason=reason,
+                policy_id=policy_id,
+            )
+        )
+    return OfferOutcome(new, events)
+
+
+def release(
+    offer: Offer, key: str, now: datetime, reason: str, policy_id: str | None = None
+) -> OfferOutcome:
+    """Remove a hold; ``offer.restored`` when no other hold remains."""
+    if offer.withdrawn or key not in offer.holds:
+        return OfferOutcome(offer, ignored="not_applicable")
+    new = _set_status(replace(offer, holds=offer.holds - {key}), to_ms(now), reason, policy_id)
+    events: list[EventData] = []
+    if new.status == "active":
+        events.append(
+            OfferRestored(
+                offer_id=offer.offer_id,
+                product_id=offer.product_id,
+                merchant_id=offer.merchant_id,
+                policy_id=policy_id,
+                reason=reason,
+            )
+        )
+    return OfferOutcome(new, events)
+
+
+def product_delisted(offer: Offer, now: datetime) -> OfferOutcome:
+    return hold(offer, HOLD_DELISTED, now, "product_delisted")
+
+
+def product_listed(
+    offer: Offer,
+    product: ProductView,
+    now: datetime,
+    *,
+    policies: Iterable[PolicyView],
+    service_provider_built: bool,
+) -> OfferOutcome:
+    """The product is (re)listed: new policy holds first (its source may have changed), then
+    the delisting hold goes, so the offer is restored only if nothing holds it."""
+    events: list[EventData] = []
+    current = offer
+    for policy in sorted(policies, key=lambda p: p.policy_id):
+        if policy.enforcing and policy.disallows(
+            product.source, offer.merchant_id, service_provider_built
+        ):
+            out = hold(current, policy_hold(policy.policy_id), now, "policy", policy.policy_id)
+            current, events = out.offer or current, events + out.events
+    out = release(current, HOLD_DELISTED, now, "product_relisted")
+    return OfferOutcome(out.offer or current, events + out.events)
+
+
+@dataclass(frozen=True)
+class Enforcement:
+    """What one ruling did to the offers: the new offers, the events, how many it holds."""
+
+    offers: dict[str, Offer]
+    events: list[tuple[str, EventData]]
+    affected: int
+
+
+def enforce(
+    policy: PolicyView,
+    offers: Iterable[Offer],
+    products: Mapping[str, ProductView],
+    service_provider_built: Mapping[str, bool],
+    now: datetime,
+) -> Enforcement:
+    """``enforce_existing``: hold every non-withdrawn offer whose product the policy disallows.
+
+    ``affected`` counts the offers the policy holds after this (including ones it already held,
+    so a repeated ruling reports the same number); one ``offer.suspended`` per offer it turns
+    from active to suspended.
+    """
+    changed: dict[str, Offer] = {}
+    events: list[tuple[str, EventData]] = []
+    affected = 0
+    key = policy_hold(policy.policy_id)
+    for offer in sorted(offers, key=lambda o: o.offer_id):
+        product = products.get(offer.product_id)
+        if offer.withdrawn or product is None:
+            continue
+        if not policy.disallows(
+            product.source, offer.merchant_id, service_provider_built.get(offer.merchant_id, False)
+        ):
+            continue
+        affected += 1
+        out = hold(offer, key, now, "policy", policy.policy_id)
+        if out.ignored is None and out.offer is not None:
+            changed[offer.offer_id] = out.offer
+            events += [(offer.offer_id, e) for e in out.events]
+    return Enforcement(changed, events, affected)
+
+
+def lift(policy_id: str, offers: Iterable[Offer], now: datetime) -> Enforcement:
+    """``policy.lifted``: release exactly the offers this policy holds; restore the ones that
+    nothing else holds. ``affected`` counts the offers released."""
+    changed: dict[str, Offer] = {}
+    events: list[tuple[str, EventData]] = []
+    key = policy_hold(policy_id)
+    for offer in sorted(offers, key=lambda o: o.offer_id):
+        out = release(offer, key, now, "policy_lifted", policy_id)
+        if out.ignored is None and out.offer is not None:
+            changed[offer.offer_id] = out.offer
+            events += [(offer.offer_id, e) for e in out.events]
+    return Enforcement(changed, events, len(changed))
+
+
+def general_live(offers: Iterable[Offer], product_id: str, excluding: str) -> bool:
+    """Whether another offer for ``product_id`` is a general plan active now."""
+    return any(
+        o.product_id == product_id
+        and o.offer_id != excluding
+        and o.status == "active"
+        and o.plan == "general"
+        for o in offers
+    )
