@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import structlog
 from prometheus_client import Counter, Gauge, Histogram
+
+log = structlog.get_logger(__name__)
 
 CONSUMED = Counter(
     "vitrine_messages_consumed_total", "Records consumed", ["service", "topic", "type"]
@@ -44,3 +52,51 @@ CONSUMER_LAG = Gauge(
     ["service", "topic", "partition"],
 )
 READY = Gauge("vitrine_ready", "1 when broker and database answer", ["service"])
+
+#: How often each service measures its consumer lag.
+LAG_INTERVAL_SECONDS = 5.0
+
+
+async def measure_consumer_lag(
+    service: str, consumer: Any, previous: set[tuple[str, int]] | None = None
+) -> set[tuple[str, int]]:
+    """Set :data:`CONSUMER_LAG` for each partition assigned to ``consumer`` (aiokafka).
+
+    Lag = the partition's high watermark (as of the last fetch; Tansu's ListOffsets "latest"
+    is unreliable, the fetch's high watermark is not) minus the consumer's fetch position.
+    Gauges of partitions no longer assigned (after a rebalance) are removed. Returns the
+    partitions reported, to pass back as ``previous`` next time.
+    """
+    from aiokafka.errors import IllegalStateError
+
+    assigned: set[tuple[str, int]] = set()
+    if consumer is not None:
+        for tp in list(consumer.assignment()):
+            assigned.add((tp.topic, tp.partition))
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 1.0)
+            except (TimeoutError, IllegalStateError):
+                continue
+            CONSUMER_LAG.labels(service, tp.topic, str(tp.partition)).set(max(high - position, 0))
+    for topic, partition in (previous or set()) - assigned:
+        with contextlib.suppress(KeyError):
+            CONSUMER_LAG.remove(service, topic, str(partition))
+    return assigned
+
+
+async def report_consumer_lag(
+    service: str, consumer: Callable[[], Any], interval: float | None = None
+) -> None:
+    """Background task: measure the lag of ``consumer()`` every few seconds, forever."""
+    reported: set[tuple[str, int]] = set()
+    while True:
+        try:
+            reported = await measure_consumer_lag(service, consumer(), reported)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a metric must never take the service down
+            log.debug("consumer_lag.failed", error=repr(exc)[:200])
+        await asyncio.sleep(LAG_INTERVAL_SECONDS if interval is None else interval)

@@ -10,17 +10,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import operator
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.specification import KafkaSubscriberSpecification
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import Field, create_model
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.applications import Starlette
@@ -29,7 +34,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from vitrine import metrics, mongo
-from vitrine.envelope import CONTENT_TYPE
+from vitrine.envelope import CONTENT_TYPE, CloudEvent
+from vitrine.events.base import EventData
 from vitrine.logging import configure_logging, get_logger
 from vitrine.messaging import inbox
 from vitrine.messaging.outbox import OutboxRelay
@@ -38,7 +44,7 @@ from vitrine.messaging.producer import make_producer
 from vitrine.messaging.unit_of_work import Clock, system_clock
 from vitrine.mongo import Document
 from vitrine.settings import Settings
-from vitrine.topics import TOPICS
+from vitrine.topics import DLQ_SUFFIX, TOPICS
 
 log = get_logger(__name__)
 
@@ -82,13 +88,130 @@ def build_broker(defn: ServiceDefinition, settings: Settings) -> KafkaBroker:
         client_id=f"vitrine-{defn.name}",
         graceful_timeout=30.0,
         security=settings.faststream_security(),
+        middlewares=_telemetry_middlewares(defn.name, settings),
     )
-    for name in defn.publishes:  # documented in AsyncAPI; the outbox relay does the sending
+    # Publishers are declared for the AsyncAPI document only: the outbox relay does the
+    # sending. Each names the CloudEvents types on its topic (one schema per type).
+    for name in defn.publishes:
         topic = TOPICS[name]
         broker.publisher(
-            name, title=f"{name}:publish", description=topic.description, include_in_schema=True
+            name,
+            title=f"{name}:publish",
+            description=f"{topic.description}. Key: {topic.key} (== the event's subject). "
+            f"Types: {', '.join(topic.types)}.",
+            schema=message_schema(name),
+            include_in_schema=True,
+        )
+    for name in defn.handlers:
+        broker.publisher(
+            name + DLQ_SUFFIX,
+            title=f"{name}{DLQ_SUFFIX}:publish",
+            description=f"Dead letters of {name} that {defn.name} cannot process: the original "
+            "key, value and headers unchanged, plus headers dlq-reason, dlq-error, "
+            "dlq-service, dlq-topic, dlq-partition, dlq-offset, dlq-time.",
+            include_in_schema=True,
         )
     return broker
+
+
+@functools.cache
+def _envelope_model(type_name: str, data_model: type[EventData]) -> type[CloudEvent]:
+    """The CloudEvent carrying ``type_name`` with its typed ``data`` (documentation only)."""
+    literal: Any = Literal[type_name]  # a runtime Literal: mypy cannot check it statically
+    return create_model(
+        f"{data_model.__name__}Event",
+        __base__=CloudEvent,
+        __doc__=f"CloudEvent of type `{type_name}`; `data` is {data_model.__name__}.",
+        type=(literal, ...),
+        data=(data_model, ...),
+    )
+
+
+def message_schema(topic: str) -> Any:
+    """What a message on ``topic`` is: one CloudEvent per allowed type, told apart by ``type``.
+
+    Used as the AsyncAPI payload of the topic's channel (never to validate: that is
+    :func:`vitrine.envelope.decode`).
+    """
+    models = [_envelope_model(t, model) for t, model in TOPICS[topic].types.items()]
+    if len(models) == 1:
+        return models[0]
+    return Annotated[functools.reduce(operator.or_, models), Field(discriminator="type")]
+
+
+class _InputsSpecification(KafkaSubscriberSpecification):
+    """The subscriber's AsyncAPI entry, with each input topic's own message schema.
+
+    FastStream documents one payload (the handler's signature) for every topic of a
+    subscriber; the pipeline takes raw records, so the payload is filled in per topic here.
+    """
+
+    __slots__ = ()
+
+    def get_schema(self) -> dict[str, Any]:
+        from faststream.specification.asyncapi.message import get_model_schema
+
+        channels = super().get_schema()
+        for key, channel in channels.items():
+            topic = channel.address
+            if topic not in TOPICS:
+                continue
+            body = get_model_schema(
+                create_model("", response__=(message_schema(topic), ...)),
+                prefix=f"{key}:Message",
+            )
+            channel.operation.message.payload = body or {}
+            channel.description = (
+                f"{TOPICS[topic].description}. Key: {TOPICS[topic].key}. "
+                f"Types: {', '.join(TOPICS[topic].types)}. {self.description or ''}"
+            ).strip()
+        return channels
+
+
+def _document_inputs(subscriber: Any) -> None:
+    spec = subscriber.specification
+    subscriber.specification = _InputsSpecification(spec._outer_config, spec.config, spec.calls)
+
+
+def _telemetry_middlewares(service: str, settings: Settings) -> list[Any]:
+    """FastStream's OpenTelemetry middleware when ``VITRINE_OTEL_ENABLED=true`` (off by default)."""
+    if not settings.otel_enabled:
+        return []
+    from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
+    return [KafkaTelemetryMiddleware(tracer_provider=_tracer_provider(service))]
+
+
+def _tracer_provider(service: str) -> Any:
+    """The process's tracer provider if one is configured (``opentelemetry-instrument``),
+    else an SDK provider exporting as ``OTEL_TRACES_EXPORTER`` says (``otlp`` needs the
+    ``opentelemetry-exporter-otlp`` package installed; ``console``; ``none``)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    current = trace.get_tracer_provider()
+    if not isinstance(current, trace.ProxyTracerProvider):
+        return current
+    provider = TracerProvider(resource=Resource.create({"service.name": f"vitrine-{service}"}))
+    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")[0].strip()
+    exporter: Any = None
+    if kind == "console":
+        exporter = ConsoleSpanExporter()
+    elif kind == "otlp":
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            log.warning(
+                "otel.no_exporter",
+                note="tracing on, but opentelemetry-exporter-otlp is not installed",
+            )
+        else:
+            exporter = OTLPSpanExporter()
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
 
 
 def _safe_records(records: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -136,7 +259,7 @@ def build_app(
     async def raw_decoder(message: Any) -> Any:
         return message.raw_message
 
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         *defn.handlers,
         batch=True,
         group_id=defn.name,
@@ -146,7 +269,12 @@ def build_app(
         parser=safe_parser,
         decoder=raw_decoder,
         title=f"{defn.name}:consume",
+        description=f"Consumer group {defn.name} applies these in batches, at least once; "
+        "records that are not valid events go to the topic's .dlq.",
     )
+    _document_inputs(subscriber)
+
+    @subscriber
     async def consume(records: Any) -> None:
         await runtime().pipeline.process(records)
 
@@ -186,6 +314,12 @@ def build_app(
         tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
         tasks += [asyncio.create_task(task(rt), name=task.__name__) for task in defn.background]
         await _wait_for("kafka consumer", broker.start)
+        tasks.append(
+            asyncio.create_task(
+                metrics.report_consumer_lag(defn.name, lambda: subscriber.consumer),
+                name="consumer-lag",
+            )
+        )
         log.info("service.started", port=settings.port, inputs=list(defn.handlers))
         try:
             yield
