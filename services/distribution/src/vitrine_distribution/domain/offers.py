@@ -180,15 +180,13 @@ class Offer:
         return rate_at(self.rates, instant)
 
     def eligible_at(self, creator_id: str | None, instant: datetime) -> bool:
-        """Whether ``creator_id`` could earn on the offer at ``instant``."""
-        if creator_id is None:
+        """Whether ``creator_id`` could earn on the offer at ``instant`` (by its terms then)."""
+        if creator_id is None or not self.terms:
             return False
-        terms: TermsChange | None = None
+        terms = self.terms[0]  # before the offer existed: judged by its first terms
         for change in self.terms:
             if change.at <= instant:
                 terms = change
-        if terms is None:
-            return False
         return terms.plan == "general" or creator_id in terms.creator_ids
 
 
