@@ -1,0 +1,24 @@
+"""Showcase's wiring: what it consumes, publishes and serves."""
+
+from __future__ import annotations
+
+from vitrine.service import ServiceDefinition
+from vitrine_showcase import handlers, http, repository
+
+DEFINITION = ServiceDefinition(
+    name="showcase",
+    description=(
+        "Creators' showcases (橱窗): ordered items that follow the catalog, the shops, the "
+        "offers and the policies in force; policy enforcement in bulk."
+    ),
+    handlers={
+        "creators.showcase": handlers.apply_requests,
+        "catalog.products": handlers.apply_catalog,
+        "accounts.shops": handlers.apply_shops,
+        "distribution.offers": handlers.apply_offers,
+        "compliance.rulings": handlers.apply_rulings,
+    },
+    publishes=["showcase.items", "compliance.reports"],
+    setup=repository.setup,
+    routes=http.routes,
+)
