@@ -7,8 +7,8 @@
   pending, clawback, net) and the ledger entries of the creator's orders.
 - ``GET /merchants/{merchant_id}/payable`` — what the merchant owes creators.
 - ``GET /orders/{order_id}`` — one order's commission and its entries.
-- ``GET /products/{product_id}``, ``GET /policies/{policy_id}`` — distribution's projections
-  (what it judges offers against).
+- ``GET /products/{product_id}``, ``GET /policies/{policy_id}``, ``GET /accounts/{account_id}``
+  — distribution's projections (what it judges offers against).
 """
 
 from __future__ import annotations
@@ -214,6 +214,23 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         doc["policy_id"] = doc.pop("_id")
         return JSONResponse(_json(doc))
 
+    async def account(request: Request) -> Response:
+        doc = (
+            await runtime()
+            .db[repository.ACCOUNTS]
+            .find_one({"_id": request.path_params["account_id"]})
+        )
+        if doc is None:
+            return _not_found("account")
+        shops = doc.get("shops", [])
+        return JSONResponse(
+            {
+                "account_id": doc["_id"],
+                "shops": shops,
+                "service_provider_built": any(s.get("service_provider_built") for s in shops),
+            }
+        )
+
     return [
         Route("/offers/{offer_id}", offer),
         Route("/creators/{creator_id}/ledger", creator_ledger),
@@ -221,4 +238,5 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         Route("/orders/{order_id}", order),
         Route("/products/{product_id}", product),
         Route("/policies/{policy_id}", policy),
+        Route("/accounts/{account_id}", account),
     ]
