@@ -1,0 +1,53 @@
+"""``python -m benchmarks [p1|p2|p3|p4|all]``: run, print, and write docs/PERFORMANCE.md."""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmarks import report as reporting
+from benchmarks.common import log
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("which", nargs="?", default="all", choices=["p1", "p2", "p3", "p4", "all"])
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="P1 submissions (20,000) / P2 items (100,000)",
+    )
+    parser.add_argument(
+        "--naive-n", type=int, default=None, help="P1 naive baseline N (default: N)"
+    )
+    parser.add_argument(
+        "--variants",
+        default="system,info,raw,naive",
+        help="P1 variants to run, comma-separated (system,info,raw,naive)",
+    )
+    parser.add_argument("--rate", type=float, default=500.0, help="P3 submissions per second")
+    parser.add_argument("--duration", type=float, default=60.0, help="P3 seconds")
+    parser.add_argument("--no-doc", action="store_true", help="do not write docs/PERFORMANCE.md")
+    args = parser.parse_args()
+
+    reports: list[reporting.Report] = []
+    if args.which in ("p1", "p4", "all"):
+        from benchmarks import p1_ingest
+
+        n = args.n or 20_000
+        reports.append(
+            p1_ingest.run(
+                n,
+                n if args.naive_n is None else args.naive_n,
+                tuple(v for v in args.variants.split(",") if v),
+            )
+        )
+    for report in reports:
+        print(report.markdown())
+        if not args.no_doc:
+            reporting.write(report)
+            log(f"wrote {report.name} into {reporting.DOC}")
+
+
+if __name__ == "__main__":
+    main()

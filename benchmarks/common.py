@@ -1,0 +1,426 @@
+"""What every benchmark shares: the stack, service subprocesses, probes, machine facts.
+
+Each benchmark starts its own :class:`~vitrine.devstack.EmbeddedStack` on free loopback ports
+in a temporary directory and stops it at the end, so runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from vitrine.devstack import EmbeddedStack, free_port
+from vitrine.envelope import CONTENT_TYPE
+
+#: Service and baseline logs of the last run (``.data`` is git-ignored).
+LOGS = Path(__file__).resolve().parent.parent / ".data" / "bench-logs"
+HEADERS = [("content-type", CONTENT_TYPE.encode())]
+
+
+def log(msg: str) -> None:
+    """Progress on stderr (stdout carries the results)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --- the machine -------------------------------------------------------------------------------
+
+
+def load_average() -> tuple[float, float, float]:
+    return os.getloadavg()
+
+
+def machine() -> dict[str, str]:
+    """The facts a reader needs to compare numbers across machines."""
+    mem_kb = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    one, five, fifteen = load_average()
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": f"{os.cpu_count()} ({cpu})" if cpu else str(os.cpu_count()),
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "python": platform.python_version(),
+        "load_at_start": f"{one:.2f} / {five:.2f} / {fifteen:.2f} (1/5/15 min)",
+    }
+
+
+# --- the stack ---------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack() -> AsyncIterator[EmbeddedStack]:
+    """A fresh Tansu + nx-27017 on free ports, in a temporary directory.
+
+    ``EmbeddedStack.start`` runs its own event loop (topic creation), hence the thread.
+    """
+    with tempfile.TemporaryDirectory(prefix="vitrine-bench-") as tmp:
+        stack = EmbeddedStack(free_port(), free_port(), Path(tmp))
+        log(f"starting embedded stack (kafka :{stack.kafka_port}, mongo :{stack.mongo_port})")
+        await asyncio.to_thread(stack.start)
+        try:
+            yield stack
+        finally:
+            await asyncio.to_thread(stack.stop)
+
+
+async def create_topics(bootstrap: str, names: dict[str, int]) -> None:
+    """Create benchmark-only topics (name -> partitions); Tansu does not auto-create."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [NewTopic(n, p, 1) for n, p in names.items() if n not in existing]
+        if new:
+            await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+# --- service subprocesses ----------------------------------------------------------------------
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """Peak resident set size of a process (VmHWM), in MiB; None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class ServiceProcess:
+    """``python -m <module>`` with the stack's URLs in its environment."""
+
+    name: str
+    module: str
+    stack: EmbeddedStack
+    log_dir: Path
+    log_level: str = "WARNING"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        env = {
+            **os.environ,
+            "VITRINE_KAFKA_BOOTSTRAP": self.stack.kafka_bootstrap,
+            "VITRINE_MONGO_URL": self.stack.mongo_url,
+            "VITRINE_HTTP_PORT": str(self.port),
+            "VITRINE_LOG_LEVEL": self.log_level,
+            "VITRINE_LOG_FORMAT": "json",
+            **self.extra_env,
+        }
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = (self.log_dir / f"{self.name}.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get_json(self, path: str, timeout: float = 5.0) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=timeout) as resp:  # noqa: S310
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+            with contextlib.suppress(OSError, ValueError):
+                status, _ = self.get_json("/readyz", timeout=2.0)
+                if status == 200:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s")
+
+    def peak_rss_mb(self) -> float | None:
+        return peak_rss_mb(self.pid)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@contextlib.contextmanager
+def services(
+    stack: EmbeddedStack, names: list[str], log_dir: Path, **kwargs: Any
+) -> Iterator[dict[str, ServiceProcess]]:
+    procs = {n: ServiceProcess(n, f"vitrine_{n}", stack, log_dir, **kwargs) for n in names}
+    try:
+        for p in procs.values():
+            p.start()
+        for p in procs.values():
+            p.wait_ready()
+        yield procs
+    finally:
+        for p in procs.values():
+            p.stop()
+
+
+# --- producing and watching --------------------------------------------------------------------
+
+
+def producer(bootstrap: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+        max_request_size=8 * 1024 * 1024,
+    )
+
+
+async def send_all(prod: AIOKafkaProducer, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    """Send (key, value) records as fast as the producer takes them; wait for every ack."""
+    futures = [await prod.send(topic, v, key=k, headers=HEADERS) for k, v in records]
+    await asyncio.gather(*futures)
+
+
+@dataclass
+class Arrival:
+    """A watched record: when it was read (perf_counter), its key and ce-type header."""
+
+    at: float
+    key: str
+    type: str
+    topic: str
+    value: bytes
+
+
+class Watcher:
+    """Reads topics from the beginning (no group) and calls ``on_record`` for each record.
+
+    Type filtering uses the ``ce-type`` header the outbox relay sets, so the watcher does not
+    parse JSON on the hot path.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: list[str],
+        on_record: Callable[[Arrival], None],
+        *,
+        keep_value: bool = False,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.on_record = on_record
+        self.keep_value = keep_value
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.changed = asyncio.Event()
+
+    async def start(self) -> Watcher:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        await self._consumer.start()
+        parts: list[TopicPartition] = []
+        for t in self.topics:
+            found = self._consumer.partitions_for_topic(t)
+            if not found:
+                await self._consumer._client.force_metadata_update()
+                found = self._consumer.partitions_for_topic(t) or {0}
+            parts += [TopicPartition(t, p) for p in found]
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_beginning(*parts)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=50, max_records=10000)
+            now = time.perf_counter()
+            for recs in batch.values():
+                for r in recs:
+                    ce_type = ""
+                    for k, v in r.headers:
+                        if k == "ce-type":
+                            ce_type = v.decode()
+                            break
+                    self.on_record(
+                        Arrival(
+                            now,
+                            r.key.decode() if r.key else "",
+                            ce_type,
+                            r.topic,
+                            (r.value or b"") if self.keep_value else b"",
+                        )
+                    )
+            if batch:
+                self.changed.set()
+
+    async def wait(self, done: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), 0.5)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def watching(
+    bootstrap: str, topics: list[str], on_record: Callable[[Arrival], None], **kw: Any
+) -> AsyncIterator[Watcher]:
+    w = await Watcher(bootstrap, topics, on_record, **kw).start()
+    try:
+        yield w
+    finally:
+        await w.stop()
+
+
+def cloud_event(
+    type: str, subject: str, data: dict[str, Any], *, source: str = "/bench", id: str = ""
+) -> bytes:
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": id or f"{subject}:{type}",
+            "source": source,
+            "type": type,
+            "subject": subject,
+            "time": datetime.now(UTC).isoformat(),
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+    ).encode()
+
+
+def submission(pid: str, merchant: str, n: int) -> bytes:
+    """A ``product.submitted`` review approves: unique title per merchant, valid everything."""
+    return cloud_event(
+        "product.submitted",
+        pid,
+        {
+            "product_id": pid,
+            "merchant_id": merchant,
+            "title": f"Ceramic tea cup {n}",
+            "category": "kitchen",
+            "images": [f"https://img.example.com/{pid}.jpg"],
+            "price_fen": 1990 + n % 1000,
+            "stock": 100,
+            "source": {"kind": "channels_shop"},
+            "attributes": {"colour": "white"},
+        },
+    )
+
+
+def fmt_rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:,.0f}/s" if seconds > 0 else "n/a"
+
+
+# --- CPU accounting ----------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class CpuMeter:
+    """CPU seconds each named process spends between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._start: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> CpuMeter:
+        self._start = {n: cpu_seconds(p) for n, p in self.pids.items()}
+        return self
+
+    def stop(self) -> dict[str, float]:
+        self.used = {n: cpu_seconds(p) - self._start[n] for n, p in self.pids.items()}
+        return self.used
+
+    def describe(self) -> str:
+        return ", ".join(f"{n} {s:.1f}s" for n, s in self.used.items())
+
+
+def stack_pids(stack: EmbeddedStack) -> dict[str, int]:
+    return {
+        "tansu": stack.processes["kafka"].pid,
+        "nx-27017": stack.processes["mongo"].pid,
+        "bench": os.getpid(),
+    }

@@ -1,0 +1,228 @@
+"""P1 ingest: N ``product.submitted`` → ``product.listed`` through catalog → review → catalog.
+
+Measured on one embedded stack, in this order:
+1. the system: ``python -m vitrine_catalog`` and ``python -m vitrine_review`` as subprocesses
+   (log level WARNING, then again at INFO to price the per-event log lines);
+2. the raw ceiling and 3. the naive FastStream pattern (``benchmarks/raw.py``), each as two
+   subprocesses doing the same three hops on their own topics and databases.
+
+Time runs from the first publish until the N-th ``product.listed`` is read. Before the clock
+starts each variant has processed one warm-up product, so group joins are not measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.common import (
+    LOGS,
+    Arrival,
+    CpuMeter,
+    ServiceProcess,
+    create_topics,
+    embedded_stack,
+    log,
+    producer,
+    send_all,
+    stack_pids,
+    submission,
+    watching,
+)
+from benchmarks.raw import spawn_baseline, stop_process
+from benchmarks.raw import topics as raw_topics
+from benchmarks.report import Report
+from vitrine.devstack import EmbeddedStack
+
+TIMEOUT = 900.0
+
+
+@dataclass
+class Run:
+    """One variant's result."""
+
+    name: str
+    n: int
+    seconds: float
+    publish_seconds: float
+    cpu: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.seconds
+
+
+def records(tag: str, n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
+    out = []
+    for i in range(start, start + n):
+        pid = f"{tag}-{i:06d}"
+        out.append((pid.encode(), submission(pid, f"m-{tag}-{i % 97}", i)))
+    return out
+
+
+async def through(
+    stack: EmbeddedStack,
+    *,
+    name: str,
+    in_topic: str,
+    out_topic: str,
+    n: int,
+    tag: str,
+    pids: dict[str, int],
+) -> Run:
+    """Warm up with one product, then publish ``n`` and wait for ``n`` listed."""
+    listed: dict[str, float] = {}
+
+    def on_record(a: Arrival) -> None:
+        if a.type == "product.listed" and a.key.startswith(tag):
+            listed.setdefault(a.key, a.at)
+
+    prod = producer(stack.kafka_bootstrap)
+    await prod.start()
+    try:
+        async with watching(stack.kafka_bootstrap, [out_topic], on_record) as w:
+            warm = f"{tag}w"
+            await send_all(prod, in_topic, records(warm, 1))
+            await w.wait(lambda: f"{warm}-000000" in listed, 120, f"{name} warm-up")
+            batch = records(tag, n)
+            meter = CpuMeter(pids).start()
+            t0 = time.perf_counter()
+            await send_all(prod, in_topic, batch)
+            published = time.perf_counter() - t0
+            await w.wait(lambda: len(listed) >= n + 1, TIMEOUT, f"{name}: {n} listed")
+            meter.stop()
+            last = max(t for k, t in listed.items() if not k.startswith(warm))
+            return Run(name, n, last - t0, published, meter.used)
+    finally:
+        await prod.stop()
+
+
+async def system_run(stack: EmbeddedStack, n: int, log_level: str, logs: Path) -> Run:
+    procs = {
+        s: ServiceProcess(
+            s,
+            f"vitrine_{s}",
+            stack,
+            logs,
+            log_level=log_level,
+            extra_env={"VITRINE_MONGO_DB": f"{s}_{log_level.lower()}"},
+        )
+        for s in ("catalog", "review")
+    }
+    try:
+        for p in procs.values():
+            p.start()
+        for p in procs.values():
+            p.wait_ready()
+        pids = {**{s: p.pid for s, p in procs.items()}, **stack_pids(stack)}
+        run = await through(
+            stack,
+            name=f"system ({log_level})",
+            in_topic="merchants.products",
+            out_topic="catalog.products",
+            n=n,
+            tag=f"s{log_level[0].lower()}",
+            pids=pids,
+        )
+        run.peak_rss_mb = {s: p.peak_rss_mb() or 0.0 for s, p in procs.items()}
+        return run
+    finally:
+        for p in procs.values():
+            p.stop()
+
+
+async def baseline_run(stack: EmbeddedStack, mode: str, n: int, logs: Path) -> Run:
+    prefix = f"bench{mode}"
+    await create_topics(stack.kafka_bootstrap, raw_topics(prefix))
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for role in ("catalog", "review"):
+            procs[role] = spawn_baseline(stack, mode, role, prefix, logs)
+        pids = {**{r: p.pid for r, p in procs.items()}, **stack_pids(stack)}
+        return await through(
+            stack,
+            name=mode,
+            in_topic=f"{prefix}.merchants",
+            out_topic=f"{prefix}.products",
+            n=n,
+            tag=mode[0],
+            pids=pids,
+        )
+    finally:
+        for p in procs.values():
+            stop_process(p)
+
+
+VARIANTS = ("system", "info", "raw", "naive")
+
+
+async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list[Run], Report]:
+    report = Report("p1", f"P1 ingest — {n:,} submissions → listed (catalog → review → catalog)")
+    runs: list[Run] = []
+    logs = LOGS / "p1"
+    logs.mkdir(parents=True, exist_ok=True)
+    async with embedded_stack() as stack:
+        for variant in variants:
+            if variant in ("system", "info"):
+                level = "WARNING" if variant == "system" else "INFO"
+                log(f"P1 system ({level}), N={n}")
+                runs.append(await system_run(stack, n, level, logs))
+            else:
+                size = naive_n if variant == "naive" else n
+                log(f"P1 {variant}, N={size}")
+                runs.append(await baseline_run(stack, variant, size, logs))
+            log(f"  {runs[-1].seconds:.2f}s, {runs[-1].rate:,.0f}/s, cpu {runs[-1].cpu}")
+    if "system" not in variants or "raw" not in variants:
+        report.add(*(f"- {r.name}: {r.n} in {r.seconds:.2f}s = {r.rate:,.0f}/s" for r in runs))
+        return runs, report
+    system = next(r for r in runs if r.name == "system (WARNING)")
+    ceiling = next(r for r in runs if r.name == "raw")
+    naive = next((r for r in runs if r.name == "naive"), None)
+    rows = []
+    for r in runs:
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in r.cpu.items())
+        rows.append(
+            [
+                r.name,
+                f"{r.n:,}",
+                f"{r.seconds:.2f}",
+                f"{r.rate:,.0f}",
+                f"{r.rate / ceiling.rate:.0%}",
+                cpu,
+            ]
+        )
+    report.table(
+        [
+            "variant",
+            "N",
+            "seconds",
+            "products/s end to end",
+            "of ceiling",
+            "CPU seconds by process",
+        ],
+        rows,
+    )
+    verdict = [f"- system / ceiling: **{system.rate / ceiling.rate:.0%}** (target ≥ 50 %)"]
+    if naive is not None:
+        verdict.append(f"- system / naive: **{system.rate / naive.rate:.1f}×** (target ≥ 5×)")
+    info = next((r for r in runs if r.name == "system (INFO)"), None)
+    if info is not None:
+        verdict.append(
+            f"- INFO logging (one JSON line per event handled) costs "
+            f"{1 - info.rate / system.rate:.0%} of throughput ({info.rate:,.0f}/s vs "
+            f"{system.rate:,.0f}/s at WARNING)"
+        )
+    verdict.append(
+        "- peak RSS (P4): " + ", ".join(f"{k} {v:.0f} MiB" for k, v in system.peak_rss_mb.items())
+    )
+    report.add(*verdict, "")
+    return runs, report
+
+
+def run(n: int, naive_n: int, variants: tuple[str, ...] = VARIANTS) -> Report:
+    _, report = asyncio.run(measure(n, naive_n, variants))
+    return report
