@@ -16,6 +16,7 @@ fields go through the indexes made in :func:`setup`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from pydantic import TypeAdapter
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid
 
 from vitrine.events import Exemptions, Reason, Rule, Source
 from vitrine.mongo import Document
@@ -128,7 +130,9 @@ async def offers_for_products(
 
 
 async def offers_held_by(db: Db, hold: str, session: Session = None) -> dict[str, Offer]:
-    cursor = db[OFFERS].find({"holds": hold}, session=session)
+    # {"holds": {"$in": [...]}}, not {"holds": hold}: on nx-27017 an equality match on an
+    # indexed array field finds nothing (measured with nx-27017 0.8.1); $in matches correctly
+    cursor = db[OFFERS].find({"holds": {"$in": [hold]}}, session=session)
     return {doc["_id"]: to_offer(doc) async for doc in cursor}
 
 
@@ -379,12 +383,26 @@ async def add_to_ledgers(
         await db[LEDGERS].bulk_write(ops, ordered=False, session=session)
 
 
+ALL_COLLECTIONS = (OFFERS, PRODUCTS, ACCOUNTS, POLICIES, ORDERS, LEDGERS)
+
+
 async def setup(db: Db) -> None:
-    """Indexes for the bulk paths (offers of a product, held by a policy, products of a source)
-    and the read-only queries (a creator's or merchant's orders)."""
+    """Create every collection up front, then the indexes for the bulk paths (offers of a
+    product, held by a policy, products of a source) and the read-only queries.
+
+    Collections are created here, outside any transaction, because on nx-27017 a transaction
+    whose first command is a ``find`` on a collection that does not exist yet is never started:
+    the writes after it autocommit and ``commitTransaction`` fails ("No session specified").
+    """
+    existing = set(await db.list_collection_names())
+    for name in ALL_COLLECTIONS:
+        if name not in existing:
+            with contextlib.suppress(CollectionInvalid):  # created concurrently elsewhere
+                await db.create_collection(name)
     await db[OFFERS].create_index("product_id")
     await db[OFFERS].create_index("holds")
     await db[OFFERS].create_index("merchant_id")
     await db[PRODUCTS].create_index("source.kind")
     await db[ORDERS].create_index("creator_id")
     await db[ORDERS].create_index("merchant_id")
+    await db[POLICIES].create_index("lifted")
