@@ -161,6 +161,12 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
         },
         "product.delisted": {"product_id": "p-1001", "reason": "withdrawn", "version": 2},
         "product.audit_cancelled": {"product_id": "p-1001", "merchant_id": "m-1", "version": 3},
+        "product.refused": {
+            "product_id": "p-1001",
+            "merchant_id": "m-2",
+            "command": "product.withdrawn",
+            "reasons": [REASON],
+        },
     },
     "review.decisions": {
         "review.approved": {"product_id": "p-1001", "version": 2},

@@ -16,9 +16,9 @@ from vitrine import mongo
 from vitrine.envelope import Event
 from vitrine.events import ProductWithdrawn
 from vitrine.messaging import outbox
-from vitrine.messaging.producer import send_all
 from vitrine.messaging.outbox import OutboxRelay
 from vitrine.messaging.pipeline import BatchPipeline
+from vitrine.messaging.producer import send_all
 from vitrine.messaging.unit_of_work import UnitOfWork
 from vitrine.testing.probe import cloud_event
 
@@ -28,8 +28,19 @@ _offsets = iter(range(10**9))
 
 
 def _record(value: bytes | None, key: str | None, topic: str = TOPIC) -> ConsumerRecord[Any, Any]:
-    return ConsumerRecord(topic, 0, next(_offsets), 0, 0, key.encode() if key else None, value,
-                          None, 0, 0, [("content-type", b"application/cloudevents+json")])
+    return ConsumerRecord(
+        topic,
+        0,
+        next(_offsets),
+        0,
+        0,
+        key.encode() if key else None,
+        value,
+        None,
+        0,
+        0,
+        [("content-type", b"application/cloudevents+json")],
+    )
 
 
 def _withdrawn(pid: str, merchant: str = "m-1") -> ConsumerRecord[Any, Any]:
@@ -50,11 +61,16 @@ class Recorder:
             if event.subject in self.fail_on:
                 raise ValueError(f"cannot handle {event.subject}")
         await uow.db["applied"].insert_many(
-            [{"_id": e.id, "subject": e.subject} for e in events], session=uow.session)
+            [{"_id": e.id, "subject": e.subject} for e in events], session=uow.session
+        )
         for event in events:
-            uow.emit("catalog.products", ProductWithdrawn(
-                product_id=event.subject, merchant_id="m-1"), subject=event.subject,
-                cause=event, type="product.refused")
+            uow.emit(
+                "catalog.products",
+                ProductWithdrawn(product_id=event.subject, merchant_id="m-1"),
+                subject=event.subject,
+                cause=event,
+                type="product.refused",
+            )
 
 
 @pytest.fixture
@@ -70,16 +86,20 @@ async def env(stack):  # type: ignore[no-untyped-def]
 
 def _pipeline(env: Any, handler: Recorder) -> BatchPipeline:
     client, db, producer = env
-    return BatchPipeline(service="test", client=client, db=db, producer=producer,
-                         handlers={TOPIC: handler})
+    return BatchPipeline(
+        service="test", client=client, db=db, producer=producer, handlers={TOPIC: handler}
+    )
 
 
 async def test_invalid_records_go_to_the_dlq_and_valid_ones_apply(env, probe) -> None:
     handler = Recorder()
     pid, bad_key = f"p-{uuid.uuid4().hex[:8]}", f"k-{uuid.uuid4().hex[:8]}"
-    await _pipeline(env, handler).process([
-        _record(b"not json", bad_key), _withdrawn(pid),
-    ])
+    await _pipeline(env, handler).process(
+        [
+            _record(b"not json", bad_key),
+            _withdrawn(pid),
+        ]
+    )
     dead = await probe.wait_for(TOPIC + ".dlq", subject=bad_key)
     assert dead[0].headers["dlq-reason"] == "not_json"
     assert dead[0].value == b"not json"  # original bytes unchanged
@@ -104,7 +124,8 @@ async def test_a_failing_event_is_isolated_and_dead_lettered(env, probe) -> None
     good = [f"p-{uuid.uuid4().hex[:8]}" for _ in range(3)]
     handler = Recorder(fail_on={bad})
     await _pipeline(env, handler).process(
-        [_withdrawn(good[0]), _withdrawn(bad), _withdrawn(good[1]), _withdrawn(good[2])])
+        [_withdrawn(good[0]), _withdrawn(bad), _withdrawn(good[1]), _withdrawn(good[2])]
+    )
     dead = await probe.wait_for(TOPIC + ".dlq", subject=bad)
     assert dead[0].headers["dlq-reason"] == "handler_error"
     assert "cannot handle" in dead[0].headers["dlq-error"]
@@ -114,13 +135,13 @@ async def test_a_failing_event_is_isolated_and_dead_lettered(env, probe) -> None
 
 
 async def test_relay_publishes_in_order_and_survives_restart(env, probe) -> None:
-    client, db, producer = env
+    _client, db, producer = env
     pid = f"p-{uuid.uuid4().hex[:8]}"
     pipeline = _pipeline(env, Recorder())
     await pipeline.process([_withdrawn(pid) for _ in range(5)])  # 5 distinct events, one key
     assert len(await outbox.pending(db)) == 5
     # A relay that dies after sending but before deleting resends: same event ids.
-    await send_all(producer, [outbox._record(r) for r in await outbox.pending(db)])
+    await send_all(producer, await outbox.pending(db))
     relay = OutboxRelay(db, producer, service="test")
     task = asyncio.create_task(relay.run())
     seen = await probe.wait_for("catalog.products", subject=pid, count=10)

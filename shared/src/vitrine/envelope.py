@@ -133,23 +133,16 @@ def new_event(
     )
 
 
-def _forbidden_key(value: Any, depth: int = 0) -> str | None:
-    """First key that MongoDB could read as an operator or a path (``$x``, ``a.b``, NUL)."""
-    if depth > 32:
-        return "<nesting deeper than 32>"
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key.startswith("$") or "." in key or "\x00" in key:
-                return str(key)
-            found = _forbidden_key(item, depth + 1)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for item in value:
-            found = _forbidden_key(item, depth + 1)
-            if found is not None:
-                return found
-    return None
+class _ForbiddenKeyError(ValueError):
+    """A JSON object key that MongoDB could read as an operator or a path."""
+
+
+def _checked_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: refuse ``$x``, ``a.b`` and NUL keys while parsing (one pass)."""
+    for key, _ in pairs:
+        if key.startswith("$") or "." in key or "\x00" in key:
+            raise _ForbiddenKeyError(key)
+    return dict(pairs)
 
 
 def decode(
@@ -168,16 +161,15 @@ def decode(
     if len(value) > max_bytes:
         return InvalidEvent("too_large", f"{len(value)} bytes > limit {max_bytes}")
     try:
-        raw = json.loads(value)
+        raw = json.loads(value, object_pairs_hook=_checked_object)
+    except _ForbiddenKeyError as exc:
+        return InvalidEvent("forbidden_key", f"key {str(exc)[:80]!r} is not allowed")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return InvalidEvent("not_json", str(exc)[:500])
     except RecursionError:
         return InvalidEvent("not_json", "nesting too deep")
     if not isinstance(raw, dict):
         return InvalidEvent("not_cloudevent", f"expected a JSON object, got {type(raw).__name__}")
-    bad_key = _forbidden_key(raw)
-    if bad_key is not None:
-        return InvalidEvent("forbidden_key", f"key {bad_key[:80]!r} is not allowed")
     try:
         envelope = CloudEvent.model_validate(raw)
     except ValidationError as exc:

@@ -29,11 +29,14 @@ class Seen:
     key: str | None
     headers: dict[str, str]
     value: bytes
+    _parsed: JSON | None = field(default=None, repr=False)
 
     @property
     def event(self) -> JSON:
-        parsed: JSON = json.loads(self.value)
-        return parsed
+        """The record's JSON (parsed once; raises ValueError when it is not JSON)."""
+        if self._parsed is None:
+            self._parsed = json.loads(self.value)
+        return self._parsed
 
     @property
     def type(self) -> str:
