@@ -70,7 +70,41 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
             }
         )
 
-    return [Route("/creators/{creator_id}/showcase", showcase)]
+    def projection(collection: str, param: str) -> Callable[[Request], Any]:
+        async def one(request: Request) -> Response:
+            """One document of a projection (what this service knows of others' facts)."""
+            key = request.path_params[param]
+            if not _ID.match(key):
+                return JSONResponse({"error": f"invalid_{param}"}, status_code=400)
+            doc = await runtime().db[collection].find_one({"_id": key})
+            if doc is None:
+                return JSONResponse({"error": "not_found"}, status_code=404)
+            doc[param] = doc.pop("_id")
+            return JSONResponse(doc)
+
+        return one
+
+    async def policies(request: Request) -> Response:
+        """Policies as this service holds them (``?in_force=true``: only those in force)."""
+        only = request.query_params.get("in_force", "").lower() in _TRUE
+        docs = await runtime().db[repository.POLICIES].find({}).sort("_id", 1).to_list(1000)
+        out = []
+        for doc in docs:
+            policy = repository.to_policy(doc)
+            if only and not policy.in_force:
+                continue
+            doc["policy_id"] = doc.pop("_id")
+            doc["in_force"] = policy.in_force
+            out.append(doc)
+        return JSONResponse({"policies": out})
+
+    return [
+        Route("/creators/{creator_id}/showcase", showcase),
+        Route("/products/{product_id}", projection(repository.PRODUCTS, "product_id")),
+        Route("/accounts/{account_id}", projection(repository.ACCOUNTS, "account_id")),
+        Route("/offers/{offer_id}", projection(repository.OFFERS, "offer_id")),
+        Route("/policies", policies),
+    ]
 
 
 async def sorted_docs(cursor: Any) -> Any:
