@@ -168,5 +168,6 @@ async def save(
 
 async def setup(db: AsyncDatabase[Document]) -> None:
     """Indexes for the read-only queries: the queue oldest first, a product's audit trail."""
-    await db[QUEUE].create_index([("escalated_at", ASCENDING), ("_id", ASCENDING)])
+    # Not (escalated_at, _id): nx-27017 then fails every upsert by _id ("JSON path error").
+    await db[QUEUE].create_index("escalated_at")
     await db[DECISIONS].create_index([("product_id", ASCENDING), ("n", ASCENDING)])
