@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from vitrine import mongo
 from vitrine.testing.probe import Publisher, TopicProbe, cloud_event
+from vitrine_showcase.domain import item_key
 
 JSON = dict[str, Any]
 ITEMS = "showcase.items"
@@ -249,6 +251,62 @@ class World:
             where=lambda r: r.type in ("showcase.item_added", "showcase.item_refused"),
         )
         return found[n - 1]
+
+
+class Bulk:
+    """Items written straight into the showcase's database, as if added over months."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+
+    @staticmethod
+    def documents(u: str, platform: str, n: int, per_creator: int = 100) -> list[JSON]:
+        docs = []
+        for i in range(n):
+            creator, product = f"bc{i // per_creator}-{u}", f"bp{i}-{u}"
+            docs.append(
+                {
+                    "_id": item_key(creator, product),
+                    "creator_id": creator,
+                    "product_id": product,
+                    "merchant_id": f"bm{i % 50}-{u}",
+                    "source": third_party(platform),
+                    "position": i % per_creator,
+                    "holds": [],
+                    "offer_id": None,
+                }
+            )
+        return docs
+
+    async def _items(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
+        client = mongo.connect(self.stack.mongo_url, app_name="showcase-tests")
+        try:
+            return await work(mongo.database(client, "showcase")["items"])
+        finally:
+            await client.close()
+
+    async def insert(self, docs: list[JSON]) -> float:
+        started = time.perf_counter()
+        await self._items(lambda items: items.insert_many(docs, ordered=False))
+        return time.perf_counter() - started
+
+    async def count_held(self, hold: str) -> int:
+        return int(await self._items(lambda items: items.count_documents({"holds": hold})))
+
+    async def holds(self, keys: list[str]) -> dict[str, list[str]]:
+        async def read(items: Any) -> dict[str, list[str]]:
+            out: dict[str, list[str]] = {}
+            for i in range(0, len(keys), 5000):
+                cursor = items.find({"_id": {"$in": keys[i : i + 5000]}}, {"holds": 1})
+                out.update({d["_id"]: d["holds"] async for d in cursor.batch_size(10_000)})
+            return out
+
+        return dict(await self._items(read))
+
+
+@pytest.fixture
+def bulk(stack: Any) -> Bulk:
+    return Bulk(stack)
 
 
 @pytest.fixture

@@ -8,17 +8,16 @@ published and the service must hold every one of them, announce each once and re
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
-from typing import Any
 
 import pytest
 from pymongo import monitoring
 
-from vitrine import mongo
 from vitrine.testing.services import running
-from vitrine_showcase.domain import item_key, policy_hold
+from vitrine_showcase.domain import policy_hold
 from vitrine_showcase.service import DEFINITION
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
@@ -27,6 +26,9 @@ N = 20_000
 PER_CREATOR = 100  # 200 creators x 100 items (a showcase holds at most 500)
 ITEMS = "showcase.items"
 REPORTS = "compliance.reports"
+
+
+_COMMIT = ("commitTransaction", "abortTransaction")
 
 
 class RoundTrips(monitoring.CommandListener):
@@ -46,7 +48,9 @@ class RoundTrips(monitoring.CommandListener):
             self.active = True
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if not self.active or event.database_name != "showcase":
+        if not self.active:
+            return
+        if event.database_name != "showcase" and event.command_name not in _COMMIT:
             return
         cmd = event.command
         coll = cmd.get(event.command_name)
@@ -67,54 +71,17 @@ _LISTENER = RoundTrips()
 monitoring.register(_LISTENER)  # applies to clients created from now on (the service's)
 
 
-def seed_documents(u: str, platform: str, n: int = N) -> list[dict[str, Any]]:
-    docs = []
-    for i in range(n):
-        creator, product = f"bc{i // PER_CREATOR}-{u}", f"bp{i}-{u}"
-        docs.append(
-            {
-                "_id": item_key(creator, product),
-                "creator_id": creator,
-                "product_id": product,
-                "merchant_id": f"bm{i % 50}-{u}",
-                "source": {"kind": "third_party_platform", "platform": platform},
-                "position": i % PER_CREATOR,
-                "holds": [],
-                "offer_id": None,
-            }
-        )
-    return docs
-
-
-async def seed(stack: Any, docs: list[dict[str, Any]]) -> float:
-    client = mongo.connect(stack.mongo_url, app_name="showcase-seed")
-    try:
-        started = time.perf_counter()
-        await mongo.database(client, "showcase")["items"].insert_many(docs, ordered=False)
-        return time.perf_counter() - started
-    finally:
-        await client.close()
-
-
-async def count_held(stack: Any, hold: str) -> int:
-    client = mongo.connect(stack.mongo_url, app_name="showcase-check")
-    try:
-        return await mongo.database(client, "showcase")["items"].count_documents({"holds": hold})
-    finally:
-        await client.close()
-
-
 def _summary(counter: Counter[str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(counter.items()))
 
 
-async def test_enforcement_over_20000_items(stack, probe, world) -> None:
+async def test_enforcement_over_20000_items(stack, probe, world, bulk) -> None:
     u = world.uid()
     plat, pol = f"bulk-{u}", f"pol-bulk-{u}"
     hold = policy_hold(pol)
-    seconds = await seed(stack, seed_documents(u, plat))
+    seconds = await bulk.insert(bulk.documents(u, plat, N, PER_CREATOR))
     print(f"\n[bulk] seeded {N} items in {seconds:.1f}s")
-    async with running(DEFINITION, stack):
+    async with running(DEFINITION, stack, log_level=os.environ.get("BULK_LOG", "WARNING")):
         _LISTENER.reset()
         started = time.perf_counter()
         await world.in_force(pol, "enforce_existing", [world.disallow(plat)])
@@ -137,7 +104,7 @@ async def test_enforcement_over_20000_items(stack, probe, world) -> None:
         assert len({(r.data["creator_id"], r.data["product_id"]) for r in suspended}) == N
         assert sum(in_txn.values()) < 50  # bulk: bounded, not one per item
         assert in_txn["update:items"] == N // 5000
-        assert await count_held(stack, hold) == N
+        assert await bulk.count_held(hold) == N
 
         _LISTENER.reset()
         started = time.perf_counter()
@@ -160,4 +127,4 @@ async def test_enforcement_over_20000_items(stack, probe, world) -> None:
         )
         assert report[0].data["affected"] == N
         assert sum(in_txn.values()) < 50
-        assert await count_held(stack, hold) == 0
+        assert await bulk.count_held(hold) == 0

@@ -401,6 +401,7 @@ async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork) -> int:
     started = time.perf_counter()
     log.info("enforcement.started", policy_id=policy.policy_id)
     matched = await matching_items(policy, uow)
+    found = time.perf_counter()
     hold = policy.hold
     newly = [i for i in matched if hold not in i.holds]
     for item in newly:
@@ -419,6 +420,7 @@ async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork) -> int:
         )
     _report(uow, policy.policy_id, "enforce_existing", len(matched), cause)
     await stage_emitted(uow)
+    staged = time.perf_counter()
     await repository.save_policy(uow.db, policy, uow.session, enforced_count=len(matched))
     modified = await repository.add_hold(uow.db, [i.key for i in newly], hold, uow.session)
     log.info(
@@ -428,6 +430,9 @@ async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork) -> int:
         newly_suspended=len(newly),
         modified=modified,
         seconds=round(time.perf_counter() - started, 3),
+        find_seconds=round(found - started, 3),
+        stage_seconds=round(staged - found, 3),
+        update_seconds=round(time.perf_counter() - staged, 3),
     )
     return len(matched)
 

@@ -13,6 +13,7 @@ whatever the number of documents (``CHUNK`` ids per ``$in``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -60,7 +61,12 @@ _ITEM_FIELDS = {
 
 
 def _source(doc: Mapping[str, Any]) -> Source:
-    return Source.model_validate(doc, strict=False)
+    return _cached_source(doc["kind"], doc.get("platform"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_source(kind: str, platform: str | None) -> Source:
+    return Source.model_validate({"kind": kind, "platform": platform}, strict=False)
 
 
 def to_item(doc: Document) -> Item:

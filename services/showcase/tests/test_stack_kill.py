@@ -1,0 +1,177 @@
+"""kill -9 in the middle of enforcing a policy over 20,000 items, then restart.
+
+The service runs as its own process (``python -m vitrine_showcase``) against the session's
+stack. It is SIGKILLed twice: first while the enforcement transaction runs (after the log
+says it started), then, after a restart, while the outbox relay is publishing the
+suspensions. A third start finishes the work. At the end:
+
+- every matching item holds the policy exactly once (database);
+- each suspended item was announced under exactly ONE event id: duplicates of the same id
+  (at-least-once relay output, deduped by consumers on the id) are allowed, two different
+  ids for the same (creator_id, product_id) are not;
+- exactly one ``enforcement.reported`` id for the policy, saying 20,000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from vitrine.devstack import free_port
+from vitrine_showcase.domain import policy_hold
+
+pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
+
+N = 20_000
+ITEMS = "showcase.items"
+REPORTS = "compliance.reports"
+
+
+class ServiceProcess:
+    """``python -m vitrine_showcase`` pointed at the test stack, logs to a file."""
+
+    def __init__(self, stack: Any, workdir: Path) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "VITRINE_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+            "VITRINE_MONGO_URL": stack.mongo_url,
+            "VITRINE_HTTP_PORT": str(self.port),
+            "VITRINE_LOG_FORMAT": "json",
+            "VITRINE_LOG_LEVEL": "INFO",
+        }
+        self.workdir = workdir
+        self.runs = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = workdir / "run0.log"
+
+    async def start(self) -> None:
+        self.runs += 1
+        self.log = self.workdir / f"run{self.runs}.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "vitrine_showcase"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 90
+        async with httpx.AsyncClient() as http:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, self.log.read_text()[-3000:]
+                try:
+                    resp = await http.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
+                    if resp.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError("service never became ready:\n" + self.log.read_text()[-3000:])
+
+    def logged(self, *needles: str) -> bool:
+        text = self.log.read_text(errors="replace")
+        return any(all(n in line for n in needles) for line in text.splitlines())
+
+    async def wait_logged(self, *needles: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.logged(*needles):
+            assert time.monotonic() < deadline, f"never logged {needles}"
+            assert self.proc is not None and self.proc.poll() is None
+            await asyncio.sleep(0.02)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+@pytest.mark.timeout(900)
+async def test_kill9_mid_enforcement_then_restart(stack, probe, world, bulk, tmp_path) -> None:
+    u = world.uid()
+    plat, pol = f"kill-{u}", f"pol-kill-{u}"
+    docs = bulk.documents(u, plat, N)
+    await bulk.insert(docs)
+    service = ServiceProcess(stack, tmp_path)
+
+    def suspensions() -> list[Any]:
+        return probe.events(ITEMS, type="showcase.item_suspended", policy_id=pol)
+
+    notes: list[str] = []
+    try:
+        # 1. killed while the enforcement transaction runs
+        await service.start()
+        await world.in_force(pol, "enforce_existing", [world.disallow(plat)])
+        await service.wait_logged("enforcement.started", pol)
+        await asyncio.sleep(random.uniform(0.3, 3.0))
+        applied = service.logged("enforcement.applied", pol)
+        service.kill9()
+        notes.append(
+            f"run 1 killed {'after' if applied else 'during'} the enforcement writes, "
+            f"{len(suspensions())} suspensions published"
+        )
+
+        # 2. killed while the relay publishes (as soon as suspensions start to appear)
+        await service.start()
+        deadline = time.monotonic() + 180
+        while not suspensions() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        service.kill9()
+        notes.append(f"run 2 killed with {len(suspensions())} suspensions published")
+
+        # 3. finishes
+        await service.start()
+        await probe.wait_for(REPORTS, subject=pol, timeout=300)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if len({(r.data["creator_id"], r.data["product_id"]) for r in suspensions()}) >= N:
+                break
+            await asyncio.sleep(0.5)
+        await probe.settle(3.0)
+    finally:
+        service.stop()
+    print("\n[kill] " + "; ".join(notes))
+
+    # every matching item held by the policy exactly once
+    hold = policy_hold(pol)
+    holds = await bulk.holds([d["_id"] for d in docs])
+    assert len(holds) == N
+    assert all(h.count(hold) == 1 for h in holds.values())
+
+    # one event id per suspended item (same-id duplicates are at-least-once output)
+    ids_by_item: dict[tuple[str, str], set[str]] = defaultdict(set)
+    records = suspensions()
+    for r in records:
+        ids_by_item[(r.data["creator_id"], r.data["product_id"])].add(r.event["id"])
+    expected = {(d["creator_id"], d["product_id"]) for d in docs}
+    assert set(ids_by_item) == expected
+    twice = {item: ids for item, ids in ids_by_item.items() if len(ids) != 1}
+    assert not twice, (
+        f"{len(twice)} items announced under different ids, e.g. {next(iter(twice.items()))}"
+    )
+    print(f"[kill] {len(records)} item_suspended records for {len(ids_by_item)} items")
+
+    # one report
+    reports = probe.events(REPORTS, subject=pol)
+    assert len({r.event["id"] for r in reports}) == 1
+    assert {r.data["affected"] for r in reports} == {N}
+    assert {r.data["phase"] for r in reports} == {"enforce_existing"}
+    print(f"[kill] {len(reports)} enforcement.reported record(s), one id")
