@@ -42,6 +42,10 @@ def main() -> None:
                 tuple(v for v in args.variants.split(",") if v),
             )
         )
+    if args.which in ("p3", "all"):
+        from benchmarks import p3_latency
+
+        reports.append(p3_latency.run(args.rate, args.duration))
     for report in reports:
         print(report.markdown())
         if not args.no_doc:

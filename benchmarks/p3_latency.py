@@ -1,0 +1,134 @@
+"""P3 latency: submit → listed at a steady offered rate (default 500/s for 60 s).
+
+The probe publishes ``product.submitted`` on a fixed schedule (each message's due time is
+``start + i / rate``; late ticks catch up) and reads ``catalog.products`` in the same process;
+a product's latency is the probe's read time of its ``product.listed`` minus the time the
+probe handed its submission to the producer. Catalog and review run as subprocesses at
+``VITRINE_LOG_LEVEL=WARNING``. Percentiles are over every product submitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaProducer
+
+from benchmarks.common import (
+    HEADERS,
+    LOGS,
+    Arrival,
+    CpuMeter,
+    embedded_stack,
+    log,
+    services,
+    stack_pids,
+    submission,
+    watching,
+)
+from benchmarks.report import Report
+
+TARGET_P99_MS = 200.0
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+async def measure(rate: float, duration: float, extra_env: dict[str, str]) -> Report:
+    total = int(rate * duration)
+    report = Report(
+        "p3", f"P3 latency — submit → listed at {rate:,.0f}/s offered for {duration:.0f} s"
+    )
+    sent: dict[str, float] = {}
+    listed: dict[str, float] = {}
+
+    def on_record(a: Arrival) -> None:
+        if a.type == "product.listed" and a.key.startswith("l"):
+            listed.setdefault(a.key, a.at)
+
+    async with embedded_stack() as stack:
+        with services(stack, ["catalog", "review"], LOGS / "p3", extra_env=extra_env) as procs:
+            pids = {**{s: p.pid for s, p in procs.items()}, **stack_pids(stack)}
+            prod = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+            await prod.start()
+            try:
+                async with watching(stack.kafka_bootstrap, ["catalog.products"], on_record) as w:
+                    warm = [f"lw-{i}" for i in range(20)]
+                    for n, pid in enumerate(warm):
+                        await prod.send(
+                            "merchants.products",
+                            submission(pid, "m-warm", n),
+                            key=pid.encode(),
+                            headers=HEADERS,
+                        )
+                    await w.wait(lambda: all(p in listed for p in warm), 120, "P3 warm-up")
+                    bodies = [
+                        (f"l-{i:07d}", submission(f"l-{i:07d}", f"m-l-{i % 97}", i))
+                        for i in range(total)
+                    ]
+                    meter = CpuMeter(pids).start()
+                    log(f"P3 offering {rate}/s for {duration}s ({total} submissions)")
+                    start = time.perf_counter()
+                    i = 0
+                    while i < total:
+                        now = time.perf_counter()
+                        due = min(total, int((now - start) * rate) + 1)
+                        while i < due:
+                            pid, body = bodies[i]
+                            sent[pid] = time.perf_counter()
+                            await prod.send(
+                                "merchants.products", body, key=pid.encode(), headers=HEADERS
+                            )
+                            i += 1
+                        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+                    offered_for = time.perf_counter() - start
+                    await prod.flush()
+                    try:
+                        await w.wait(
+                            lambda: sum(1 for p in sent if p in listed) >= total,
+                            60,
+                            "P3 stragglers",
+                        )
+                    except TimeoutError as exc:
+                        log(str(exc))
+                    meter.stop()
+                    peak = {s: p.peak_rss_mb() or 0.0 for s, p in procs.items()}
+            finally:
+                await prod.stop()
+
+    lat = sorted((listed[p] - t) * 1000 for p, t in sent.items() if p in listed)
+    missing = total - len(lat)
+    p50, p90, p99 = (percentile(lat, q) for q in (0.5, 0.9, 0.99))
+    worst = lat[-1] if lat else float("nan")
+    report.table(
+        ["submitted", "listed", "offered for", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+        [
+            [
+                f"{total:,}",
+                f"{len(lat):,}",
+                f"{offered_for:.1f} s ({total / offered_for:,.0f}/s)",
+                f"{p50:.0f}",
+                f"{p90:.0f}",
+                f"{p99:.0f}",
+                f"{worst:.0f}",
+            ]
+        ],
+    )
+    report.add(
+        f"- p99 {p99:.0f} ms: target ≤ {TARGET_P99_MS:.0f} ms "
+        + ("**met**" if p99 <= TARGET_P99_MS and not missing else "**missed**"),
+        f"- not listed within 60 s after the last submission: {missing}",
+        "- CPU seconds by process: " + ", ".join(f"{k} {v:.1f}" for k, v in meter.used.items()),
+        "- peak RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in peak.items()),
+        *(f"- service environment: `{k}={v}`" for k, v in extra_env.items()),
+        "",
+    )
+    return report
+
+
+def run(rate: float, duration: float, extra_env: dict[str, str] | None = None) -> Report:
+    return asyncio.run(measure(rate, duration, extra_env or {}))
