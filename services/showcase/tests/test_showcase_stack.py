@@ -61,6 +61,13 @@ async def test_add_move_remove_round_trip(stack, probe, world) -> None:
         view = (await http.get(f"/creators/{c}/showcase")).json()
         assert _order(view) == [(pids[1], 0), (pids[2], 1)]
         assert (await http.get("/creators/bad$id/showcase")).status_code == 400
+        # removed and added back (typically in one batch): a new item, at the end
+        await world.remove(c, pids[1])
+        await world.add(c, pids[1])
+        again = await probe.wait_for(ITEMS, type="showcase.item_added", subject=c, count=4)
+        assert again[-1].data["position"] == 1
+        view = (await http.get(f"/creators/{c}/showcase")).json()
+        assert _order(view) == [(pids[2], 0), (pids[1], 1)]
 
 
 async def test_every_refusal_code(stack, probe, world) -> None:

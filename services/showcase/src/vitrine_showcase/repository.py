@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -132,6 +133,9 @@ async def save_showcases(
             prev = old.get(item.product_id)
             if prev is None:
                 ops.append(InsertOne(item_document(item)))
+            elif replace(prev, position=item.position, offer_id=item.offer_id) != item:
+                # removed and added again in one batch: a new item, with no holds
+                ops.append(ReplaceOne({"_id": item.key}, item_document(item)))
             elif prev.position != item.position or prev.offer_id != item.offer_id:
                 ops.append(
                     UpdateOne(
