@@ -449,3 +449,37 @@ async def test_http_lists_policies_by_state(service: Service, platform: Any) -> 
     assert all(p["state"] == "lifted" for p in resp.json()["policies"])
     assert (await service.http.get("/policies", params={"state": "bogus"})).status_code == 400
     assert (await service.http.get("/policies/nope")).status_code == 404
+
+
+async def test_a_firing_that_fails_before_commit_fires_once_later(
+    service: Service, probe: Any, platform: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash inside the firing transaction (after marking, before commit) loses nothing."""
+    import types
+
+    from vitrine.messaging import outbox
+    from vitrine_compliance import scheduler
+
+    failures: list[str] = []
+
+    async def failing_stage(*args: Any, **kwargs: Any) -> None:
+        failures.append("x")
+        raise RuntimeError("simulated crash before commit")
+
+    monkeypatch.setattr(scheduler, "outbox", types.SimpleNamespace(stage=failing_stage))
+    pid = f"pol-atomic-{platform.uid()}"
+    base = service.clock()
+    await platform.announce(platform.policy(pid, base + timedelta(seconds=30), None))
+    await probe.wait_for(RULINGS, type="policy.impact_assessed", subject=pid)
+    service.clock.advance(31)
+    deadline = time.monotonic() + 10
+    while not failures:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    body = await service.policy(pid)
+    assert body["state"] == "scheduled" and body["schedules"][0]["status"] == "pending"
+    monkeypatch.setattr(scheduler, "outbox", outbox)
+    await probe.wait_for(RULINGS, type="policy.in_force", subject=pid)
+    await probe.settle(1.0)
+    assert in_force(probe, pid) == ["block_new"]
+    await platform.retract(pid)
