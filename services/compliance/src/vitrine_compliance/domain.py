@@ -362,7 +362,10 @@ def _complete(policy: Policy, phase: str, at: datetime) -> tuple[Policy, list[Ev
         return policy, []
     if policy.waiting_for(phase):
         return policy, []
-    counts = dict(policy.reports.get(phase, {}))
+    # Only the services the rules touch: a service reporting on a policy outside its
+    # surfaces (e.g. with 0 affected) must not make the counts depend on arrival order.
+    got = policy.reports.get(phase, {})
+    counts = {s: got[s] for s in policy.expected_services}
     done = replace(
         policy,
         completed={**policy.completed, phase: at},
