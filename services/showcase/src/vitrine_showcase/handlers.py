@@ -421,6 +421,7 @@ async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork) -> int:
     _report(uow, policy.policy_id, "enforce_existing", len(matched), cause)
     await stage_emitted(uow)
     staged = time.perf_counter()
+    log.info("enforcement.staged", policy_id=policy.policy_id, events=len(newly) + 1)
     await repository.save_policy(uow.db, policy, uow.session, enforced_count=len(matched))
     modified = await repository.add_hold(uow.db, [i.key for i in newly], hold, uow.session)
     log.info(
