@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from benchmarks import report as reporting
-from benchmarks.common import log
+from benchmarks.common import PROFILE, log
 
 
 def main() -> None:
@@ -27,9 +27,13 @@ def main() -> None:
     )
     parser.add_argument("--rate", type=float, default=500.0, help="P3 submissions per second")
     parser.add_argument("--duration", type=float, default=60.0, help="P3 seconds")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the services and nx-27017 while measuring"
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/PERFORMANCE.md")
     args = parser.parse_args()
 
+    PROFILE["enabled"] = args.profile
     reports: list[reporting.Report] = []
     if args.which in ("p1", "p4", "all"):
         from benchmarks import p1_ingest

@@ -424,3 +424,64 @@ def stack_pids(stack: EmbeddedStack) -> dict[str, int]:
         "nx-27017": stack.processes["mongo"].pid,
         "bench": os.getpid(),
     }
+
+
+# --- profiling ---------------------------------------------------------------------------------
+
+#: Set by ``--profile``: py-spy records every service and nx-27017 during the measurement.
+PROFILE = {"enabled": False}
+
+
+class Profiler:
+    """``py-spy record`` (collapsed stacks) of each named process while measuring.
+
+    Output: ``.data/bench-logs/profiles/<bench>-<process>.txt``; summarise with
+    ``python -m benchmarks.profile FILE``.
+    """
+
+    def __init__(self, bench: str, pids: dict[str, int]) -> None:
+        self.bench = bench
+        self.pids = pids
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.dir = LOGS / "profiles"
+
+    def start(self) -> Profiler:
+        if not PROFILE["enabled"]:
+            return self
+        self.dir.mkdir(parents=True, exist_ok=True)
+        exe = Path(sys.executable).parent / "py-spy"
+        for name, pid in self.pids.items():
+            if name in ("tansu", "bench"):
+                continue
+            out = self.dir / f"{self.bench}-{name}.txt"
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        str(exe),
+                        "record",
+                        "--pid",
+                        str(pid),
+                        "--format",
+                        "raw",
+                        "--rate",
+                        "200",
+                        "--nonblocking",
+                        "--output",
+                        str(out),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        return self
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.send_signal(2)  # SIGINT: py-spy writes its output and exits
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if self.procs:
+            log(f"profiles written to {self.dir}")

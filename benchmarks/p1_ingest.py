@@ -22,6 +22,7 @@ from benchmarks.common import (
     LOGS,
     Arrival,
     CpuMeter,
+    Profiler,
     ServiceProcess,
     create_topics,
     embedded_stack,
@@ -90,11 +91,13 @@ async def through(
             await w.wait(lambda: f"{warm}-000000" in listed, 120, f"{name} warm-up")
             batch = records(tag, n)
             meter = CpuMeter(pids).start()
+            profiler = Profiler(f"p1-{tag}", pids).start()
             t0 = time.perf_counter()
             await send_all(prod, in_topic, batch)
             published = time.perf_counter() - t0
             await w.wait(lambda: len(listed) >= n + 1, TIMEOUT, f"{name}: {n} listed")
             meter.stop()
+            profiler.stop()
             last = max(t for k, t in listed.items() if not k.startswith(warm))
             return Run(name, n, last - t0, published, meter.used)
     finally:

@@ -19,6 +19,7 @@ from benchmarks.common import (
     LOGS,
     Arrival,
     CpuMeter,
+    Profiler,
     embedded_stack,
     log,
     services,
@@ -71,6 +72,7 @@ async def measure(rate: float, duration: float, extra_env: dict[str, str]) -> Re
                         for i in range(total)
                     ]
                     meter = CpuMeter(pids).start()
+                    profiler = Profiler("p3", pids).start()
                     log(f"P3 offering {rate}/s for {duration}s ({total} submissions)")
                     start = time.perf_counter()
                     i = 0
@@ -96,6 +98,7 @@ async def measure(rate: float, duration: float, extra_env: dict[str, str]) -> Re
                     except TimeoutError as exc:
                         log(str(exc))
                     meter.stop()
+                    profiler.stop()
                     peak = {s: p.peak_rss_mb() or 0.0 for s, p in procs.items()}
             finally:
                 await prod.stop()
@@ -118,7 +121,14 @@ async def measure(rate: float, duration: float, extra_env: dict[str, str]) -> Re
             ]
         ],
     )
+    order = sorted(sent, key=sent.__getitem__)
+    tenth = max(1, len(order) // 10)
+    trend = []
+    for k in range(0, len(order), tenth):
+        part = sorted((listed[p] - sent[p]) * 1000 for p in order[k : k + tenth] if p in listed)
+        trend.append(f"{percentile(part, 0.5):.0f}")
     report.add(
+        "- p50 by tenth of the run (ms): " + " → ".join(trend),
         f"- p99 {p99:.0f} ms: target ≤ {TARGET_P99_MS:.0f} ms "
         + ("**met**" if p99 <= TARGET_P99_MS and not missing else "**missed**"),
         f"- not listed within 60 s after the last submission: {missing}",
