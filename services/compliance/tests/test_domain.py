@@ -325,3 +325,17 @@ def test_impact_of_require_shop_and_the_provider_exemption() -> None:
     exempt = impact([REQUIRE], service_provider_built=True)  # c-wu satisfies it
     assert (exempt.items, exempt.creators) == (2, 1)
     assert exempt.merchants == 2  # m-jd, m-pdd
+
+
+def test_provider_built_merchant_is_not_exempt_from_require_shop() -> None:
+    """The exemption spares a provider-built merchant's goods from source rules only."""
+    items = [Item("c-zhou", "p-mall")]  # c-zhou lacks a channels shop; m-mall is provider-built
+    typed, _ = parse_rules([REQUIRE])
+    got = domain.assess(
+        typed, Exemptions(service_provider_built=True), items, [], PRODUCTS, ACCOUNTS
+    )
+    assert (got.items, got.merchants) == (1, 1)
+    spared = domain.assess(
+        typed, Exemptions(merchant_ids=["m-mall"]), items, [], PRODUCTS, ACCOUNTS
+    )
+    assert spared.items == 0

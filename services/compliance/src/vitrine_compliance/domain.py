@@ -452,25 +452,20 @@ class Impact:
         }
 
 
-def merchant_exempt(
-    merchant_id: str | None, exemptions: Exemptions, accounts: Mapping[str, Account]
-) -> bool:
-    """Exempt merchants are never refused or suspended by the policy (DESIGN.md §5)."""
-    if merchant_id is None:
-        return False
-    if merchant_id in exemptions.merchant_ids:
-        return True
-    account = accounts.get(merchant_id)
-    return (
-        exemptions.service_provider_built
-        and account is not None
-        and (account.service_provider_built)
-    )
+def merchant_exempt(merchant_id: str | None, exemptions: Exemptions) -> bool:
+    """``merchant_ids``: these merchants' goods are never refused or suspended (any rule)."""
+    return merchant_id is not None and merchant_id in exemptions.merchant_ids
+
+
+def provider_built(account_id: str | None, accounts: Mapping[str, Account]) -> bool:
+    account = accounts.get(account_id) if account_id is not None else None
+    return account is not None and account.service_provider_built
 
 
 def satisfies_shop(
     account_id: str, rule: RequireShop, exemptions: Exemptions, accounts: Mapping[str, Account]
 ) -> bool:
+    """A creator (or an offer's merchant) holding the shop; or a provider-built one if exempt."""
     account = accounts.get(account_id)
     if account is None:
         return False
@@ -492,12 +487,20 @@ def touches(
     The actor is the creator on ``showcase``/``live`` and the offer's merchant on
     ``distribution``.
     """
-    if merchant_exempt(product.merchant_id, exemptions, accounts):
+    if merchant_exempt(product.merchant_id, exemptions):
         return False
+    # service_provider_built: such a merchant's goods are not disallowed by source.
+    source_exempt = exemptions.service_provider_built and provider_built(
+        product.merchant_id, accounts
+    )
     for rule in rules:
         if not rule.applies_to(surface):
             continue
-        if isinstance(rule, DisallowSource) and rule.disallows(product.source, surface):
+        if (
+            isinstance(rule, DisallowSource)
+            and not source_exempt
+            and rule.disallows(product.source, surface)
+        ):
             return True
         if isinstance(rule, RequireShop) and not satisfies_shop(
             actor_id, rule, exemptions, accounts
