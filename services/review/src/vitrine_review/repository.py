@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
 from pymongo import ASCENDING, DeleteOne, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid, OperationFailure
 
 from vitrine.events import Reason
 from vitrine.mongo import Document
@@ -167,7 +169,18 @@ async def save(
 
 
 async def setup(db: AsyncDatabase[Document]) -> None:
-    """Indexes for the read-only queries: the queue oldest first, a product's audit trail."""
+    """Every collection up front, and indexes for the read-only queries (the queue oldest
+    first, a product's audit trail).
+
+    Created here, outside any transaction, because on nx-27017 a transaction whose first
+    command is a read of a collection that does not exist yet never starts: its writes are
+    applied one by one and the commit fails ("No session specified").
+    """
+    existing = set(await db.list_collection_names())
+    for name in (CASES, QUEUE, DECISIONS, TITLES):
+        if name not in existing:
+            with contextlib.suppress(CollectionInvalid, OperationFailure):  # a racing replica
+                await db.create_collection(name)
     # Not (escalated_at, _id): nx-27017 then fails every upsert by _id ("JSON path error").
     await db[QUEUE].create_index("escalated_at")
     await db[DECISIONS].create_index([("product_id", ASCENDING), ("n", ASCENDING)])
