@@ -46,3 +46,20 @@ async def test_submit_approve_lists(stack, probe, publisher) -> None:
         assert listed[0].data["version"] == 1
         resp = await http.get(f"/products/{pid}")
         assert resp.json()["listed"] is True
+
+
+async def test_merchant_products_limit_is_clamped(stack, probe, publisher) -> None:
+    merchant = f"m-{uuid.uuid4().hex[:8]}"
+    pids = [f"p-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    async with running(DEFINITION, stack) as (_, http):
+        for pid in pids:
+            await publisher.send(
+                "merchants.products", cloud_event("product.submitted", pid, _product(pid, merchant))
+            )
+        for pid in pids:
+            await probe.wait_for("catalog.products", type="product.review_requested", subject=pid)
+        url = f"/merchants/{merchant}/products"
+        for limit, expected in (("abc", 2), ("-1", 1), ("0", 1), ("1", 1), ("5000", 2)):
+            resp = await http.get(url, params={"limit": limit})
+            assert resp.status_code == 200, (limit, resp.text)
+            assert len(resp.json()["products"]) == expected, limit

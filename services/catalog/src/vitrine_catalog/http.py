@@ -12,6 +12,15 @@ from vitrine.service import Runtime
 from vitrine_catalog import repository
 
 
+def _limit(raw: str | None, default: int = 100, most: int = 1000) -> int:
+    """``?limit=`` clamped to 1..most; junk means the default (not a 500, not ``limit(-n)``)."""
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        value = default
+    return max(1, min(value, most))
+
+
 def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
     async def product(request: Request) -> Response:
         """One product: live version, pending draft, listed or not."""
@@ -27,7 +36,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
 
     async def merchant_products(request: Request) -> Response:
         """A merchant's products (newest first is not tracked; ordered by id), paginated."""
-        limit = min(int(request.query_params.get("limit", 100)), 1000)
+        limit = _limit(request.query_params.get("limit"))
         cursor = (
             runtime()
             .db[repository.PRODUCTS]
