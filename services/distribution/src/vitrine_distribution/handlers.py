@@ -21,7 +21,6 @@ from vitrine_distribution.domain import (
     Order,
     PolicyView,
     ProductView,
-    Totals,
 )
 
 log = get_logger(__name__)
@@ -264,18 +263,31 @@ async def apply_rulings(events: list[Event[Any]], uow: UnitOfWork) -> None:
 
 
 async def apply_orders(events: list[Event[Any]], uow: UnitOfWork) -> None:
-    """Accrue, settle, adjust, cancel, claw back — exactly one accrual per order."""
+    """Accrue, settle, adjust, cancel, claw back — exactly one accrual per order.
+
+    Each order document records the input events it applied and what each produced; an event
+    it already holds is not applied again, its events are re-emitted (same ids, so consumers
+    dedupe them). The inbox normally stops redeliveries before this; this guard makes the
+    order itself the unit of exactly-once, whatever the store's transaction isolation.
+    """
     db, session = uow.db, uow.session
     now = domain.to_ms(uow.now())
-    orders = await repository.load_orders(db, (e.data.order_id for e in events), session)
+    records = await repository.load_orders(db, (e.data.order_id for e in events), session)
     offer_ids = {e.data.offer_id for e in events if e.type == "order.paid" and e.data.offer_id}
     offers: dict[str, Offer] = await repository.load_offers(db, offer_ids, session)
-    deltas: dict[str, Totals] = defaultdict(Totals)
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     changed: set[str] = set()
     for event in events:
         data = event.data
-        order = orders.get(data.order_id) or Order(data.order_id)
+        oid = data.order_id
+        record = records.get(oid) or repository.OrderRecord(Order(oid))
+        key = event.envelope.dedupe_key
+        already = record.outputs(key)
+        if already is not None:
+            log.info("order.event_already_applied", order_id=oid, type=event.type, id=event.id)
+            for stored in already:
+                uow.emit(COMMISSIONS_OUT, repository.rebuild(stored), subject=oid, cause=event)
+            continue
+        order = record.order
         if event.type == "order.paid":
             offer = offers.get(data.offer_id) if data.offer_id else None
             outcome = domain.pay(order, data, offer, now)
@@ -284,27 +296,9 @@ async def apply_orders(events: list[Event[Any]], uow: UnitOfWork) -> None:
         else:
             outcome = domain.refund(order, event.id, data.refund_fen, now)
         if outcome.ignored is not None:
-            log.info(
-                "order.event_noop", order_id=data.order_id, type=event.type, why=outcome.ignored
-            )
-        new = outcome.order
-        if new != order or data.order_id not in orders:
-            orders[data.order_id] = new
-            changed.add(data.order_id)
-        keys = []
-        if new.creator_id:
-            keys.append(repository.ledger_id("creator", new.creator_id))
-        if new.merchant_id:
-            keys.append(repository.ledger_id("merchant", new.merchant_id))
-        for entry in outcome.entries:
-            for key in keys:
-                deltas[key] = deltas[key] + entry.effect
-                if entry.kind == "accrual":
-                    counts[key]["accruals"] += 1
-        if event.type == "order.paid" and new.status == "refused":
-            for key in keys:
-                counts[key]["refusals"] += 1
+            log.info("order.event_noop", order_id=oid, type=event.type, why=outcome.ignored)
+        records[oid] = record.applying(key, outcome.order, outcome.events)
+        changed.add(oid)
         for out in outcome.events:
-            uow.emit(COMMISSIONS_OUT, out, subject=data.order_id, cause=event)
-    await repository.save_orders(db, (orders[o] for o in sorted(changed)), session)
-    await repository.add_to_ledgers(db, deltas, counts, session)
+            uow.emit(COMMISSIONS_OUT, out, subject=oid, cause=event)
+    await repository.save_orders(db, (records[o] for o in sorted(changed)), session)

@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 from vitrine.mongo import Document
 from vitrine.service import Runtime
 from vitrine_distribution import repository
-from vitrine_distribution.domain import Offer, Totals, rates, to_ms
+from vitrine_distribution.domain import Offer, rates, to_ms
 
 MAX_LIMIT = 1000
 
@@ -51,16 +51,13 @@ def _limit(request: Request, default: int = MAX_LIMIT) -> int:
         return default
 
 
-def _totals(doc: Document | None) -> dict[str, int]:
-    doc = doc or {}
-    t = Totals(
-        accrued_fen=doc.get("accrued_fen", 0),
-        cancelled_fen=doc.get("cancelled_fen", 0),
-        settled_fen=doc.get("settled_fen", 0),
-        pending_fen=doc.get("pending_fen", 0),
-        clawback_fen=doc.get("clawback_fen", 0),
-    )
-    return {**t.as_dict(), "net_fen": t.net_fen}
+def _ledger(ledger: repository.Ledger) -> dict[str, Any]:
+    return {
+        "totals": {**ledger.totals.as_dict(), "net_fen": ledger.totals.net_fen},
+        "accruals": ledger.accruals,
+        "refusals": ledger.refusals,
+        "orders": ledger.orders,
+    }
 
 
 def offer_view(offer: Offer, now: datetime, at: datetime | None) -> dict[str, Any]:
@@ -140,52 +137,41 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
     async def creator_ledger(request: Request) -> Response:
         creator_id = request.path_params["creator_id"]
         db = runtime().db
-        ledger = await db[repository.LEDGERS].find_one(
-            {"_id": repository.ledger_id("creator", creator_id)}
-        )
+        ledger = await repository.ledger(db, "creator_id", creator_id)
         limit = _limit(request)
-        cursor = db[repository.ORDERS].find({"creator_id": creator_id}).sort("_id", 1)
+        cursor = (
+            db[repository.ORDERS]
+            .find({"creator_id": creator_id}, projection={"applied": 0})
+            .sort("_id", 1)
+        )
         orders = await cursor.limit(limit + 1).to_list(None)
         entries = [e for o in orders[:limit] for e in _entries(o)]
-        return JSONResponse(
-            _json(
-                {
-                    "creator_id": creator_id,
-                    "totals": _totals(ledger),
-                    "accruals": (ledger or {}).get("accruals", 0),
-                    "refusals": (ledger or {}).get("refusals", 0),
-                    "entries": entries,
-                    "truncated": len(orders) > limit,
-                }
-            )
-        )
+        body = {"creator_id": creator_id, **_ledger(ledger)}
+        body.update(entries=entries, truncated=len(orders) > limit)
+        return JSONResponse(_json(body))
 
     async def merchant_payable(request: Request) -> Response:
         merchant_id = request.path_params["merchant_id"]
-        ledger = (
-            await runtime()
-            .db[repository.LEDGERS]
-            .find_one({"_id": repository.ledger_id("merchant", merchant_id)})
-        )
-        t = _totals(ledger)
+        ledger = await repository.ledger(runtime().db, "merchant_id", merchant_id)
+        t = ledger.totals
         return JSONResponse(
             {
                 "merchant_id": merchant_id,
                 # settled commission (net of clawbacks): due to creators
-                "payable_fen": t["settled_fen"],
+                "payable_fen": t.settled_fen,
                 # accrued, not settled yet: may still shrink with refunds
-                "pending_fen": t["pending_fen"],
+                "pending_fen": t.pending_fen,
                 # taken back from settled commission after refunds: owed back to the merchant
-                "clawback_fen": t["clawback_fen"],
-                "totals": t,
-                "accruals": (ledger or {}).get("accruals", 0),
-                "refusals": (ledger or {}).get("refusals", 0),
+                "clawback_fen": t.clawback_fen,
+                **_ledger(ledger),
             }
         )
 
     async def order(request: Request) -> Response:
         doc = (
-            await runtime().db[repository.ORDERS].find_one({"_id": request.path_params["order_id"]})
+            await runtime()
+            .db[repository.ORDERS]
+            .find_one({"_id": request.path_params["order_id"]}, projection={"applied": 0})
         )
         if doc is None:
             return _not_found("order")

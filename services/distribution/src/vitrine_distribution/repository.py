@@ -6,9 +6,9 @@ Collections (this service's own database):
 - ``products``  projection of ``catalog.products`` (``_id`` = product_id): owner, source, listed;
 - ``accounts``  projection of ``accounts.shops`` (``_id`` = account_id): shops held;
 - ``policies``  projection of ``compliance.rulings`` (``_id`` = policy_id): rules in force;
-- ``orders``    one per order (``_id`` = order_id): the commission and its ledger entries;
-- ``ledgers``   running totals per creator (``creator:<id>``) and merchant (``merchant:<id>``),
-  ``$inc``-ed in the same transaction as the entries they sum.
+- ``orders``    one per order (``_id`` = order_id): the commission, its ledger entries and
+  totals, and which input events it has applied with the events each produced. A creator's or
+  merchant's ledger is the sum over their orders (exact by construction; see ``ledger``).
 
 Every write is keyed by ``_id`` (nx-27017 scans for any other update filter); reads by other
 fields go through the indexes made in :func:`setup`.
@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid
 
-from vitrine.events import Exemptions, Reason, Rule, Source
+from vitrine.events import EventData, Exemptions, Reason, Rule, Source
 from vitrine.mongo import Document
 from vitrine_distribution.domain import (
     Entry,
@@ -40,13 +41,13 @@ from vitrine_distribution.domain import (
     TermsChange,
     Totals,
 )
+from vitrine_distribution.domain.commissions import output_models
 
 OFFERS = "offers"
 PRODUCTS = "products"
 ACCOUNTS = "accounts"
 POLICIES = "policies"
 ORDERS = "orders"
-LEDGERS = "ledgers"
 
 Session = AsyncClientSession | None
 Db = AsyncDatabase[Document]
@@ -267,7 +268,41 @@ async def save_policy(
 # --- orders and ledgers --------------------------------------------------------------------------
 
 
-def order_to_document(o: Order) -> Document:
+@dataclass
+class OrderRecord:
+    """An order and the input events folded into it (dedupe key → the events it produced).
+
+    Kept in the order's own document, so "this event is applied" and its effects are written
+    by ONE document write: a redelivery finds its key and re-emits the same events (same ids)
+    instead of applying it again — even where the store does not isolate transactions (on
+    nx-27017 a client killed mid-transaction leaves its uncommitted writes visible).
+    """
+
+    order: Order
+    applied: list[Document] = field(default_factory=list)
+
+    def outputs(self, key: str) -> list[Document] | None:
+        for item in self.applied:
+            if item["key"] == key:
+                events: list[Document] = item["events"]
+                return events
+        return None
+
+    def applying(self, key: str, order: Order, events: Iterable[EventData]) -> OrderRecord:
+        stored = [{"model": type(e).__name__, "data": e.model_dump()} for e in events]
+        return OrderRecord(order, [*self.applied, {"key": key, "events": stored}])
+
+
+_OUTPUT_MODELS = output_models()
+
+
+def rebuild(stored: Document) -> EventData:
+    """An output event exactly as it was first emitted (from :meth:`OrderRecord.applying`)."""
+    return _OUTPUT_MODELS[stored["model"]].model_validate(stored["data"])
+
+
+def order_to_document(record: OrderRecord) -> Document:
+    o = record.order
     return {
         "_id": o.order_id,
         "status": o.status,
@@ -291,7 +326,9 @@ def order_to_document(o: Order) -> Document:
             for p in o.pending
         ],
         "entries": [entry_to_document(e) for e in o.entries],
+        "totals": o.totals.as_dict(),
         "reasons": [r.model_dump(mode="json", exclude_none=True) for r in o.reasons],
+        "applied": record.applied,
     }
 
 
@@ -345,45 +382,54 @@ def to_order(doc: Document) -> Order:
     )
 
 
-async def load_orders(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Order]:
+async def load_orders(
+    db: Db, ids: Iterable[str], session: Session = None
+) -> dict[str, OrderRecord]:
     cursor = db[ORDERS].find({"_id": {"$in": sorted(set(ids))}}, session=session)
-    return {doc["_id"]: to_order(doc) async for doc in cursor}
+    return {
+        doc["_id"]: OrderRecord(to_order(doc), list(doc.get("applied", []))) async for doc in cursor
+    }
 
 
-async def save_orders(db: Db, orders: Iterable[Order], session: Session = None) -> None:
-    ops = [ReplaceOne({"_id": o.order_id}, order_to_document(o), upsert=True) for o in orders]
+async def save_orders(db: Db, records: Iterable[OrderRecord], session: Session = None) -> None:
+    ops = [
+        ReplaceOne({"_id": r.order.order_id}, order_to_document(r), upsert=True) for r in records
+    ]
     if ops:
         await db[ORDERS].bulk_write(ops, ordered=False, session=session)
 
 
-def ledger_id(kind: str, owner_id: str) -> str:
-    return f"{kind}:{owner_id}"
+_ACCRUED = frozenset({"accrued", "settled", "cancelled"})
 
 
-async def add_to_ledgers(
-    db: Db,
-    deltas: Mapping[str, Totals],
-    counts: Mapping[str, Mapping[str, int]],
-    session: Session = None,
-) -> None:
-    """``$inc`` each ledger by its batch delta (one bulk round trip)."""
-    ops = []
-    for key in sorted(set(deltas) | set(counts)):
-        kind, _, owner = key.partition(":")
-        inc: dict[str, int] = dict(deltas.get(key, Totals()).as_dict())
-        inc.update(counts.get(key, {}))
-        ops.append(
-            UpdateOne(
-                {"_id": key},
-                {"$inc": inc, "$setOnInsert": {"kind": kind, "owner_id": owner}},
-                upsert=True,
-            )
-        )
-    if ops:
-        await db[LEDGERS].bulk_write(ops, ordered=False, session=session)
+@dataclass(frozen=True)
+class Ledger:
+    """A creator's or merchant's totals: the sum over their orders' ledger entries."""
+
+    totals: Totals
+    accruals: int
+    refusals: int
+    orders: int
 
 
-ALL_COLLECTIONS = (OFFERS, PRODUCTS, ACCOUNTS, POLICIES, ORDERS, LEDGERS)
+async def ledger(db: Db, owner_field: str, owner_id: str) -> Ledger:
+    """Sum the stored per-order totals of every order of ``owner_field == owner_id``.
+
+    Derived on read rather than ``$inc``-ed into a separate document, so it can never drift
+    from the entries (one index scan over the owner's orders, projecting only the totals).
+    """
+    totals, accruals, refusals, orders = Totals(), 0, 0, 0
+    cursor = db[ORDERS].find({owner_field: owner_id}, projection={"totals": 1, "status": 1})
+    async for doc in cursor:
+        orders += 1
+        t = doc.get("totals") or {}
+        totals = totals + Totals(**{k: int(t.get(k, 0)) for k in Totals().as_dict()})
+        accruals += doc.get("status") in _ACCRUED  # each of these has exactly one accrual
+        refusals += doc.get("status") == "refused"
+    return Ledger(totals, accruals, refusals, orders)
+
+
+ALL_COLLECTIONS = (OFFERS, PRODUCTS, ACCOUNTS, POLICIES, ORDERS)
 
 
 async def setup(db: Db) -> None:

@@ -24,9 +24,11 @@ Lifecycle (DESIGN.md §4):
   "cancelled" — a full refund after settlement is a clawback down to 0.
 
 Exactly one accrual per order: the order document is keyed by ``order_id``; a second
-``order.paid`` (even with a new event id) is ignored. ``order.completed`` or
-``order.refunded`` arriving *before* ``order.paid`` is kept as pending and applied, in arrival
-order, right after the payment — nothing is lost. Refunds are capped at the amount paid.
+``order.paid`` (even with a new event id) is ignored; and the document records which input
+events it applied (the handler re-emits, never re-applies, one it already holds).
+``order.completed`` or ``order.refunded`` arriving *before* ``order.paid`` is kept as pending
+and applied, in arrival order, right after the payment — nothing is lost. Refunds are capped
+at the amount paid.
 
 Ledger buckets (:class:`Totals`, all ≥ 0, ``accrued − cancelled = settled + pending``):
 ``accrued_fen`` gross accrued; ``cancelled_fen`` every reduction (adjustments, cancellations,
@@ -79,6 +81,19 @@ class CommissionClawback(CommissionAdjusted):  # type: ignore[misc]  # vitrine l
 
     clawback: bool = True
     clawback_fen: Fen
+
+
+def output_models() -> dict[str, type[EventData]]:
+    """Every event this module publishes, by model name (to rebuild stored outputs exactly)."""
+    models: tuple[type[EventData], ...] = (
+        CommissionAccrued,
+        CommissionSettled,
+        CommissionAdjusted,
+        CommissionCancelled,
+        CommissionRefused,
+        CommissionClawback,
+    )
+    return {m.__name__: m for m in models}
 
 
 @dataclass(frozen=True)
