@@ -644,3 +644,43 @@ async def test_redelivered_and_reordered_order_events_change_no_totals(
     assert len(ids_per_order) == n and all(len(v) == 1 for v in ids_per_order.values())
     settled = probe.events(COMMISSIONS, type="commission.settled", creator_id=creator)
     assert all(c == 1 for c in Counter(r.subject for r in settled).values())
+
+
+async def test_an_order_never_reapplies_an_event_it_holds(
+    svc, stack, probe, publisher, uid
+) -> None:
+    """The order document remembers what it applied: with the inbox row gone (as when a store
+    without transaction isolation exposes a killed batch's writes), a redelivered event is
+    re-emitted with the same id and changes nothing."""
+    from pymongo import AsyncMongoClient
+
+    http, _ = svc
+    merchant, pid, oid, creator = f"m-{uid}", f"p-{uid}", f"o-{uid}", f"c-{uid}"
+    await list_product(publisher, http, pid, merchant)
+    act = await active_offer(publisher, probe, oid, pid, merchant, 1000)
+    at = datetime.fromisoformat(act["effective_at"]) + timedelta(seconds=1)
+    order = f"ord-{uid}"
+    pay, refund = paid(order, oid, creator, pid, merchant, 10_000, at), refunded(order, 4_000)
+    await publisher.send("orders.lifecycle", pay)
+    await publisher.send("orders.lifecycle", refund)
+    first = await one(probe, "commission.adjusted", order)
+    before = (await http.get(f"/creators/{creator}/ledger")).json()
+    assert before["totals"]["cancelled_fen"] == 400 == -first["delta_fen"]
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_url)
+    try:
+        inbox = client["distribution"]["inbox"]
+        keys = [f"/orders {pay['id']}", f"/orders {refund['id']}"]
+        deleted = await inbox.delete_many({"_id": {"$in": keys}})
+        assert deleted.deleted_count == 2
+    finally:
+        await client.close()
+    await publisher.send("orders.lifecycle", pay)
+    await publisher.send("orders.lifecycle", refund)
+    again = await probe.wait_for(COMMISSIONS, type="commission.adjusted", subject=order, count=2)
+    accrued = await probe.wait_for(COMMISSIONS, type="commission.accrued", subject=order, count=2)
+    assert len({r.event["id"] for r in again}) == 1  # the same event, re-emitted
+    assert len({r.event["id"] for r in accrued}) == 1
+    await probe.settle()
+    after = (await http.get(f"/creators/{creator}/ledger")).json()
+    assert after["totals"] == before["totals"] and after["accruals"] == 1
