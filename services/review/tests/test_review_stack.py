@@ -4,9 +4,12 @@ reviewers (``review.manual``), with the rule lists injected through ``make_defin
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
+import pytest_asyncio
 
 from vitrine.testing.probe import cloud_event
 from vitrine.testing.services import running
@@ -16,6 +19,15 @@ from vitrine_review.service import make_definition
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 
 CONFIG = ReviewConfig(banned_terms=["miracle"], prohibited_categories=["fireworks"])
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def http(stack) -> AsyncIterator[httpx.AsyncClient]:
+    """One review instance for the module (a restart costs a consumer-group rebalance), on a
+    database of its own, fresh: its first batch meets only collections setup created."""
+    fresh = f"review-{uuid.uuid4().hex[:8]}"
+    async with running(make_definition(CONFIG), stack, mongo_db=fresh) as (_, http):
+        yield http
 
 
 def requested(pid: str, version: int = 1, **over: Any) -> dict[str, Any]:
@@ -33,60 +45,57 @@ def requested(pid: str, version: int = 1, **over: Any) -> dict[str, Any]:
     return cloud_event("product.review_requested", pid, data, source="/vitrine/catalog")
 
 
-async def test_injected_configuration_and_manual_queue(stack, probe, publisher) -> None:
+async def test_injected_configuration_and_manual_queue(http, probe, publisher) -> None:
     sfx = uuid.uuid4().hex[:8]
     banned, prohibited, default_term, jump = (f"{k}-{sfx}" for k in ("b", "c", "d", "j"))
-    # A database of its own, fresh: the first batch meets collections only setup created.
-    async with running(make_definition(CONFIG), stack, mongo_db=f"review-{sfx}") as (_, http):
-        await publisher.send_many(
-            "catalog.products",
-            [
-                requested(banned, title="Miracle cup"),
-                requested(prohibited, category="Fireworks"),
-                requested(default_term, title="最佳 cup"),  # not banned by this configuration
-                requested(jump, version=3, price_fen=3000, live_version=2, live_price_fen=1000),
-            ],
-        )
-        [b] = await probe.wait_for("review.decisions", type="review.rejected", subject=banned)
-        assert [r["code"] for r in b.data["reasons"]] == ["banned_term"]
-        [c] = await probe.wait_for("review.decisions", type="review.rejected", subject=prohibited)
-        assert [r["code"] for r in c.data["reasons"]] == ["prohibited_category"]
-        await probe.wait_for("review.decisions", type="review.approved", subject=default_term)
-        [e] = await probe.wait_for("review.decisions", type="review.escalated", subject=jump)
-        assert e.data["version"] == 3
+    await publisher.send_many(
+        "catalog.products",
+        [
+            requested(banned, title="Miracle cup"),
+            requested(prohibited, category="Fireworks"),
+            requested(default_term, title="最佳 cup"),  # not banned by this configuration
+            requested(jump, version=3, price_fen=3000, live_version=2, live_price_fen=1000),
+        ],
+    )
+    [b] = await probe.wait_for("review.decisions", type="review.rejected", subject=banned)
+    assert [r["code"] for r in b.data["reasons"]] == ["banned_term"]
+    [c] = await probe.wait_for("review.decisions", type="review.rejected", subject=prohibited)
+    assert [r["code"] for r in c.data["reasons"]] == ["prohibited_category"]
+    await probe.wait_for("review.decisions", type="review.approved", subject=default_term)
+    [e] = await probe.wait_for("review.decisions", type="review.escalated", subject=jump)
+    assert e.data["version"] == 3
 
-        queue = (await http.get("/queue")).json()["items"]
-        assert [i["version"] for i in queue if i["product_id"] == jump] == [3]
+    queue = (await http.get("/queue")).json()["items"]
+    assert [i["version"] for i in queue if i["product_id"] == jump] == [3]
 
-        manual = {"product_id": jump, "version": 3, "reviewer_id": "r-1", "verdict": "reject"}
-        decided = cloud_event("review.manual_decided", jump, manual)
-        await publisher.send_many("review.manual", [decided, decided])  # redelivered
-        [r] = await probe.wait_for("review.decisions", type="review.rejected", subject=jump)
-        assert [x["code"] for x in r.data["reasons"]] == ["manual_reject"]
+    manual = {"product_id": jump, "version": 3, "reviewer_id": "r-1", "verdict": "reject"}
+    decided = cloud_event("review.manual_decided", jump, manual)
+    await publisher.send_many("review.manual", [decided, decided])  # redelivered
+    [r] = await probe.wait_for("review.decisions", type="review.rejected", subject=jump)
+    assert [x["code"] for x in r.data["reasons"]] == ["manual_reject"]
 
-        trail = (await http.get(f"/products/{jump}/decisions")).json()["decisions"]
-        assert [(d["decision_id"], d["outcome"]) for d in trail] == [
-            (f"{jump}:3:1", "escalated"),
-            (f"{jump}:3:2", "rejected"),
-        ]
-        assert (await http.get(f"/products/none-{sfx}/decisions")).status_code == 404
+    trail = (await http.get(f"/products/{jump}/decisions")).json()["decisions"]
+    assert [(d["decision_id"], d["outcome"]) for d in trail] == [
+        (f"{jump}:3:1", "escalated"),
+        (f"{jump}:3:2", "rejected"),
+    ]
+    assert (await http.get(f"/products/none-{sfx}/decisions")).status_code == 404
 
-        await probe.settle()
-        assert len(probe.events("review.decisions", subject=jump)) == 2
-        for pid in (banned, prohibited, default_term, jump):
-            assert len(probe.events("review.decisions", subject=pid)) == (2 if pid == jump else 1)
-            assert not probe.events("catalog.products.dlq", subject=pid)
+    await probe.settle()
+    assert len(probe.events("review.decisions", subject=jump)) == 2
+    for pid in (banned, prohibited, default_term, jump):
+        assert len(probe.events("review.decisions", subject=pid)) == (2 if pid == jump else 1)
+        assert not probe.events("catalog.products.dlq", subject=pid)
 
 
-async def test_invalid_manual_verdict_is_dead_lettered(stack, probe, publisher) -> None:
+async def test_invalid_manual_verdict_is_dead_lettered(http, probe, publisher) -> None:
     pid = f"p-{uuid.uuid4().hex[:8]}"
-    async with running(make_definition(CONFIG), stack, mongo_db=f"review-{pid}"):
-        bad = cloud_event(
-            "review.manual_decided",
-            pid,
-            {"product_id": pid, "version": 1, "reviewer_id": "r-1", "verdict": "maybe"},
-        )
-        await publisher.send("review.manual", bad)
-        [dead] = await probe.wait_for("review.manual.dlq", subject=pid)
-        assert dead.headers["dlq-reason"] == "invalid_data"
-        assert dead.headers["dlq-service"] == "review"
+    bad = cloud_event(
+        "review.manual_decided",
+        pid,
+        {"product_id": pid, "version": 1, "reviewer_id": "r-1", "verdict": "maybe"},
+    )
+    await publisher.send("review.manual", bad)
+    [dead] = await probe.wait_for("review.manual.dlq", subject=pid)
+    assert dead.headers["dlq-reason"] == "invalid_data"
+    assert dead.headers["dlq-service"] == "review"
