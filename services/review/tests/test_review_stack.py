@@ -3,6 +3,7 @@ reviewers (``review.manual``), with the rule lists injected through ``make_defin
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -99,3 +100,12 @@ async def test_invalid_manual_verdict_is_dead_lettered(http, probe, publisher) -
     [dead] = await probe.wait_for("review.manual.dlq", subject=pid)
     assert dead.headers["dlq-reason"] == "invalid_data"
     assert dead.headers["dlq-service"] == "review"
+
+
+async def test_health_and_asyncapi(http) -> None:
+    assert (await http.get("/healthz")).json()["service"] == "review"
+    ready = await http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    spec = (await http.get("/asyncapi.json")).json()
+    assert "review.decisions" in json.dumps(spec)
+    assert (await http.get("/queue", params={"limit": "junk"})).status_code == 200
