@@ -14,6 +14,7 @@ Collections (every hot document keyed by ``_id``):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid
 
 from vitrine.events import DisallowSource, PolicyAccepted, Reason, RequireShop, Rule, Source
 from vitrine.mongo import Document
@@ -285,8 +287,23 @@ async def candidates(
     return items, offers, products, accounts
 
 
+#: Every collection of this database, created up front (see :func:`setup`).
+ALL_COLLECTIONS = (POLICIES, SCHEDULES, ITEMS, OFFERS, PRODUCTS, ACCOUNTS, "outbox")
+
+
 async def setup(db: Db) -> None:
-    """Indexes: due schedules, a policy's schedules, impact-assessment lookups."""
+    """Collections and indexes: due schedules, a policy's schedules, impact lookups.
+
+    Every collection is created before the first transaction: on nx-27017 a transaction
+    whose first command reads a collection that does not exist yet is never started, its
+    writes autocommit and the commit fails ("No session specified"), so a retry finds the
+    inbox row already written and the event is dead-lettered.
+    """
+    existing = set(await db.list_collection_names())
+    for name in ALL_COLLECTIONS:
+        if name not in existing:
+            with contextlib.suppress(CollectionInvalid):  # created concurrently elsewhere
+                await db.create_collection(name)
     await db[SCHEDULES].create_index([("status", 1), ("due_at", 1)])
     await db[SCHEDULES].create_index("policy_id")
     await db[POLICIES].create_index("state")
