@@ -13,6 +13,7 @@ whatever the number of documents (``CHUNK`` ids per ``$in``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -22,6 +23,7 @@ from pydantic import TypeAdapter
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid, OperationFailure
 from pymongo.operations import DeleteOne, InsertOne
 
 from vitrine.events import Exemptions, Rule, Source, dump
@@ -384,7 +386,17 @@ async def save_policy(db: Db, policy: Policy, session: Session, **extra: Any) ->
 
 
 async def setup(db: Db) -> None:
-    """Indexes for the bulk paths and the read-only queries."""
+    """Every collection up front, and indexes for the bulk paths and the read-only queries.
+
+    Collections are created here, outside any transaction: on nx-27017 a transaction whose
+    first command reads a collection that does not exist yet never starts (its writes are
+    applied one by one and the commit fails).
+    """
+    existing = set(await db.list_collection_names())
+    for name in (ITEMS, PRODUCTS, ACCOUNTS, OFFERS, POLICIES):
+        if name not in existing:
+            with contextlib.suppress(CollectionInvalid, OperationFailure):  # a racing replica
+                await db.create_collection(name)
     await db[ITEMS].create_index("creator_id")
     await db[ITEMS].create_index("product_id")
     await db[ITEMS].create_index("merchant_id")
