@@ -113,3 +113,74 @@ async def ping(client: AsyncMongoClient[Document]) -> bool:
     except PyMongoError:
         return False
     return True
+
+
+class TransactionGuard:
+    """Keeps one service's transactions atomic on every server, including nx-27017.
+
+    nx-27017 runs all sessions of a database on one SQLite connection: a transaction is
+    not isolated from other operations, and a transaction left open by a killed process is
+    committed by whoever commits next (measured: a kill -9 mid-transaction, then any later
+    commit, made the partial writes permanent). So:
+
+    - in a process, transactions and the outbox relay's reads/deletes take turns (``lock``);
+    - before a transaction begins, its session id is written to a small journal file; after
+      a restart, :meth:`recover` ends that session, which makes nx-27017 roll the orphaned
+      transaction back (``endSessions`` aborts a session's open transaction);
+    - every transaction begins with a read of a collection that exists (nx-27017 does not
+      start a transaction whose first command reads a missing collection).
+
+    On a MongoDB replica set none of this is needed (the server aborts a dead client's
+    transaction and isolates them); it is harmless there and costs one file write per batch.
+    """
+
+    BEGIN_COLLECTION = "inbox"
+
+    def __init__(
+        self, client: AsyncMongoClient[Document], db_name: str, state_dir: str | None = None
+    ) -> None:
+        import asyncio
+        import hashlib
+        import tempfile
+        from pathlib import Path
+
+        self.client = client
+        self.db = database(client, db_name)
+        self.lock = asyncio.Lock()
+        addresses = ",".join(
+            f"{h}:{p}" for h, p in client.topology_description.server_descriptions()
+        )
+        digest = hashlib.sha1(f"{addresses}/{db_name}".encode(), usedforsecurity=False).hexdigest()
+        folder = Path(state_dir or Path(tempfile.gettempdir()) / "vitrine-txn")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.journal = folder / f"{db_name}-{digest[:12]}.lsid"
+
+    async def recover(self) -> bool:
+        """End the session of a transaction a previous process left open; True if there was one."""
+        from bson import Binary
+
+        if not self.journal.exists():
+            return False
+        lsid = self.journal.read_text().strip()
+        if lsid:
+            await self.client.admin.command(
+                {"endSessions": [{"id": Binary(bytes.fromhex(lsid), 4)}]}
+            )
+        self.journal.unlink(missing_ok=True)
+        return bool(lsid)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncClientSession]:
+        """One transaction, committed on exit, taking its turn with the relay."""
+        async with self.lock, self.client.start_session() as session:
+            self.journal.write_text(session.session_id["id"].hex())
+            try:
+                async with await session.start_transaction(
+                    write_concern=JOURNALED, read_concern=ReadConcern("local")
+                ):
+                    await self.db[self.BEGIN_COLLECTION].find_one(
+                        {"_id": "~transaction-begin"}, session=session
+                    )
+                    yield session
+            finally:
+                self.journal.write_text("")

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import logging
 import operator
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -62,6 +63,8 @@ class Runtime:
     pipeline: BatchPipeline
     clock: Clock
     health: Health
+    #: Background tasks that write use ``guard.transaction()`` so they take turns with batches.
+    guard: mongo.TransactionGuard
 
 
 @dataclass
@@ -89,6 +92,9 @@ def build_broker(defn: ServiceDefinition, settings: Settings) -> KafkaBroker:
         graceful_timeout=30.0,
         security=settings.faststream_security(),
         middlewares=_telemetry_middlewares(defn.name, settings),
+        # FastStream's own per-batch "Received/Processed" lines: debug only; the pipeline logs
+        # one structured line per event instead.
+        log_level=logging.DEBUG,
     )
     # Publishers are declared for the AsyncAPI document only: the outbox relay does the
     # sending. Each names the CloudEvents types on its topic (one schema per type).
@@ -291,10 +297,11 @@ def build_app(
         configure_logging(defn.name, settings.log_format, settings.log_level)
         client = mongo.connect(settings.mongo_url, app_name=f"vitrine-{defn.name}")
         db = mongo.database(client, settings.database)
-        await _wait_for("mongo", lambda: _setup_db(db, defn))
+        guard = mongo.TransactionGuard(client, settings.database)
+        await _wait_for("mongo", lambda: _recover_and_setup(guard, db, defn))
         producer = make_producer(settings)
         await _wait_for("kafka", producer.start)
-        relay = OutboxRelay(db, producer, service=defn.name)
+        relay = OutboxRelay(db, producer, service=defn.name, lock=guard.lock)
         health = Health()
         pipeline = BatchPipeline(
             service=defn.name,
@@ -307,9 +314,10 @@ def build_app(
             max_message_bytes=settings.max_message_bytes,
             max_attempts=settings.handler_max_attempts,
             health=health,
+            guard=guard,
         )
         holder["runtime"] = rt = Runtime(
-            settings, client, db, producer, broker, relay, pipeline, clock, health
+            settings, client, db, producer, broker, relay, pipeline, clock, health, guard
         )
         tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
         tasks += [asyncio.create_task(task(rt), name=task.__name__) for task in defn.background]
@@ -380,8 +388,17 @@ def build_app(
     return app
 
 
-async def _setup_db(db: AsyncDatabase[Document], defn: ServiceDefinition) -> None:
+async def _recover_and_setup(
+    guard: mongo.TransactionGuard, db: AsyncDatabase[Document], defn: ServiceDefinition
+) -> None:
+    if await guard.recover():
+        log.warning("mongo.orphan_transaction_rolled_back", journal=str(guard.journal))
     await inbox.setup_inbox(db)
+    # Collections must exist before a transaction first reads them (nx-27017).
+    existing = set(await db.list_collection_names())
+    for name in ("outbox",):
+        if name not in existing:
+            await db.create_collection(name)
     if defn.setup is not None:
         await defn.setup(db)
 

@@ -115,6 +115,7 @@ class OutboxRelay:
         service: str,
         batch_size: int = 20,
         idle_poll_seconds: float = 1.0,
+        lock: asyncio.Lock | None = None,
     ) -> None:
         self._db = db
         self._producer = producer
@@ -122,6 +123,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle = idle_poll_seconds
         self._wake = asyncio.Event()
+        # Shared with the service's transactions: never read rows of an uncommitted batch.
+        self._lock = lock or asyncio.Lock()
         self._stopping = False
         self.healthy = True
 
@@ -131,13 +134,15 @@ class OutboxRelay:
 
     async def drain_once(self) -> int:
         """Publish the oldest rows (up to ``batch_size`` rows); returns how many events."""
-        rows = await self._db[OUTBOX].find({}).sort("_id", 1).to_list(self._batch_size)
+        async with self._lock:
+            rows = await self._db[OUTBOX].find({}).sort("_id", 1).to_list(self._batch_size)
         if not rows:
             metrics.OUTBOX_BACKLOG.labels(self._service).set(0)
             return 0
         outgoing = [record for row in rows for record in records(row)]
         await send_all(self._producer, outgoing)
-        await self._db[OUTBOX].delete_many({"_id": {"$in": [r["_id"] for r in rows]}})
+        async with self._lock:
+            await self._db[OUTBOX].delete_many({"_id": {"$in": [r["_id"] for r in rows]}})
         for row in rows:
             for e in row["events"]:
                 metrics.PUBLISHED.labels(self._service, e["topic"], e["type"]).inc()

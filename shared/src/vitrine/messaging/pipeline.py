@@ -31,7 +31,7 @@ from vitrine.messaging import inbox, outbox
 from vitrine.messaging.dlq import dead_letter
 from vitrine.messaging.producer import OutgoingRecord, send_all
 from vitrine.messaging.unit_of_work import Clock, UnitOfWork, system_clock
-from vitrine.mongo import Document, is_transient, transaction
+from vitrine.mongo import Document, TransactionGuard, is_transient
 from vitrine.topics import TOPICS
 
 log = get_logger(__name__)
@@ -67,10 +67,13 @@ class BatchPipeline:
     max_message_bytes: int = 256 * 1024
     max_attempts: int = 3
     health: Health = field(default_factory=Health)
+    guard: TransactionGuard | None = None
     _data_models: dict[str, dict[str, type[EventData]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._data_models = {name: TOPICS[name].types for name in self.handlers}
+        if self.guard is None:
+            self.guard = TransactionGuard(self.client, self.db.name)
 
     async def process(self, records: Sequence[Any]) -> None:
         """Apply one batch of aiokafka ``ConsumerRecord``s; returns when effects are durable."""
@@ -115,7 +118,8 @@ class BatchPipeline:
 
     async def _apply(self, items: list[tuple[Any, Event[Any]]]) -> None:
         """Run the handlers over ``items`` and commit state, outbox and inbox together."""
-        async with transaction(self.client) as session:
+        assert self.guard is not None
+        async with self.guard.transaction() as session:
             uow = UnitOfWork(self.db, session, self.service, self.clock)
             by_topic: dict[str, list[Event[Any]]] = {}
             for record, event in items:  # grouping keeps each partition's order
