@@ -8,7 +8,7 @@ later handler in the batch reads what an earlier one wrote (through ``uow.sessio
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Final
 
 from vitrine.envelope import Event
 from vitrine.events import DisallowSource, EnforcementReported
@@ -27,7 +27,7 @@ log = get_logger(__name__)
 OFFERS_OUT = "distribution.offers"
 COMMISSIONS_OUT = "distribution.commissions"
 REPORTS_OUT = "compliance.reports"
-SERVICE = "distribution"
+SERVICE: Final = "distribution"
 
 
 # --- merchants.offers -----------------------------------------------------------------------------
