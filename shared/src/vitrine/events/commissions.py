@@ -35,12 +35,18 @@ class CommissionSettled(_Commission):
 
 
 class CommissionAdjusted(_Commission):
-    """A partial refund before settlement; ``delta_fen`` is the change (negative for a cut)."""
+    """A partial refund before settlement; ``delta_fen`` is the change (negative for a cut).
+
+    A refund after settlement is a clawback: ``clawback`` is true and ``clawback_fen`` is what
+    the creator owes back (the settled commission recomputed on the amount left).
+    """
 
     event_type: ClassVar[str] = "commission.adjusted"
 
     delta_fen: SignedFen
     refund_fen: Fen
+    clawback: bool = False
+    clawback_fen: Fen | None = None
 
 
 class CommissionCancelled(_Commission):

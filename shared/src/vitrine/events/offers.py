@@ -64,6 +64,8 @@ class OfferRefused(EventData):
     product_id: Id | None = None
     merchant_id: Id
     reasons: ReasonList = Field(default_factory=list)
+    #: The refused command (``offer.published`` / ``offer.withdrawn``), when it is not a publish.
+    command: Code | None = None
 
 
 class OfferSuspended(EventData):
