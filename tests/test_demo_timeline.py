@@ -8,18 +8,26 @@ not change its story.
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
 from vitrine.demo import DemoResult, load_timeline, play
 from vitrine.devstack import EmbeddedStack, free_port
+from vitrine.testing.probe import Publisher, TopicProbe, cloud_event
 from vitrine.testing.services import running
 from vitrine.testing.stack import StackInfo
+from vitrine.topics import all_topic_names
 
 
 def test_timeline_is_valid_and_tells_the_seed_story() -> None:
@@ -51,23 +59,43 @@ def demo_stack(stack: StackInfo) -> Iterator[StackInfo]:
             yield StackInfo("embedded", embedded.kafka_bootstrap, embedded.mongo_url, embedded)
 
 
+@dataclass
+class System:
+    """All five services running in-process on the demo's stack, with a probe and publisher."""
+
+    stack: StackInfo
+    probe: TopicProbe
+    publisher: Publisher
+    http: dict[str, httpx.AsyncClient]
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def played(demo_stack: StackInfo) -> AsyncIterator[tuple[DemoResult, list[str]]]:
+async def system(demo_stack: StackInfo) -> AsyncIterator[System]:
     from vitrine_catalog.service import DEFINITION as CATALOG
     from vitrine_compliance.service import DEFINITION as COMPLIANCE
     from vitrine_distribution.service import DEFINITION as DISTRIBUTION
     from vitrine_review.service import DEFINITION as REVIEW
     from vitrine_showcase.service import DEFINITION as SHOWCASE
 
-    lines: list[str] = []
-    async with AsyncExitStack() as services:
+    async with AsyncExitStack() as ctx:
+        http: dict[str, httpx.AsyncClient] = {}
         for defn in (CATALOG, REVIEW, SHOWCASE, DISTRIBUTION, COMPLIANCE):
-            await services.enter_async_context(running(defn, demo_stack))
-        run_id = "" if demo_stack.embedded is not None else None
-        result = await play(
-            demo_stack.kafka_bootstrap, narrate=lines.append, run_id=run_id, step_timeout=45
-        )
-        yield result, lines
+            _, http[defn.name] = await ctx.enter_async_context(running(defn, demo_stack))
+        probe = await TopicProbe(demo_stack.kafka_bootstrap, all_topic_names()).start()
+        ctx.push_async_callback(probe.stop)
+        publisher = await Publisher(demo_stack.kafka_bootstrap).start()
+        ctx.push_async_callback(publisher.stop)
+        yield System(demo_stack, probe, publisher, http)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def played(system: System) -> AsyncIterator[tuple[DemoResult, list[str]]]:
+    lines: list[str] = []
+    run_id = "" if system.stack.embedded is not None else None
+    result = await play(
+        system.stack.kafka_bootstrap, narrate=lines.append, run_id=run_id, step_timeout=45
+    )
+    yield result, lines
     print("\n".join(lines))
 
 
@@ -108,3 +136,158 @@ async def test_narration_reads_in_plain_words(played: tuple[DemoResult, list[str
     for phrase in ("REFUSED", "SUSPENDED", "RESTORED", "ACCRUED", "SETTLED", "LIFTED"):
         assert phrase in text
     assert "shop_required" in text and "source_disallowed" in text
+
+
+# --- policies across services (after the demo, on the same system) ------------------------------
+
+PAST = datetime(2022, 12, 1, tzinfo=UTC)
+RULINGS = "compliance.rulings"
+ITEMS = "showcase.items"
+
+
+class Scene:
+    """A creator with a Channels Shop and a listed product from a source no demo rule names."""
+
+    def __init__(self, system: System, source_kind: str) -> None:
+        self.system = system
+        u = uuid.uuid4().hex[:6]
+        self.creator, self.merchant, self.product = f"c-{u}", f"m-{u}", f"p-{u}"
+        self.source_kind = source_kind
+        self.u = u
+
+    async def send(self, topic: str, type: str, subject: str, data: dict[str, Any]) -> None:
+        await self.system.publisher.send(topic, cloud_event(type, subject, data))
+
+    async def build(self) -> None:
+        await self.send(
+            "accounts.shops",
+            "shop.registered",
+            self.creator,
+            {"account_id": self.creator, "shop_id": f"s-{self.u}", "shop_kind": "channels_shop"},
+        )
+        await self.send(
+            "merchants.products",
+            "product.submitted",
+            self.product,
+            {
+                "product_id": self.product,
+                "merchant_id": self.merchant,
+                "title": f"Alliance goods {self.u}",
+                "category": "home",
+                "images": ["https://img.vitrine.example/a.jpg"],
+                "price_fen": 1000,
+                "stock": 5,
+                "source": {"kind": self.source_kind},
+            },
+        )
+        probe = self.system.probe
+        await probe.wait_for("catalog.products", type="product.listed", subject=self.product)
+        await asyncio.sleep(1.0)  # showcase applies the listing and the shop (no output)
+        await self.send(
+            "creators.showcase",
+            "showcase.add_requested",
+            self.creator,
+            {"creator_id": self.creator, "product_id": self.product},
+        )
+        await probe.wait_for(ITEMS, type="showcase.item_added", subject=self.creator)
+
+    def policy(self, pid: str, effective: datetime, enforce: datetime | None) -> dict[str, Any]:
+        return {
+            "policy_id": pid,
+            "title": f"No {self.source_kind} on the showcase",
+            "effective_at": effective.isoformat(),
+            "enforce_existing_at": enforce.isoformat() if enforce else None,
+            "rules": [
+                {
+                    "kind": "disallow_source",
+                    "surfaces": ["showcase"],
+                    "sources": [{"kind": self.source_kind}],
+                }
+            ],
+        }
+
+    async def announce(self, data: dict[str, Any]) -> None:
+        await self.send("platform.policies", "policy.announced", data["policy_id"], data)
+
+    async def retract(self, pid: str) -> None:
+        await self.send("platform.policies", "policy.retracted", pid, {"policy_id": pid})
+
+    def item_events(self, type: str, **data: Any) -> list[Any]:
+        return self.system.probe.events(
+            ITEMS, type=type, subject=self.creator, product_id=self.product, **data
+        )
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio(loop_scope="session")
+async def test_overlapping_policies_restore_only_when_the_last_is_lifted(system: System) -> None:
+    scene = Scene(system, "mini_program_alliance")
+    await scene.build()
+    a, b = f"pol-a-{scene.u}", f"pol-b-{scene.u}"
+    await scene.announce(scene.policy(a, PAST, PAST))
+    await system.probe.wait_for(ITEMS, type="showcase.item_suspended", policy_id=a)
+    await scene.announce(scene.policy(b, PAST, PAST))
+    await system.probe.wait_for(RULINGS, type="policy.enforcement_completed", subject=b)
+    done_b = system.probe.events(RULINGS, type="policy.enforcement_completed", subject=b)
+    assert done_b[0].data["counts"] == {"showcase": 1}  # b holds the item too
+
+    await scene.retract(a)
+    await system.probe.wait_for(
+        RULINGS, type="policy.enforcement_completed", subject=a, phase="lifted"
+    )
+    await system.probe.settle(1.0)
+    assert scene.item_events("showcase.item_restored") == []  # b still holds it
+
+    await scene.retract(b)
+    await system.probe.wait_for(
+        ITEMS, type="showcase.item_restored", subject=scene.creator, policy_id=b
+    )
+    await system.probe.settle(1.0)
+    assert len(scene.item_events("showcase.item_restored")) == 1
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio(loop_scope="session")
+async def test_amendment_before_effect_moves_enforcement_earlier(system: System) -> None:
+    scene = Scene(system, "mini_shop_alliance")
+    await scene.build()
+    pid = f"pol-amend-{scene.u}"
+    now = datetime.now(UTC)
+    await scene.announce(scene.policy(pid, now + timedelta(hours=1), now + timedelta(hours=2)))
+    await system.probe.wait_for(RULINGS, type="policy.impact_assessed", subject=pid)
+    (first,) = system.probe.events(RULINGS, type="policy.impact_assessed", subject=pid)
+    assert first.data["items"] >= 1
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    await scene.announce(scene.policy(pid, soon, soon))
+    (suspended,) = await system.probe.wait_for(
+        ITEMS, type="showcase.item_suspended", subject=scene.creator, policy_id=pid, timeout=20
+    )
+    assert suspended.data["product_id"] == scene.product
+    phases = [
+        r.data["phase"] for r in system.probe.events(RULINGS, type="policy.in_force", subject=pid)
+    ]
+    assert phases == ["block_new", "enforce_existing"]
+    await scene.retract(pid)
+    await system.probe.wait_for(
+        ITEMS, type="showcase.item_restored", subject=scene.creator, policy_id=pid
+    )
+
+
+@pytest.mark.stack
+@pytest.mark.asyncio(loop_scope="session")
+async def test_retraction_before_effect_touches_nothing(system: System) -> None:
+    scene = Scene(system, "mini_shop_alliance")
+    await scene.build()
+    pid = f"pol-early-{scene.u}"
+    soon = datetime.now(UTC) + timedelta(seconds=3)
+    await scene.announce(scene.policy(pid, soon, soon))
+    await system.probe.wait_for(RULINGS, type="policy.impact_assessed", subject=pid)
+    await scene.retract(pid)
+    await system.probe.wait_for(RULINGS, type="policy.lifted", subject=pid)
+    await asyncio.sleep(max((soon - datetime.now(UTC)).total_seconds(), 0) + 1.5)
+    await system.probe.settle(1.0)
+    assert system.probe.events(RULINGS, type="policy.in_force", subject=pid) == []
+    assert scene.item_events("showcase.item_suspended") == []
+    body = (await system.http["compliance"].get(f"/policies/{pid}")).json()
+    assert body["state"] == "lifted"
+    assert [s["status"] for s in body["schedules"]] == ["cancelled", "cancelled"]
