@@ -339,3 +339,11 @@ def test_provider_built_merchant_is_not_exempt_from_require_shop() -> None:
         typed, Exemptions(merchant_ids=["m-mall"]), items, [], PRODUCTS, ACCOUNTS
     )
     assert spared.items == 0
+
+
+def test_the_same_announcement_again_changes_nothing_before_or_after_effect() -> None:
+    policy = accepted()
+    assert domain.announce(policy, ann(), T0, CAUSE).ignored == "same_terms"
+    fired = domain.fire(policy, "block_new", T0).policy
+    assert domain.announce(fired, ann(), T0, CAUSE).ignored == "same_terms"
+    assert codes(domain.announce(fired, ann(title="other"), T0, CAUSE)) == ["already_in_force"]

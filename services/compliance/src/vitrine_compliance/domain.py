@@ -195,6 +195,12 @@ def _log(policy: Policy, state: str, at: datetime, note: str = "") -> tuple[Hist
 def announce(current: Policy | None, ann: PolicyAnnounced, at: datetime, cause: Cause) -> Decision:
     """Accept (schedule, assess), amend before effect, or reject with reasons."""
     pid = ann.policy_id
+    if current is not None and current.state in ("scheduled", "in_force"):
+        rules, problems = validate(ann)
+        if not problems and _terms(ann, rules) == current.terms:
+            # The same announcement again (an upstream retry under a new event id): nothing
+            # to amend, and no reason to answer "rejected" for a policy that stands.
+            return Decision(current, ignored="same_terms")
     base = current or Policy(pid, "announced")
     base = replace(base, history=_log(base, "announced", at, f"announcement {cause.id}"))
     if current is not None and current.state == "lifted":
@@ -224,15 +230,7 @@ def announce(current: Policy | None, ann: PolicyAnnounced, at: datetime, cause: 
     if problems:
         return _reject(base, problems, at)
     amended = current is not None and current.terms is not None
-    terms = PolicyAccepted(
-        policy_id=pid,
-        title=ann.title,
-        announced_at=ann.announced_at,
-        effective_at=ann.effective_at,
-        enforce_existing_at=ann.enforce_existing_at,
-        rules=rules,
-        exemptions=ann.exemptions,
-    )
+    terms = _terms(ann, rules)
     revision = base.revision + 1
     history = _log(base, "accepted", at, "amended" if amended else "")
     policy = replace(
@@ -249,6 +247,18 @@ def announce(current: Policy | None, ann: PolicyAnnounced, at: datetime, cause: 
         ScheduleOp("enforce_existing", ann.enforce_existing_at, revision),
     ]
     return Decision(policy, [terms], schedules, assess=True)
+
+
+def _terms(ann: PolicyAnnounced, rules: list[Rule]) -> PolicyAccepted:
+    return PolicyAccepted(
+        policy_id=ann.policy_id,
+        title=ann.title,
+        announced_at=ann.announced_at,
+        effective_at=ann.effective_at,
+        enforce_existing_at=ann.enforce_existing_at,
+        rules=rules,
+        exemptions=ann.exemptions,
+    )
 
 
 def _schedule_note(terms: PolicyAccepted) -> str:
