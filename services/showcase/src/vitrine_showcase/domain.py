@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Final, Literal
 
 from vitrine.events import (
     DisallowSource,
@@ -30,7 +30,7 @@ MAX_ITEMS = 500
 #: The hold ``product.delisted`` puts on every item of the product.
 HOLD_DELISTED = "product_delisted"
 _POLICY_PREFIX = "policy:"
-SURFACE = "showcase"
+SURFACE: Final = "showcase"
 
 
 def policy_hold(policy_id: str) -> str:

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 from vitrine.envelope import EVENT_ID_NAMESPACE, CloudEvent, Event
 from vitrine.events import (
@@ -49,7 +49,7 @@ from vitrine_showcase.domain import (
 log = get_logger(__name__)
 OUTPUT = "showcase.items"
 REPORTS = "compliance.reports"
-SERVICE = "showcase"
+SERVICE: Final = "showcase"
 
 
 # --- emitting --------------------------------------------------------------------------------
