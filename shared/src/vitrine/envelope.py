@@ -101,7 +101,7 @@ def new_event(
     *,
     source: str,
     cause: Event[Any] | CloudEvent | None = None,
-    seq: int = 0,
+    seq: int | str = 0,
     time: datetime | None = None,
 ) -> CloudEvent:
     """Build an output event.

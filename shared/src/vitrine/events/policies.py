@@ -80,7 +80,9 @@ class RequireShop(Nested):
 Rule = Annotated[DisallowSource | RequireShop, Field(discriminator="kind")]
 Rules = Annotated[list[Rule], Field(max_length=MAX_RULES)]
 RULE_KINDS: frozenset[str] = frozenset({"disallow_source", "require_shop"})
-_RULE_ADAPTER: TypeAdapter[DisallowSource | RequireShop] = TypeAdapter(Rule)
+#: Validates one typed rule (for services that read rules back from their own documents).
+RULE_ADAPTER: TypeAdapter[DisallowSource | RequireShop] = TypeAdapter(Rule)
+_RULE_ADAPTER = RULE_ADAPTER
 
 
 class Exemptions(Nested):

@@ -53,11 +53,21 @@ class UnitOfWork:
         subject: str,
         cause: Event[Any] | CloudEvent | None,
         type: str | None = None,
+        key: str | None = None,
     ) -> CloudEvent:
-        """Stage an event caused by ``cause``; its id is derived from the cause (idempotent)."""
-        cause_id = (cause.id if cause is not None else "") or ""
-        seq = self._seq[cause_id]
-        self._seq[cause_id] += 1
+        """Stage an event caused by ``cause``; its id is derived from the cause (idempotent).
+
+        By default the id depends on the order of emission for that cause; pass ``key`` (unique
+        per cause, e.g. the item id) when the same cause may be re-applied in pieces — a bulk
+        enforcement re-run after a crash — so each event keeps its id whatever the order.
+        """
+        seq: int | str
+        if key is not None:
+            seq = f"key:{key}"
+        else:
+            cause_id = (cause.id if cause is not None else "") or ""
+            seq = self._seq[cause_id]
+            self._seq[cause_id] += 1
         event = new_event(
             type or data.event_type,
             subject,
