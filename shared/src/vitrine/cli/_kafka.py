@@ -89,7 +89,7 @@ async def end_offsets(
     if not partitions:
         return {}
     listed: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-    consumer.assign(partitions)  # a fresh assignment: no high watermark known yet
+    consumer.assign(partitions)  # always a fresh assignment: no high watermark known yet
     for tp in partitions:
         consumer.seek(tp, max(listed.get(tp, 0) - 1, 0))
     deadline = time.monotonic() + timeout
@@ -122,7 +122,8 @@ async def read(
 
     Records come partition by partition as fetched (each partition in order).
     """
-    consumer.assign(list(starts))
+    if set(consumer.assignment()) != set(starts):
+        consumer.assign(list(starts))
     for tp, offset in starts.items():
         consumer.seek(tp, offset)
     active = set(starts)
@@ -146,6 +147,25 @@ async def read(
                     consumer.pause(tp)
 
 
+async def close(consumer: AIOKafkaConsumer) -> None:
+    """Stop ``consumer``, working around an aiokafka 0.14 race.
+
+    When stop() comes while the fetcher is re-reading a new assignment (just after
+    ``assign()``), the fetcher's task swallows its cancellation
+    (``contextlib.suppress(CancelledError)`` around awaiting its old fetches) and never
+    ends, so stop() hangs. Cancelling the task again once it is past that point ends it.
+    """
+    stopping = asyncio.ensure_future(consumer.stop())
+    while True:
+        done, _ = await asyncio.wait([stopping], timeout=0.5)
+        if done:
+            stopping.result()
+            return
+        task = getattr(getattr(consumer, "_fetcher", None), "_fetch_task", None)
+        if task is not None and not task.done():
+            task.cancel()
+
+
 async def wait_for_broker(kafka: Kafka, timeout: float) -> None:
     """Return once the broker answers metadata requests, or raise after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -162,4 +182,4 @@ async def wait_for_broker(kafka: Kafka, timeout: float) -> None:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 3.0)
         finally:
-            await consumer.stop()
+            await close(consumer)

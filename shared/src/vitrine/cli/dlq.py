@@ -45,7 +45,7 @@ async def read_all(kafka: _kafka.Kafka, topics: list[str]) -> list[Record]:
         starts = await _kafka.beginning_offsets(consumer, parts)
         return [Record.of(r) async for r in _kafka.read(consumer, starts, ends)]
     finally:
-        await consumer.stop()
+        await _kafka.close(consumer)
 
 
 @dataclass
@@ -96,7 +96,7 @@ async def plan_replay(kafka: _kafka.Kafka, letters: list[Record]) -> Plan:
                     already.setdefault(origin, record.where)
         return Plan(letters, already, targets)
     finally:
-        await consumer.stop()
+        await _kafka.close(consumer)
 
 
 def replay_headers(letter: Record) -> list[tuple[str, bytes]]:
@@ -138,6 +138,13 @@ async def replay(kafka: _kafka.Kafka, plan: Plan) -> int:
     return len(todo)
 
 
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -163,12 +170,21 @@ def list_dead_letters(
         raise typer.Exit(1) from None
     if as_json:
         for letter in letters:
+            info = letter.dlq
             body: dict[str, Any] = {
                 "topic": letter.topic,
                 "partition": letter.partition,
                 "offset": letter.offset,
                 "key": letter.key_text,
-                **{k.removeprefix("dlq-"): v for k, v in letter.dlq.items()},
+                "reason": info.get("dlq-reason"),
+                "error": info.get("dlq-error"),
+                "service": info.get("dlq-service"),
+                "time": info.get("dlq-time"),
+                "original": {
+                    "topic": info.get("dlq-topic"),
+                    "partition": _int(info.get("dlq-partition")),
+                    "offset": _int(info.get("dlq-offset")),
+                },
             }
             if letter.header(REPLAY_HEADER):
                 body["replay_of"] = letter.header(REPLAY_HEADER)

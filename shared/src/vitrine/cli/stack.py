@@ -251,7 +251,9 @@ class Supervisor:
                 proc.send_signal(signal.SIGTERM)
             try:
                 code = await asyncio.wait_for(proc.wait(), timeout)
-                self.say("vitrine", f"{name} stopped (exit {code})")
+                # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully
+                how = "gracefully" if code in (0, -signal.SIGTERM) else f"exit {code}"
+                self.say("vitrine", f"{name} stopped ({how})")
             except TimeoutError:
                 self.say(
                     "vitrine", f"{name} did not stop in {timeout:.0f}s: killing it", "bold red"

@@ -46,6 +46,9 @@ async def tail_topics(
         stops = None if follow else ends
         if limit == 0:
             return 0
+        if follow:
+            where = "the beginning" if from_beginning else "the end"
+            err.print(f"following {', '.join(topics)} from {where}; Ctrl-C stops.", markup=False)
         async for raw in _kafka.read(consumer, starts, stops):
             record = Record.of(raw)
             if not matches(record, types, subjects):
@@ -62,7 +65,7 @@ async def tail_topics(
             if limit is not None and printed >= limit:
                 break
     finally:
-        await consumer.stop()
+        await _kafka.close(consumer)
     return printed
 
 

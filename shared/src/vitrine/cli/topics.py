@@ -60,7 +60,7 @@ async def describe(kafka: _kafka.Kafka, names: list[str]) -> list[dict[str, Any]
         ends = await _kafka.end_offsets(consumer, parts)
         starts = await _kafka.beginning_offsets(consumer, parts)
     finally:
-        await consumer.stop()
+        await _kafka.close(consumer)
     rows: list[dict[str, Any]] = []
     for name in names:
         mine = [tp for tp in parts if tp.topic == name]

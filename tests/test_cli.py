@@ -1,0 +1,433 @@
+"""The ``vitrine`` command against the real stack, in-process (CliRunner) and as another process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from vitrine.cli import app
+from vitrine.cli import stack as cli_stack
+from vitrine.testing.probe import cloud_event
+from vitrine.testing.services import running
+from vitrine.topics import TOPICS
+from vitrine_catalog.service import DEFINITION as CATALOG
+
+pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
+
+runner = CliRunner()
+
+
+async def cli(stack: Any, *args: str, input: str | None = None) -> Any:
+    """Run ``vitrine --bootstrap <stack> ARGS`` in-process (in a thread: it runs its own loop)."""
+    return await asyncio.to_thread(
+        runner.invoke,
+        app,
+        ["--bootstrap", stack.kafka_bootstrap, *args],
+        input=input,
+        catch_exceptions=False,
+    )
+
+
+async def cli_process(stack: Any, *args: str, timeout: float = 60.0) -> tuple[int, str, str]:
+    """Run ``python -m vitrine.cli --bootstrap <stack> ARGS`` as another process."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vitrine.cli",
+        "--bootstrap",
+        stack.kafka_bootstrap,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def _product(pid: str, merchant: str = "m-cli", **over: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "product_id": pid,
+        "merchant_id": merchant,
+        "title": "Tea cup",
+        "category": "kitchen",
+        "images": ["https://img.example/1.jpg"],
+        "price_fen": 1990,
+        "stock": 10,
+        "source": {"kind": "channels_shop"},
+    }
+    data.update(over)
+    return data
+
+
+def _jsonl(*events: object) -> str:
+    return "\n".join(e if isinstance(e, str) else json.dumps(e) for e in events) + "\n"
+
+
+# ------------------------------------------------------------------------------------ topics
+
+
+async def test_topics_ensure_is_idempotent_and_list_shows_every_topic(stack) -> None:
+    result = await cli(stack, "topics", "ensure")
+    assert result.exit_code == 0, result.output
+    assert "0 created" in result.stdout
+
+    result = await cli(stack, "topics", "list", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["topic"]: r for r in map(json.loads, result.stdout.splitlines())}
+    for name, topic in TOPICS.items():
+        assert rows[name]["exists"] and rows[name]["partitions"] == topic.partitions
+        assert rows[topic.dlq]["exists"] and rows[topic.dlq]["partitions"] == 1
+
+
+async def test_topics_list_end_offsets_are_exact_after_batched_produce(stack, publisher) -> None:
+    # Tansu's ListOffsets "latest" answers the base offset of the last batch + 1; 37 records
+    # sent in one batch would show as 1. The CLI reads the high watermark instead.
+    topic = "compliance.reports.dlq"  # nobody consumes it; one partition
+    before = await cli(stack, "topics", "list", "--json")
+    start = next(
+        json.loads(line)["end_offsets"]["0"]
+        for line in before.stdout.splitlines()
+        if json.loads(line)["topic"] == topic
+    )
+    key = f"k-{uuid.uuid4().hex[:8]}"
+    await publisher.send_many(
+        topic, [cloud_event("enforcement.reported", key, {"n": i}) for i in range(37)]
+    )
+    after = await cli(stack, "topics", "list", "--json")
+    row = next(json.loads(x) for x in after.stdout.splitlines() if json.loads(x)["topic"] == topic)
+    assert row["end_offsets"]["0"] == start + 37
+
+
+# ------------------------------------------------------------------------------------ tail
+
+
+async def test_tail_shows_events_published_by_another_process(stack, tmp_path: Path) -> None:
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    submitted = cloud_event("product.submitted", pid, _product(pid))
+    withdrawn = cloud_event("product.withdrawn", pid, {"product_id": pid, "merchant_id": "m-cli"})
+    withdrawn["correlationid"] = "corr-" + pid
+    other = f"p-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        _jsonl(submitted, withdrawn, cloud_event("product.submitted", other, _product(other)))
+    )
+
+    code, out, err = await cli_process(stack, "publish", "merchants.products", str(path))
+    assert code == 0, err
+    assert "published 3 event(s)" in out
+
+    result = await cli(
+        stack, "tail", "merchants.products", "--no-follow", "--from-beginning", "--subject", pid
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, lines
+    assert "product.submitted" in lines[0] and pid in lines[0]
+    assert "merchant_id=m-cli" in lines[0] and "price_fen=1990" in lines[0]
+    assert "product.withdrawn" in lines[1] and f"corr=corr-{pid}" in lines[1]
+    assert other not in result.stdout
+
+    # --json (as another process, for piping): the raw CloudEvents, one per line.
+    code, out, err = await cli_process(
+        stack,
+        "tail",
+        "merchants.products",
+        "--no-follow",
+        "--from-beginning",
+        "--json",
+        "--subject",
+        pid,
+        "--type",
+        "product.withdrawn",
+    )
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["id"] for e in events] == [withdrawn["id"]]
+
+    # Without --from-beginning, --no-follow starts and stops at the end: nothing old.
+    result = await cli(stack, "tail", "merchants.products", "--no-follow", "--subject", pid)
+    assert result.exit_code == 0 and result.stdout == ""
+
+
+async def test_tail_follows_new_events_and_stops_at_max(stack, publisher) -> None:
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vitrine.cli",
+        "--bootstrap",
+        stack.kafka_bootstrap,
+        "tail",
+        "merchants.products",
+        "--subject",
+        pid,
+        "--max",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        said = await asyncio.wait_for(proc.stderr.readline(), 30)  # at the end, waiting
+        assert b"following merchants.products from the end" in said
+        event = cloud_event("product.submitted", pid, _product(pid))
+        await publisher.send("merchants.products", event)
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    assert pid in out.decode() and "product.submitted" in out.decode()
+
+
+async def test_tail_unknown_topic_fails_clearly(stack) -> None:
+    result = await cli(stack, "tail", "no.such.topic", "--no-follow")
+    assert result.exit_code == 2
+    assert "no such topic" in result.stderr
+
+
+# ------------------------------------------------------------------------------------ publish
+
+
+async def test_publish_rejects_invalid_lines_with_their_numbers(stack, probe) -> None:
+    ok, bad_data, unknown = (f"p-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    wrong_key = f"p-{uuid.uuid4().hex[:8]}"
+    lines = _jsonl(
+        cloud_event("product.submitted", ok, _product(ok)),  # 1
+        cloud_event("product.submitted", bad_data, _product(bad_data, price_fen="12")),  # 2
+        "",  # 3: blank, ignored
+        "{not json",  # 4
+        cloud_event("product.frobbed", unknown, {"product_id": unknown}),  # 5
+        {"id": "x", "type": "product.withdrawn"},  # 6: not a CloudEvent
+        cloud_event("product.withdrawn", wrong_key, {"product_id": wrong_key}),  # 7: no merchant
+    )
+    result = await cli(stack, "publish", "merchants.products", "-", input=lines)
+    assert result.exit_code == 1
+    errors = result.stderr
+    assert "line 2: invalid_data" in errors and "price_fen" in errors
+    assert "line 4: not_json" in errors
+    assert "line 5: unknown_type" in errors
+    assert "line 6: not_cloudevent" in errors
+    assert "line 7: invalid_data" in errors and "merchant_id" in errors
+    assert "line 1:" not in errors and "line 3:" not in errors
+    assert "nothing published" in errors
+
+    await probe.settle(1.0)
+    for subject in (ok, bad_data, unknown, wrong_key):
+        assert probe.events("merchants.products", subject=subject) == []
+
+    # --skip-invalid publishes the valid line only; still exit 1 (the input had errors).
+    result = await cli(stack, "publish", "merchants.products", "-", "--skip-invalid", input=lines)
+    assert result.exit_code == 1
+    assert "published 1 event(s)" in result.stdout and "5 invalid line(s) skipped" in result.stdout
+    sent = await probe.wait_for("merchants.products", subject=ok)
+    assert sent[0].key == ok
+    assert sent[0].headers["content-type"] == "application/cloudevents+json"
+    assert sent[0].headers["ce-type"] == "product.submitted"
+    await probe.settle(1.0)
+    assert len(probe.events("merchants.products", subject=ok)) == 1
+    for subject in (bad_data, unknown, wrong_key):
+        assert probe.events("merchants.products", subject=subject) == []
+
+
+async def test_publish_refuses_a_topic_outside_the_contract(stack, tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_text("{}\n")
+    result = await cli(stack, "publish", "no.such.topic", str(path))
+    assert result.exit_code == 2
+    assert "not a topic of the contract" in result.stderr
+
+
+# ------------------------------------------------------------------------------------ dlq
+
+
+async def test_dlq_replay_of_a_fixed_message_is_processed_exactly_once(
+    stack, probe, publisher
+) -> None:
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    event = cloud_event("product.submitted", pid, _product(pid))
+    assert len(json.dumps(event)) > 200
+
+    # 1. A catalog with a too-strict size limit dead-letters a perfectly valid event.
+    async with running(CATALOG, stack, max_message_bytes=200):
+        await publisher.send("merchants.products", event)
+        dead = await probe.wait_for("merchants.products.dlq", subject=pid)
+    assert dead[0].headers["dlq-reason"] == "too_large"
+    assert probe.events("catalog.products", subject=pid) == []
+
+    # 2. The operator sees it, and why.
+    result = await cli(stack, "dlq", "list", "merchants.products", "--json")
+    assert result.exit_code == 0, result.output
+    letters = [json.loads(x) for x in result.stdout.splitlines()]
+    mine = [x for x in letters if x["key"] == pid]
+    assert len(mine) == 1 and mine[0]["reason"] == "too_large" and mine[0]["service"] == "catalog"
+    offset = mine[0]["offset"]
+    assert mine[0]["topic"] == "merchants.products.dlq" and mine[0]["offset"] == dead[0].offset
+    assert mine[0]["original"]["topic"] == "merchants.products"
+    assert str(mine[0]["original"]["offset"]) == dead[0].headers["dlq-offset"]
+
+    result = await cli(stack, "dlq", "list", "merchants.products")
+    assert result.exit_code == 0 and "too_large" in result.stdout and pid in result.stdout
+
+    result = await cli(
+        stack, "tail", "merchants.products", "--dlq", "--from-beginning", "--no-follow", "-s", pid
+    )
+    assert result.exit_code == 0
+    assert "too_large" in result.stdout and "from merchants.products[" in result.stdout
+    assert f"@{dead[0].headers['dlq-offset']}" in result.stdout
+
+    # 3. The fix: catalog back with its normal limit. Replay (as another process).
+    async with running(CATALOG, stack):
+        code, out, err = await cli_process(
+            stack, "dlq", "replay", "merchants.products", "--offset", str(offset)
+        )
+        assert code == 0, err
+        assert f"replayed merchants.products.dlq/0/{offset}" in out
+        await probe.wait_for("catalog.products", type="product.review_requested", subject=pid)
+
+        # 4. Replaying again is skipped: the CLI finds the earlier replay on the topic.
+        result = await cli(stack, "dlq", "replay", "merchants.products", "--offset", str(offset))
+        assert result.exit_code == 0, result.output
+        assert "already replayed" in result.stdout and "replayed 0 dead letter(s)" in result.stdout
+
+        # 5. Even a duplicate that bypasses the CLI is deduped by the consumer's inbox.
+        await publisher.send("merchants.products", event)
+        await probe.settle()
+
+    copies = probe.events("merchants.products", subject=pid)
+    assert len(copies) == 3  # the original, one replay, the forced duplicate
+    replays = [c for c in copies if "vitrine-replay-of" in c.headers]
+    assert [r.headers["vitrine-replay-of"] for r in replays] == [
+        f"merchants.products.dlq/0/{offset}"
+    ]
+    assert not any(k.startswith("dlq-") for k in replays[0].headers)
+    assert replays[0].partition == copies[0].partition  # back where the key lives
+    requested = probe.events("catalog.products", type="product.review_requested", subject=pid)
+    assert len(requested) == 1
+
+
+async def test_dlq_replay_needs_a_selection_and_reports_missing_offsets(stack) -> None:
+    result = await cli(stack, "dlq", "replay", "merchants.products")
+    assert result.exit_code == 2 and "--offset" in result.stderr
+    result = await cli(stack, "dlq", "replay", "merchants.products", "--offset", "987654321")
+    assert result.exit_code == 1
+    assert "no dead letter at offset 987654321" in result.stderr
+
+
+# ------------------------------------------------------------------------------------ demo
+
+
+async def test_demo_narrates_in_plain_words(monkeypatch) -> None:
+    said: list[str] = []
+
+    async def play(bootstrap: str, *, narrate: Any) -> None:
+        said.append(bootstrap)
+        narrate("2022-07-15: the platform announces the Mini Shop policy")
+
+    monkeypatch.setattr(cli_stack, "load_play", lambda: play)
+    result = await asyncio.to_thread(runner.invoke, app, ["--bootstrap", "kafka:1", "demo"])
+    assert result.exit_code == 0, result.output
+    assert said == ["kafka:1"]
+    assert "announces the Mini Shop policy" in result.stdout
+
+
+async def test_demo_absent_is_reported(monkeypatch) -> None:
+    monkeypatch.setattr(cli_stack, "load_play", lambda: None)
+    result = await asyncio.to_thread(runner.invoke, app, ["demo"])
+    assert result.exit_code == 1 and "no demo" in result.stderr
+
+
+# ------------------------------------------------------------------------------------ run
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_run_starts_stack_and_services_then_stops_them_on_sigterm(tmp_path: Path) -> None:
+    kafka_port, mongo_port, base = _free_port(), _free_port(), _free_port()
+    while any(_open(base + i) for i in range(1, 6)):
+        base = _free_port()
+    env = {
+        **os.environ,
+        "VITRINE_DEV_KAFKA_PORT": str(kafka_port),
+        "VITRINE_DEV_MONGO_PORT": str(mongo_port),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vitrine.cli",
+        "run",
+        "--no-demo",
+        "--services",
+        "catalog",
+        "--http-port-base",
+        str(base),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--stop-timeout",
+        "30",
+        env=env,
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    output: list[str] = []
+
+    async def read_until(text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in output):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no {text!r} in:\n" + "\n".join(output[-40:])
+            line = await asyncio.wait_for(proc.stdout.readline(), remaining)
+            assert line, "vitrine run exited early:\n" + "\n".join(output[-40:])
+            output.append(line.decode().rstrip())
+
+    try:
+        await read_until("all services ready", 120)
+        assert any(line.startswith("catalog ") and "│" in line for line in output)
+        async with httpx.AsyncClient() as http:
+            ready = await http.get(f"http://127.0.0.1:{base + 1}/readyz")
+            assert ready.status_code == 200, ready.text
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = await asyncio.wait_for(proc.communicate(), 90)
+        output += rest.decode().splitlines()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = "\n".join(output)
+    assert proc.returncode == 0, text
+    assert "catalog stopped" in text and "stopped." in text
+    for port in (kafka_port, mongo_port, base + 1):
+        assert not _open(port), f"port {port} still open after vitrine run stopped"
+
+
+async def test_run_rejects_unknown_services() -> None:
+    result = await asyncio.to_thread(
+        runner.invoke, app, ["run", "--services", "catalog,nope", "--no-demo"]
+    )
+    assert result.exit_code == 2 and "unknown service(s): nope" in result.stderr
