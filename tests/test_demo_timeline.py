@@ -22,7 +22,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from vitrine.demo import DemoResult, load_timeline, play
+from vitrine.demo import DemoResult, Names, Observed, describe, load_timeline, play
 from vitrine.devstack import EmbeddedStack, free_port
 from vitrine.testing.probe import Publisher, TopicProbe, cloud_event
 from vitrine.testing.services import running
@@ -45,6 +45,53 @@ def test_timeline_is_valid_and_tells_the_seed_story() -> None:
     assert kinds == {"channels_shop", "wechat_mini_shop", "mini_program"}
     suffixed = load_timeline(run_id="r0")
     assert all(s.endswith(".r0") for s in suffixed.subjects)
+
+
+def test_narration_lines() -> None:
+    names = Names("r0", {"p-vase.r0": "Celadon vase"})
+
+    def line(topic: str, type: str, subject: str, data: dict[str, Any]) -> str | None:
+        return describe(Observed(topic, subject, type, data, {}), names)
+
+    assert (
+        line(
+            "showcase.items",
+            "showcase.item_suspended",
+            "c-zhou.r0",
+            {
+                "creator_id": "c-zhou.r0",
+                "product_id": "p-vase.r0",
+                "reason": "policy",
+                "policy_id": "pol-1.r0",
+            },
+        )
+        == "showcase      SUSPENDED 'Celadon vase' in c-zhou's showcase (by pol-1)"
+    )
+    assert line(
+        "compliance.rulings",
+        "policy.impact_assessed",
+        "pol-1.r0",
+        {"policy_id": "pol-1.r0", "items": 1, "offers": 0, "creators": 1, "merchants": 2},
+    ) == (
+        "compliance    impact of pol-1: it would touch 1 showcase item, 0 offers, 1 creator,"
+        " 2 merchants"
+    )
+    assert (
+        line(
+            "distribution.commissions",
+            "commission.accrued",
+            "ord-1.r0",
+            {
+                "order_id": "ord-1.r0",
+                "creator_id": "c-lin.r0",
+                "commission_fen": 598,
+                "commission_bps": 2000,
+                "amount_fen": 2990,
+            },
+        )
+        == "distribution  ACCRUED ¥5.98 for c-lin on order ord-1 (20 % of ¥29.90)"
+    )
+    assert line("review.decisions", "review.approved", "p-vase.r0", {}) is None
 
 
 @pytest.fixture(scope="module")

@@ -398,7 +398,13 @@ def describe(seen: Observed, names: Names) -> str | None:
             f"DEAD-LETTERED  on {seen.topic}: {seen.headers.get('dlq-reason', '?')} "
             f"({seen.headers.get('dlq-error', '')[:120]})"
         )
-    policy = f" by {s(d['policy_id'])}" if d.get("policy_id") else ""
+    why = str(d.get("reason", "?")).replace("_", " ")
+    if d.get("policy_id"):
+        why = (
+            f"by {s(d['policy_id'])}"
+            if d.get("reason") == "policy"
+            else f"{why}, {s(d['policy_id'])}"
+        )
     product = names.product(d.get("product_id"))
     creator = s(d.get("creator_id", seen.subject))
     lines: dict[str, Callable[[], str | None]] = {
@@ -428,8 +434,7 @@ def describe(seen: Observed, names: Names) -> str | None:
             f"showcase      {creator} moved {product} to position {d.get('position')}"
         ),
         "showcase.item_suspended": lambda: (
-            f"showcase      SUSPENDED {product} in {creator}'s showcase "
-            f"({d.get('reason', '?')}{policy})"
+            f"showcase      SUSPENDED {product} in {creator}'s showcase ({why})"
         ),
         "showcase.item_restored": lambda: (
             f"showcase      RESTORED {product} in {creator}'s showcase"
@@ -444,8 +449,7 @@ def describe(seen: Observed, names: Names) -> str | None:
             f"distribution  REFUSED offer {s(d.get('offer_id', '?'))}: {_reasons(d, names)}"
         ),
         "offer.suspended": lambda: (
-            f"distribution  SUSPENDED offer {s(d.get('offer_id', '?'))} on {product} "
-            f"({d.get('reason', '?')}{policy})"
+            f"distribution  SUSPENDED offer {s(d.get('offer_id', '?'))} on {product} ({why})"
         ),
         "offer.restored": lambda: (
             f"distribution  RESTORED offer {s(d.get('offer_id', '?'))} on {product}"
@@ -487,8 +491,8 @@ def describe(seen: Observed, names: Names) -> str | None:
         ),
         "policy.impact_assessed": lambda: (
             f"compliance    impact of {s(d.get('policy_id', '?'))}: it would touch "
-            f"{d.get('items')} showcase items, {d.get('offers')} offers, "
-            f"{d.get('creators')} creators, {d.get('merchants')} merchants"
+            f"{_n(d.get('items'), 'showcase item')}, {_n(d.get('offers'), 'offer')}, "
+            f"{_n(d.get('creators'), 'creator')}, {_n(d.get('merchants'), 'merchant')}"
         ),
         "policy.in_force": lambda: (
             f"compliance    IN FORCE {s(d.get('policy_id', '?'))}: "
@@ -518,6 +522,10 @@ def describe(seen: Observed, names: Names) -> str | None:
     }
     make = lines.get(seen.type)
     return make() if make else None
+
+
+def _n(count: Any, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _source(source: Any) -> str:
