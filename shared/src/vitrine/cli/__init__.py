@@ -6,13 +6,21 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from vitrine.cli import asyncapi, dlq, publish, stack, tail, topics  # noqa: F401  (commands)
 from vitrine.cli._app import app
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except BrokenPipeError:  # `vitrine tail … | head`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
 
 
 __all__ = ["app", "main"]

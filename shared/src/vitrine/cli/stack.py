@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import signal
 import sys
 import time
@@ -31,6 +32,19 @@ from vitrine.cli._output import console, err
 from vitrine.settings import DEFAULT_PORTS
 
 _COLOURS = ["cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan"]
+_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT(\d\d:\d\d:\d\d\.\d{3})\d*Z ")
+
+
+def compact_log_line(service: str, text: str) -> Text:
+    """A service's console log line, shorter: time of day only, no ``service=`` (the prefix
+    says it); warnings yellow, errors red."""
+    text = _ISO_TIME.sub(r"\1 ", text).replace(f" service={service}", "").rstrip()
+    lowered = text[:40].lower()
+    if "[error" in lowered or "[critical" in lowered or text.startswith("Traceback"):
+        return Text(text, style="red")
+    if "[warning" in lowered:
+        return Text(text, style="yellow")
+    return Text.from_ansi(text)
 
 
 def _env_port(name: str, default: int) -> int:
@@ -138,12 +152,17 @@ def load_play() -> Callable[..., Any] | None:
     return play if callable(play) else None
 
 
-async def play_demo(bootstrap: str, narrate: Callable[[str], None]) -> bool:
+async def play_demo(
+    bootstrap: str, narrate: Callable[[str], None], client_args: dict[str, Any] | None = None
+) -> bool:
     """Play the seed's timeline as a demo; False if this build has no demo."""
     play = load_play()
     if play is None:
         return False
-    result = play(bootstrap, narrate=narrate)
+    extra: dict[str, Any] = {}
+    if client_args and "client_args" in inspect.signature(play).parameters:
+        extra["client_args"] = client_args  # SASL/TLS from VITRINE_KAFKA_*
+    result = play(bootstrap, narrate=narrate, **extra)
     if inspect.isawaitable(result):
         await result
     return True
@@ -195,7 +214,7 @@ class Supervisor:
             if not raw:
                 break
             line = Text(f"{name:<{self.width}} │ ", style=self.colours[name])
-            line.append(Text.from_ansi(raw.decode("utf-8", "replace").rstrip()))
+            line.append(compact_log_line(name, raw.decode("utf-8", "replace").rstrip()))
             console.print(line)
         code = await proc.wait()
         if not self.stopping:
@@ -352,6 +371,12 @@ def run_command(
     stop_timeout: Annotated[
         float, typer.Option(help="Seconds a service gets to stop after SIGTERM before SIGKILL.")
     ] = 40.0,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            envvar="VITRINE_LOG_LEVEL", help="The services' log level (WARNING: quieter demo)."
+        ),
+    ] = "INFO",
 ) -> None:
     """Start the embedded stack and every service, play the demo, and keep running.
 
@@ -405,6 +430,7 @@ def run_command(
                 VITRINE_KAFKA_BOOTSTRAP=bootstrap,
                 VITRINE_MONGO_URL=mongo_url,
                 VITRINE_LOG_FORMAT="console",
+                VITRINE_LOG_LEVEL=log_level.upper(),
                 PYTHONUNBUFFERED="1",
             )
             supervisor = Supervisor(runnable, env, ports)
@@ -442,7 +468,7 @@ def demo_command(ctx: typer.Context) -> None:
         console.print(Text(text))
 
     try:
-        run_async(play_demo(bootstrap, narrate))
+        run_async(play_demo(bootstrap, narrate, options(ctx).kafka.client_args))
     except Exception as exc:
         if isinstance(exc, typer.Exit):
             raise
