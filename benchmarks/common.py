@@ -80,8 +80,8 @@ async def embedded_stack() -> AsyncIterator[EmbeddedStack]:
     with tempfile.TemporaryDirectory(prefix="vitrine-bench-") as tmp:
         stack = EmbeddedStack(free_port(), free_port(), Path(tmp))
         log(f"starting embedded stack (kafka :{stack.kafka_port}, mongo :{stack.mongo_port})")
-        await asyncio.to_thread(stack.start)
         try:
+            await asyncio.to_thread(stack.start)
             yield stack
         finally:
             await asyncio.to_thread(stack.stop)
