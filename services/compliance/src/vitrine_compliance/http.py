@@ -37,8 +37,8 @@ def _enforcement(doc: Document) -> dict[str, Any]:
     for phase in sorted(set(reports) | set(completed) | set(COMPLETABLE)):
         if phase == "enforce_existing" and phase not in fired and phase not in reports:
             continue
-        if phase == "lifted" and doc["state"] != "lifted":
-            continue
+        if phase == "lifted" and phase not in reports and (doc["state"] != "lifted" or not fired):
+            continue  # lifted before effect: nothing was enforced, no report is awaited
         got = reports.get(phase, {})
         phases[phase] = {
             "reported": got,
