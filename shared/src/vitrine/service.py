@@ -333,16 +333,18 @@ def build_app(
             yield
         finally:
             # Graceful: stop consuming (in-flight batch finishes), flush the outbox, close.
+            # Every step is bounded: a dependency that is down must not hang the shutdown
+            # (what is not flushed stays in the outbox, what is not committed is redelivered).
             health.stopping = True
             log.info("service.stopping")
-            await broker.stop()
+            await _bounded("consumer", broker.stop(), 35.0)
             for task in tasks[1:]:
                 task.cancel()
-            await relay.flush()
+            await _bounded("outbox", relay.flush(), 12.0)
             tasks[0].cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await producer.stop()
-            await client.close()
+            await _bounded("tasks", asyncio.gather(*tasks, return_exceptions=True), 5.0)
+            await _bounded("producer", producer.stop(), 10.0)
+            await _bounded("mongo", client.close(), 5.0)
             log.info("service.stopped")
 
     async def healthz(_: Request) -> Response:
@@ -401,6 +403,16 @@ async def _recover_and_setup(
             await db.create_collection(name)
     if defn.setup is not None:
         await defn.setup(db)
+
+
+async def _bounded(step: str, work: Awaitable[Any], seconds: float) -> None:
+    """Run one shutdown step, giving up (with a log line) after ``seconds``."""
+    try:
+        await asyncio.wait_for(work, seconds)
+    except TimeoutError:
+        log.warning("service.stop_step_timed_out", step=step, seconds=seconds)
+    except Exception as exc:
+        log.warning("service.stop_step_failed", step=step, error=repr(exc)[:300])
 
 
 async def _wait_for(what: str, start: Callable[[], Awaitable[Any]]) -> None:

@@ -28,7 +28,6 @@ from vitrine.envelope import EVENT_ID_NAMESPACE, CloudEvent
 from vitrine.events import EventData, dump
 from vitrine.logging import get_logger
 from vitrine.messaging import outbox
-from vitrine.mongo import transaction
 from vitrine.service import Runtime
 from vitrine_compliance import domain, repository
 from vitrine_compliance.handlers import OUTPUT
@@ -56,41 +55,20 @@ def ruling(data: EventData, policy: domain.Policy, key: str, seq: int, at: datet
     )
 
 
-def serialize_transactions(rt: Runtime) -> asyncio.Lock:
-    """One transaction at a time in this process: the pipeline's batches and the firings.
-
-    nx-27017 (the embedded MongoDB) runs every session on one SQLite connection, so a second
-    concurrent transaction becomes a SAVEPOINT inside the first and the first one's commit
-    commits the other's partial writes (e.g. a schedule marked fired before its event is
-    staged). mongod isolates transactions and does not need this; it costs nothing there
-    but a firing waiting for the batch in progress. The runtime offers no hook around the
-    pipeline's transaction, so its ``process`` is wrapped here (see the service README).
-    """
-    lock = getattr(rt.pipeline, "_compliance_lock", None)
-    if isinstance(lock, asyncio.Lock):
-        return lock
-    lock = asyncio.Lock()
-    process = rt.pipeline.process
-
-    async def locked_process(records: Any) -> None:
-        async with lock:
-            await process(records)
-
-    setattr(rt.pipeline, "process", locked_process)  # noqa: B010
-    setattr(rt.pipeline, "_compliance_lock", lock)  # noqa: B010
-    return lock
-
-
 async def fire(rt: Runtime, schedule: dict[str, Any]) -> bool:
-    """Fire one due schedule in one transaction; False when it was no longer pending."""
-    async with serialize_transactions(rt):
-        return await _fire(rt, schedule)
+    """Fire one due schedule in one transaction; False when it was no longer pending.
+
+    ``rt.guard.transaction()`` takes turns with the pipeline's batch transactions: nx-27017
+    (the embedded MongoDB) runs every session on one SQLite connection, so two concurrent
+    transactions would commit each other's partial writes. mongod does not need it.
+    """
+    return await _fire(rt, schedule)
 
 
 async def _fire(rt: Runtime, schedule: dict[str, Any]) -> bool:
     sid, pid, phase = schedule["_id"], schedule["policy_id"], schedule["phase"]
     now = rt.clock()
-    async with transaction(rt.client) as session:
+    async with rt.guard.transaction() as session:
         current = await rt.db[repository.SCHEDULES].find_one({"_id": sid}, session=session)
         if current is None or current["status"] != "pending" or current["due_at"] > now:
             return False
@@ -147,7 +125,6 @@ async def fire_due(rt: Runtime) -> int:
 
 async def run(rt: Runtime) -> None:
     """Poll and fire until cancelled; database faults are waited out, never skipped."""
-    serialize_transactions(rt)
     backoff = 0.1
     while True:
         try:

@@ -137,7 +137,7 @@ class BatchPipeline:
             try:
                 await self._retrying(lambda: self._apply(items))
                 return
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, _StoppingError):
                 raise
             except Exception as exc:
                 attempts += 1
@@ -178,6 +178,8 @@ class BatchPipeline:
                     is_transient(exc) or _is_kafka_transient(exc) or isinstance(exc, TransientError)
                 ):
                     raise
+                if self.health.stopping:  # shutting down: leave it for redelivery
+                    raise _StoppingError from exc
                 self.health.pipeline_ok = False
                 self.health.last_error = repr(exc)[:300]
                 metrics.FAILED.labels(self.service, "transient").inc()
@@ -199,6 +201,11 @@ class BatchPipeline:
             error=error[:300],
         )
         return dead_letter(record, reason=reason, error=error, service=self.service)
+
+
+class _StoppingError(Exception):
+    """Raised instead of waiting when the service stops: the batch is not acked, so it is
+    redelivered after the restart."""
 
 
 class _PermanentFailure(Exception):
