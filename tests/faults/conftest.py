@@ -1,0 +1,8 @@
+"""The fault suite (``make test-faults``): makes ``harness`` and ``workload`` importable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,0 +1,90 @@
+"""kill -9 each service in turn, at random moments, during a mixed workload (issue 7).
+
+Services run as subprocesses (``python -m vitrine_<name>``); a killer task picks a random
+moment, SIGKILLs the next service in rotation (no graceful shutdown, no outbox flush), waits
+a random moment more, and restarts it. The workload (``workload.py``) has a known outcome; at
+the end every expected effect must be on the output topics announced by exactly ONE event id
+(a resend of the same id is harmless: consumers dedupe on it), nothing else may appear, and
+catalog's HTTP state must match the workload's script product by product.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+import uuid
+from typing import Any
+
+import pytest
+from harness import Fleet, duplicated, effects, fleet, importable
+from workload import Workload, observed_state, wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
+
+SEED = int(os.environ.get("VITRINE_FAULT_SEED", "7"))
+PRODUCTS = int(os.environ.get("VITRINE_FAULT_PRODUCTS", "600"))
+
+
+async def killer(
+    f: Fleet, names: list[str], rng: random.Random, stop: asyncio.Event, log: list[str]
+) -> None:
+    """Kill and restart the services in rotation at random moments until ``stop``."""
+    turn = 0
+    while not stop.is_set():
+        await asyncio.sleep(rng.uniform(0.5, 3.0))
+        victim = f[names[turn % len(names)]]
+        turn += 1
+        victim.kill()
+        down = rng.uniform(0.0, 1.5)
+        log.append(f"{time.strftime('%X')} kill -9 {victim.name}, restart after {down:.1f} s")
+        await asyncio.sleep(down)
+        await victim.restart()
+
+
+@pytest.mark.skipif(not importable("review"), reason="review service not importable yet")
+async def test_kill_9_each_service_in_turn_loses_and_duplicates_nothing(
+    stack: Any, probe: Any, publisher: Any
+) -> None:
+    names = ["catalog", "review"]
+    rng = random.Random(SEED)
+    work = Workload(f"k9{uuid.uuid4().hex[:6]}", PRODUCTS)
+    kills: list[str] = []
+    with fleet(stack, names, "kill9") as f:
+        await f.start()
+        stop = asyncio.Event()
+        killing = asyncio.create_task(killer(f, names, rng, stop, kills))
+        try:
+            await work.run(publisher, probe, timeout=400)
+            # Keep killing until every service died at least twice, workload or not.
+            await wait_until(
+                lambda: all(f[n].kills >= 2 for n in names) or killing.done(), 120, "kills"
+            )
+        finally:
+            stop.set()
+            await asyncio.gather(killing, return_exceptions=True)
+        if killing.done() and killing.exception():
+            raise killing.exception()  # type: ignore[misc]
+        for n in names:  # the last restart may still be coming up
+            await f[n].wait_ready()
+        expected = work.expected()
+        await wait_until(
+            lambda: expected <= set(effects(work.records(probe))), 300, "every expected effect"
+        )
+        await probe.settle(3.0)
+
+        print(f"seed {SEED}, {PRODUCTS} products, {len(kills)} kills:\n  " + "\n  ".join(kills))
+        seen = effects(work.records(probe))
+        assert set(seen) == expected, {
+            "missing": sorted(expected - set(seen))[:10],
+            "unexpected": sorted(set(seen) - expected)[:10],
+        }
+        assert not duplicated(work.records(probe)), list(duplicated(work.records(probe)).items())[
+            :5
+        ]
+        for i in range(work.n):
+            status, doc = await f["catalog"].get_async(f"/products/{work.pid(i)}")
+            assert status == 200, (work.pid(i), status)
+            assert observed_state(doc) == work.final_state(i), (work.pid(i), doc)
+        assert all(f[n].kills >= 1 for n in names)
