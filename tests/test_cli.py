@@ -431,3 +431,28 @@ async def test_run_rejects_unknown_services() -> None:
         runner.invoke, app, ["run", "--services", "catalog,nope", "--no-demo"]
     )
     assert result.exit_code == 2 and "unknown service(s): nope" in result.stderr
+
+
+async def test_supervisor_kills_a_service_that_ignores_sigterm(tmp_path: Path, capsys) -> None:
+    package = tmp_path / "vitrine_stubborn"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('up and ignoring SIGTERM', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    supervisor = cli_stack.Supervisor(["stubborn"], env, {"stubborn": _free_port()})
+    await supervisor.start()
+    proc = supervisor.procs["stubborn"]
+    deadline = time.monotonic() + 20
+    while "up and ignoring SIGTERM" not in capsys.readouterr().out:
+        assert time.monotonic() < deadline and proc.returncode is None
+        await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await supervisor.stop(timeout=1.0)
+    assert proc.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 10
+    assert "did not stop in 1s: killing it" in capsys.readouterr().out

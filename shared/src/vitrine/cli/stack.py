@@ -58,12 +58,18 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Let SIGTERM unwind like Ctrl-C, so child servers are always stopped."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    """Let SIGTERM unwind like Ctrl-C, so child servers are always stopped.
+
+    SIGINT too, explicitly: a process started in the background inherits SIGINT ignored.
+    """
+    previous = {
+        sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _start_stack(kafka_port: int, mongo_port: int, data_dir: Path) -> Any:
@@ -328,7 +334,7 @@ async def supervise(
         await supervisor.stop(stop_timeout)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        signal.signal(signal.SIGTERM, _raise_interrupt)  # until the stack is stopped too
+            signal.signal(sig, _raise_interrupt)  # until the stack is stopped too
 
 
 def _demo_done(supervisor: Supervisor, task: asyncio.Task[bool]) -> None:
