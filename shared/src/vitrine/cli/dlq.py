@@ -18,6 +18,7 @@ import typer
 from aiokafka import TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from vitrine.cli import _kafka
 from vitrine.cli._app import dlq_app, options, run_async
@@ -194,7 +195,8 @@ def list_dead_letters(
     for letter in letters:
         by_topic.setdefault(letter.topic, []).append(letter)
     if not letters:
-        console.print(f"no dead letters in {', '.join(names) if topic else 'any topic'}.")
+        where = ", ".join(names) if topic else "any topic"
+        console.print(f"no dead letters in {where}.", markup=False)
         return
     for name, items in by_topic.items():
         reasons = Counter(r.dlq.get("dlq-reason", "?") for r in items)
@@ -211,7 +213,7 @@ def list_dead_letters(
         for r in items:
             info = r.dlq
             offset = str(r.offset) if r.partition == 0 else f"{r.partition}:{r.offset}"
-            table.add_row(
+            cells = [  # plain text: keys and errors come from outside, never markup
                 offset,
                 info.get("dlq-time", "")[:19].replace("T", " "),
                 info.get("dlq-reason", "?"),
@@ -219,9 +221,10 @@ def list_dead_letters(
                 + (f" by {info['dlq-service']}" if info.get("dlq-service") else ""),
                 r.key_text or "",
                 info.get("dlq-error", "") if full else _short(info.get("dlq-error", ""), 120),
-            )
+            ]
+            table.add_row(*(Text(cell) for cell in cells))
         print_table(table)
-    console.print(f"{len(letters)} dead letter(s) in {len(by_topic)} topic(s).")
+    console.print(f"{len(letters)} dead letter(s) in {len(by_topic)} topic(s).", markup=False)
 
 
 def _parse_offsets(values: list[str]) -> set[tuple[int | None, int]]:
