@@ -46,6 +46,11 @@ def main() -> None:
                 tuple(v for v in args.variants.split(",") if v),
             )
         )
+    if args.which in ("p2", "p4", "all"):
+        from benchmarks import p2_enforcement
+
+        items = args.n or 100_000 if args.which == "p2" else 100_000
+        reports.append(p2_enforcement.run(items, max(1, items // 10)))
     if args.which in ("p3", "all"):
         from benchmarks import p3_latency
 

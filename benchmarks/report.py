@@ -26,6 +26,7 @@ class Report:
     command: str = field(default_factory=lambda: COMMAND + shlex.join(sys.argv[1:]))
     facts: dict[str, str] = field(default_factory=machine)
     lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
