@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pymongo import ReplaceOne
+
 from benchmarks.common import (
     LOGS,
     Arrival,
@@ -36,6 +38,7 @@ from benchmarks.common import (
 from benchmarks.raw import spawn_baseline, stop_process
 from benchmarks.raw import topics as raw_topics
 from benchmarks.report import Report
+from vitrine import mongo
 from vitrine.devstack import EmbeddedStack
 
 TIMEOUT = 900.0
@@ -51,6 +54,7 @@ class Run:
     publish_seconds: float
     cpu: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    documents: dict[str, int] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -132,10 +136,55 @@ async def system_run(stack: EmbeddedStack, n: int, log_level: str, logs: Path) -
             pids=pids,
         )
         run.peak_rss_mb = {s: p.peak_rss_mb() or 0.0 for s, p in procs.items()}
+        run.documents = await count_documents(
+            stack.mongo_url, [f"{s}_{log_level.lower()}" for s in procs]
+        )
         return run
     finally:
         for p in procs.values():
             p.stop()
+
+
+async def count_documents(url: str, databases: list[str]) -> dict[str, int]:
+    """Documents left in each collection of the services' databases after a run."""
+    client = mongo.connect(url, app_name="bench-count")
+    try:
+        out: dict[str, int] = {}
+        for name in databases:
+            db = client[name]
+            for coll in sorted(await db.list_collection_names()):
+                out[f"{name}.{coll}"] = await db[coll].count_documents({})
+        return out
+    finally:
+        await client.close()
+
+
+async def database_floor(url: str, documents: int, batch: int = 500) -> float:
+    """Seconds nx-27017 needs to write ``documents`` ~400-byte documents by ``_id``, in
+    journaled transactions of ``batch``: the database's share of the system's work."""
+    client = mongo.connect(url, app_name="bench-floor")
+    try:
+        coll = mongo.database(client, "p1floor")["docs"]
+        body = {
+            "title": "Ceramic tea cup",
+            "content": {
+                "images": ["https://img.example.com/x.jpg"],
+                "price_fen": 1990,
+                "attributes": {"colour": "white"},
+            },
+            "pad": "x" * 200,
+        }
+        started = time.perf_counter()
+        for start in range(0, documents, batch):
+            ops = [
+                ReplaceOne({"_id": f"f{i}"}, {"_id": f"f{i}", **body}, upsert=True)
+                for i in range(start, min(documents, start + batch))
+            ]
+            async with mongo.transaction(client) as session:
+                await coll.bulk_write(ops, ordered=False, session=session)
+        return time.perf_counter() - started
+    finally:
+        await client.close()
 
 
 async def baseline_run(stack: EmbeddedStack, mode: str, n: int, logs: Path) -> Run:
@@ -179,6 +228,12 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
                 log(f"P1 {variant}, N={size}")
                 runs.append(await baseline_run(stack, variant, size, logs))
             log(f"  {runs[-1].seconds:.2f}s, {runs[-1].rate:,.0f}/s, cpu {runs[-1].cpu}")
+        system = next((r for r in runs if r.name == "system (WARNING)"), None)
+        floor = None
+        if system is not None and system.documents:
+            written = sum(v for k, v in system.documents.items())
+            log(f"P1 database floor: {written} documents")
+            floor = (written, await database_floor(stack.mongo_url, written))
     if "system" not in variants or "raw" not in variants:
         report.add(*(f"- {r.name}: {r.n} in {r.seconds:.2f}s = {r.rate:,.0f}/s" for r in runs))
         return runs, report
@@ -222,6 +277,20 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
     verdict.append(
         "- peak RSS (P4): " + ", ".join(f"{k} {v:.0f} MiB" for k, v in system.peak_rss_mb.items())
     )
+    if system.documents:
+        report.add(
+            "- documents the system left in MongoDB (each written at least once; outbox rows "
+            "are written and deleted, one per batch): "
+            + ", ".join(f"`{k}` {v:,}" for k, v in system.documents.items())
+        )
+    if floor is not None:
+        written, seconds = floor
+        report.add(
+            f"- database floor: nx-27017 alone needs **{seconds:.1f} s** to upsert "
+            f"{written:,} such documents by `_id` in journaled transactions of 500 — "
+            f"{seconds / system.seconds:.0%} of the system's {system.seconds:.1f} s "
+            f"({written / n:.1f} documents per product vs 3 for the ceiling)"
+        )
     report.add(*verdict, "")
     return runs, report
 
