@@ -234,6 +234,20 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
             written = sum(v for k, v in system.documents.items())
             log(f"P1 database floor: {written} documents")
             floor = (written, await database_floor(stack.mongo_url, written))
+    if system is not None and system.documents:
+        report.add(
+            "- documents the system left in MongoDB (each written at least once; outbox rows "
+            "are written and deleted, one per batch): "
+            + ", ".join(f"`{k}` {v:,}" for k, v in system.documents.items())
+        )
+    if floor is not None:
+        written, seconds = floor
+        report.add(
+            f"- database floor: nx-27017 alone needs **{seconds:.1f} s** to upsert "
+            f"{written:,} such documents by `_id` in journaled transactions of 500 — "
+            f"{seconds / system.seconds:.0%} of the system's {system.seconds:.1f} s "
+            f"({written / n:.1f} documents per product vs 3 for the ceiling)"
+        )
     if "system" not in variants or "raw" not in variants:
         report.add(*(f"- {r.name}: {r.n} in {r.seconds:.2f}s = {r.rate:,.0f}/s" for r in runs))
         return runs, report
@@ -277,20 +291,6 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
     verdict.append(
         "- peak RSS (P4): " + ", ".join(f"{k} {v:.0f} MiB" for k, v in system.peak_rss_mb.items())
     )
-    if system.documents:
-        report.add(
-            "- documents the system left in MongoDB (each written at least once; outbox rows "
-            "are written and deleted, one per batch): "
-            + ", ".join(f"`{k}` {v:,}" for k, v in system.documents.items())
-        )
-    if floor is not None:
-        written, seconds = floor
-        report.add(
-            f"- database floor: nx-27017 alone needs **{seconds:.1f} s** to upsert "
-            f"{written:,} such documents by `_id` in journaled transactions of 500 — "
-            f"{seconds / system.seconds:.0%} of the system's {system.seconds:.1f} s "
-            f"({written / n:.1f} documents per product vs 3 for the ceiling)"
-        )
     report.add(*verdict, "")
     return runs, report
 
