@@ -302,11 +302,17 @@ async def supervise(
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    first_signal_at: list[float] = []
 
     def on_signal() -> None:
-        if stop.is_set():  # a second Ctrl-C: do not wait for the graceful stop
+        # One Ctrl-C can arrive twice (the terminal signals the whole process group, and
+        # `uv run` / make forward it too): only a second press a moment later means "now".
+        now = loop.time()
+        if stop.is_set() and first_signal_at and now - first_signal_at[0] > 1.0:
             supervisor.say("vitrine", "killing the services now", "bold red")
             supervisor.kill()
+        if not first_signal_at:
+            first_signal_at.append(now)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
