@@ -235,14 +235,14 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
             log(f"P1 database floor: {written} documents")
             floor = (written, await database_floor(stack.mongo_url, written))
     if system is not None and system.documents:
-        report.add(
+        report.notes.append(
             "- documents the system left in MongoDB (each written at least once; outbox rows "
             "are written and deleted, one per batch): "
             + ", ".join(f"`{k}` {v:,}" for k, v in system.documents.items())
         )
     if floor is not None:
         written, seconds = floor
-        report.add(
+        report.notes.append(
             f"- database floor: nx-27017 alone needs **{seconds:.1f} s** to upsert "
             f"{written:,} such documents by `_id` in journaled transactions of 500 — "
             f"{seconds / system.seconds:.0%} of the system's {system.seconds:.1f} s "
@@ -250,6 +250,7 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
         )
     if "system" not in variants or "raw" not in variants:
         report.add(*(f"- {r.name}: {r.n} in {r.seconds:.2f}s = {r.rate:,.0f}/s" for r in runs))
+        report.add(*report.notes)
         return runs, report
     system = next(r for r in runs if r.name == "system (WARNING)")
     ceiling = next(r for r in runs if r.name == "raw")
@@ -291,7 +292,7 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
     verdict.append(
         "- peak RSS (P4): " + ", ".join(f"{k} {v:.0f} MiB" for k, v in system.peak_rss_mb.items())
     )
-    report.add(*verdict, "")
+    report.add(*verdict, *report.notes, "")
     return runs, report
 
 
