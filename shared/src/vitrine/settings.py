@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: Records per batch a subscriber takes; throughput comes from batching (DESIGN.md §1).
     batch_max_records: int = 500
+    #: How long a fetch may wait for data. Low because Tansu holds a fetch for the full wait
+    #: (each hop of submit → listed paid it); real Kafka answers as soon as data arrives, so
+    #: this only costs idle fetch requests there.
+    fetch_max_wait_ms: int = 20
     max_message_bytes: int = 256 * 1024
     #: Give up retrying a handler error that is not transient after this many tries → DLQ.
     handler_max_attempts: int = 3

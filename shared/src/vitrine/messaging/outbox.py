@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -143,9 +144,9 @@ class OutboxRelay:
         await send_all(self._producer, outgoing)
         async with self._lock:
             await self._db[OUTBOX].delete_many({"_id": {"$in": [r["_id"] for r in rows]}})
-        for row in rows:
-            for e in row["events"]:
-                metrics.PUBLISHED.labels(self._service, e["topic"], e["type"]).inc()
+        published = Counter((e["topic"], e["type"]) for row in rows for e in row["events"])
+        for (topic, type_name), n in published.items():
+            metrics.PUBLISHED.labels(self._service, topic, type_name).inc(n)
         if len(rows) == self._batch_size:
             metrics.OUTBOX_BACKLOG.labels(self._service).set(
                 await self._db[OUTBOX].estimated_document_count()
