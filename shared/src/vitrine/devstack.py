@@ -85,7 +85,15 @@ class EmbeddedStack:
         return f"mongodb://127.0.0.1:{self.mongo_port}/?journal=true"
 
     def start(self) -> EmbeddedStack:
-        """Start both servers, wait until they listen, and create every topic."""
+        """Start both servers, wait until they listen, and create every topic.
+
+        The servers run in their own sessions (a terminal's Ctrl-C reaches the supervisor,
+        which stops things in order); an ``atexit`` hook stops them if this process exits
+        without calling :meth:`stop`.
+        """
+        import atexit
+
+        atexit.register(self.stop)
         for port in (self.kafka_port, self.mongo_port):
             if port_open(port):
                 raise RuntimeError(f"port {port} is already in use on 127.0.0.1")

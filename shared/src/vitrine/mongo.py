@@ -106,11 +106,17 @@ def database(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Doc
     return client.get_database(name, write_concern=JOURNALED)
 
 
-async def ping(client: AsyncMongoClient[Document]) -> bool:
-    """True when the server answers (used by ``/readyz``)."""
+async def ping(client: AsyncMongoClient[Document], timeout: float = 1.0) -> bool:
+    """True when the server answers within ``timeout`` seconds (used by ``/readyz``).
+
+    Bounded so a probe with a 1 s timeout gets a 503, not a timeout, while the database is
+    down (server selection alone would wait 5 s).
+    """
+    import asyncio
+
     try:
-        await client.admin.command("ping")
-    except PyMongoError:
+        await asyncio.wait_for(client.admin.command("ping"), timeout)
+    except (PyMongoError, TimeoutError):
         return False
     return True
 

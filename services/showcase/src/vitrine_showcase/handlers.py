@@ -28,6 +28,7 @@ from vitrine.events import (
     ItemRemoved,
     ItemRestored,
     ItemSuspended,
+    Reason,
     Source,
     dump,
 )
@@ -86,13 +87,48 @@ async def stage_emitted(uow: UnitOfWork) -> None:
 # --- creators.showcase -----------------------------------------------------------------------
 
 
+def _owns_showcase(event: Event[Any], uow: UnitOfWork) -> bool:
+    """Ownership: a request keyed to creator A may change only A's showcase.
+
+    A request naming another creator is refused (``not_showcase_owner``) and logged, on the
+    requester's key, and changes nothing.
+    """
+    d = event.data
+    if d.creator_id == event.subject:
+        return True
+    log.warning(
+        "showcase.request_refused",
+        code="not_showcase_owner",
+        subject=event.subject,
+        creator_id=d.creator_id,
+        product_id=d.product_id,
+        type=event.type,
+    )
+    uow.emit(
+        OUTPUT,
+        ItemRefused(
+            creator_id=event.subject,
+            product_id=d.product_id,
+            reasons=[
+                Reason(
+                    code="not_showcase_owner",
+                    field="creator_id",
+                    message=f"a request keyed to {event.subject} may not change "
+                    f"{d.creator_id}'s showcase",
+                )
+            ],
+        ),
+        subject=event.subject,
+        cause=event,
+    )
+    return False
+
+
 async def apply_requests(events: list[Event[Any]], uow: UnitOfWork) -> None:
     """Creators' add / remove / move requests, folded per creator in order."""
-    for event in events:  # ownership: a request changes only its own creator's showcase
-        if event.data.creator_id != event.subject:
-            raise ValueError(
-                f"data.creator_id {event.data.creator_id!r} != subject {event.subject!r}"
-            )
+    events = [e for e in events if _owns_showcase(e, uow)]
+    if not events:
+        return
     db, session = uow.db, uow.session
     before = await repository.load_showcases(db, (e.subject for e in events), session)
     adds = [e.data for e in events if e.type == "showcase.add_requested"]
