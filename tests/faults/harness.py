@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -156,6 +157,22 @@ def fleet(stack: Any, names: list[str], test: str, **env: str) -> Iterator[Fleet
         yield f
     finally:
         f.stop()
+
+
+async def killer(
+    f: Fleet, names: list[str], rng: random.Random, stop: asyncio.Event, log: list[str]
+) -> None:
+    """Kill and restart the services in rotation at random moments until ``stop``."""
+    turn = 0
+    while not stop.is_set():
+        await asyncio.sleep(rng.uniform(0.5, 3.0))
+        victim = f[names[turn % len(names)]]
+        turn += 1
+        victim.kill()
+        down = rng.uniform(0.0, 1.5)
+        log.append(f"{time.strftime('%X')} kill -9 {victim.name}, restart after {down:.1f} s")
+        await asyncio.sleep(down)
+        await victim.restart()
 
 
 def importable(name: str) -> bool:

@@ -13,34 +13,17 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import time
 import uuid
 from typing import Any
 
 import pytest
-from harness import Fleet, duplicated, effects, fleet, importable
+from harness import duplicated, effects, fleet, importable, killer
 from workload import Workload, observed_state, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 
 SEED = int(os.environ.get("VITRINE_FAULT_SEED", "7"))
 PRODUCTS = int(os.environ.get("VITRINE_FAULT_PRODUCTS", "600"))
-
-
-async def killer(
-    f: Fleet, names: list[str], rng: random.Random, stop: asyncio.Event, log: list[str]
-) -> None:
-    """Kill and restart the services in rotation at random moments until ``stop``."""
-    turn = 0
-    while not stop.is_set():
-        await asyncio.sleep(rng.uniform(0.5, 3.0))
-        victim = f[names[turn % len(names)]]
-        turn += 1
-        victim.kill()
-        down = rng.uniform(0.0, 1.5)
-        log.append(f"{time.strftime('%X')} kill -9 {victim.name}, restart after {down:.1f} s")
-        await asyncio.sleep(down)
-        await victim.restart()
 
 
 @pytest.mark.skipif(not importable("review"), reason="review service not importable yet")
