@@ -475,16 +475,17 @@ async def test_malformed_input_goes_to_the_dlq(stack, probe, publisher, world) -
             "/creators-app",
         )
         reasons = {}
-        for i, why in (
-            (1, "not_json"),
-            (2, "invalid_data"),
-            (3, "unknown_type"),
-            (4, "handler_error"),
-        ):
+        for i, why in ((1, "not_json"), (2, "invalid_data"), (3, "unknown_type")):
             got = await probe.wait_for("creators.showcase.dlq", subject=f"{c}-{i}", timeout=60)
             reasons[i] = got[0].headers["dlq-reason"]
             assert got[0].headers["dlq-service"] == "showcase"
             assert why == reasons[i]
+        # a valid request keyed to another creator is refused, not dead-lettered
+        [refused] = await probe.wait_for(
+            "showcase.items", type="showcase.item_refused", subject=f"{c}-4", timeout=60
+        )
+        assert [r["code"] for r in refused.data["reasons"]] == ["not_showcase_owner"]
+        assert not probe.events("creators.showcase.dlq", subject=f"{c}-4")
         # and the partition goes on
         await world.creator(f"{c}-5")
         await world.add(f"{c}-5", f"ghost-{u}")
