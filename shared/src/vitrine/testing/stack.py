@@ -64,14 +64,22 @@ def test_stack() -> Iterator[StackInfo]:
 
 @contextmanager
 def _docker_stack() -> Iterator[StackInfo]:
+    """Kafka (Confluent's image in KRaft mode: the one testcontainers' KafkaContainer knows)
+    and MongoDB as a single-node replica set, so transactions work as in production."""
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
     from testcontainers.kafka import KafkaContainer
-    from testcontainers.mongodb import MongoDbContainer
 
-    kafka = KafkaContainer("apache/kafka:3.9.0").with_kraft()
-    mongo = MongoDbContainer("mongo:7.0").with_command("--replSet rs0 --bind_ip_all")
+    kafka = KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft()
+    mongo = (
+        DockerContainer("mongo:7.0")
+        .with_command("--replSet rs0 --bind_ip_all")
+        .with_exposed_ports(27017)
+    )
     with kafka, mongo:
+        wait_for_logs(mongo, "Waiting for connections", timeout=60)
         members = "{_id:'rs0',members:[{_id:0,host:'localhost:27017'}]}"
-        mongo.exec(f'mongosh --quiet --eval "rs.initiate({members})"')
+        mongo.exec(["mongosh", "--quiet", "--eval", f"rs.initiate({members})"])
         host, port = mongo.get_container_host_ip(), mongo.get_exposed_port(27017)
         url = f"mongodb://{host}:{port}/?directConnection=true&journal=true"
         bootstrap = kafka.get_bootstrap_server()
