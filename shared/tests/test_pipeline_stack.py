@@ -174,3 +174,21 @@ async def test_a_database_outage_is_waited_out_not_skipped(env, stack) -> None:
     await asyncio.wait_for(task, 60)
     assert pipeline.health.pipeline_ok is True
     assert await env[1]["applied"].count_documents({"subject": pid}) == 1
+
+
+async def test_events_a_service_does_not_act_on_cost_no_transaction(env) -> None:
+    handler = Recorder()
+    client, db, producer = env
+    pipeline = BatchPipeline(
+        service="test",
+        client=client,
+        db=db,
+        producer=producer,
+        handlers={TOPIC: handler},
+        acts_on={TOPIC: frozenset({"product.submitted"})},
+    )
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    await pipeline.process([_withdrawn(pid)])  # valid, but not a type it acts on
+    assert handler.calls == 0
+    assert await db["inbox"].count_documents({}) == 0
+    assert await db["applied"].count_documents({"subject": pid}) == 0

@@ -78,6 +78,10 @@ class ServiceDefinition:
     setup: Callable[[AsyncDatabase[Document]], Awaitable[None]] | None = None
     routes: Callable[[Callable[[], Runtime]], list[BaseRoute]] | None = None
     background: Sequence[Callable[[Runtime], Coroutine[Any, Any, None]]] = ()
+    #: Per input topic, the only event types the service acts on (default: all). Valid events
+    #: of other types are acknowledged without a transaction or an inbox entry: they change
+    #: nothing, so redelivering them is harmless and recording them would be wasted writes.
+    acts_on: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
 
 def build_broker(defn: ServiceDefinition, settings: Settings) -> KafkaBroker:
@@ -318,6 +322,7 @@ def build_app(
             max_attempts=settings.handler_max_attempts,
             health=health,
             guard=guard,
+            acts_on=defn.acts_on,
         )
         holder["runtime"] = rt = Runtime(
             settings, client, db, producer, broker, relay, pipeline, clock, health, guard

@@ -21,7 +21,9 @@ log = get_logger(__name__)
 OUTPUT = "review.decisions"
 
 #: The catalog.products types review acts on; the rest (listed, rejected, …) are not its job.
-_CATALOG_TYPES = frozenset({"product.review_requested", "product.audit_cancelled"})
+#: The catalog events review acts on (the service definition skips the others before the
+#: transaction, so they cost no inbox entry).
+CATALOG_TYPES = frozenset({"product.review_requested", "product.audit_cancelled"})
 
 
 def make_handlers(config: ReviewConfig) -> dict[str, BatchHandler]:
@@ -29,7 +31,7 @@ def make_handlers(config: ReviewConfig) -> dict[str, BatchHandler]:
 
     async def on_catalog(events: list[Event[Any]], uow: UnitOfWork) -> None:
         """Drafts to review (``product.review_requested``) and cancelled reviews."""
-        wanted = [e for e in events if e.type in _CATALOG_TYPES]
+        wanted = [e for e in events if e.type in CATALOG_TYPES]
         await _apply(wanted, uow, config)
 
     async def on_manual(events: list[Event[Any]], uow: UnitOfWork) -> None:

@@ -16,6 +16,8 @@ def make_definition(config: ReviewConfig | None = None) -> ServiceDefinition:
         publishes=["review.decisions"],
         setup=repository.setup,
         routes=http.routes,
+        # Review reads every catalog event but acts on two: the rest need no inbox entries.
+        acts_on={"catalog.products": handlers.CATALOG_TYPES},
     )
 
 

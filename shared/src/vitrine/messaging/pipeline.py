@@ -69,6 +69,8 @@ class BatchPipeline:
     max_attempts: int = 3
     health: Health = field(default_factory=Health)
     guard: TransactionGuard | None = None
+    #: Per topic, the event types the handlers act on; others are skipped (see ServiceDefinition).
+    acts_on: dict[str, frozenset[str]] = field(default_factory=dict)
     _data_models: dict[str, dict[str, type[EventData]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -89,7 +91,9 @@ class BatchPipeline:
                 dead.append(self._dead(record, decoded.reason, decoded.error))
             else:
                 consumed[record.topic, decoded.type] += 1
-                valid.append((record, decoded))
+                wanted = self.acts_on.get(record.topic)
+                if wanted is None or decoded.type in wanted:
+                    valid.append((record, decoded))
         for (topic_name, type_name), n in consumed.items():  # per batch, not per event
             metrics.CONSUMED.labels(self.service, topic_name, type_name).inc(n)
 
