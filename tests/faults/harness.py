@@ -175,14 +175,6 @@ async def killer(
         await victim.restart()
 
 
-def importable(name: str) -> bool:
-    try:
-        __import__(f"vitrine_{name}.service")
-    except Exception:
-        return False
-    return True
-
-
 # --- reading what the services published -------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
-from harness import Fleet, duplicated, effects, fleet, importable
+from harness import Fleet, duplicated, effects, fleet
 from workload import Workload, observed_state, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
@@ -33,7 +33,6 @@ async def watch_readiness(f: Fleet, seen: dict[str, list[int]], stop: asyncio.Ev
         await asyncio.sleep(0.25)
 
 
-@pytest.mark.skipif(not importable("review"), reason="review service not importable yet")
 async def test_a_10_second_database_outage_loses_and_skips_nothing(
     stack: Any, probe: Any, publisher: Any
 ) -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from harness import Fleet, duplicated, effects, fleet, importable, killer
+from harness import Fleet, duplicated, effects, fleet, killer
 from workload import Workload, wait_until
 
 from vitrine.testing.probe import cloud_event
@@ -123,9 +123,6 @@ class Money:
         return [r for t in MONEY for r in probe.events(t) if (r.key or "").startswith(tag)]
 
 
-@pytest.mark.skipif(
-    not all(importable(n) for n in SERVICES), reason="needs all five services importable"
-)
 @pytest.mark.timeout(900)
 async def test_kill_9_while_money_moves_loses_and_duplicates_no_commission(
     stack: Any, probe: Any, publisher: Any

@@ -23,7 +23,7 @@ import uuid
 from typing import Any
 
 import pytest
-from harness import duplicated, effects, fleet, importable
+from harness import duplicated, effects, fleet
 from workload import product, wait_until
 
 from vitrine.testing.probe import cloud_event
@@ -82,7 +82,6 @@ def deterministic(records: list[Any]) -> list[Any]:
     return [r for r in records if int(r.subject.rsplit("-p", 1)[1]) % 4 != 2]
 
 
-@pytest.mark.skipif(not importable("review"), reason="review service not importable yet")
 async def test_inputs_delivered_three_times_and_shuffled_give_the_same_state(
     stack: Any, probe: Any, publisher: Any
 ) -> None:
