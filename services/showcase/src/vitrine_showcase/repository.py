@@ -17,7 +17,7 @@ import contextlib
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 from pymongo import ReplaceOne, UpdateOne
@@ -43,9 +43,10 @@ BATCH = 10_000
 Session = AsyncClientSession | None
 _RULE: TypeAdapter[Rule] = TypeAdapter(Rule)
 Db = AsyncDatabase[Document]
+T = TypeVar("T")
 
 
-def chunks(ids: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
+def chunks(ids: Sequence[T], size: int = CHUNK) -> Iterable[Sequence[T]]:
     for i in range(0, len(ids), size):
         yield ids[i : i + size]
 
