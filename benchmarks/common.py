@@ -191,6 +191,31 @@ class ServiceProcess:
     def peak_rss_mb(self) -> float | None:
         return peak_rss_mb(self.pid)
 
+    def batch_stats(self) -> str:
+        """Batches applied, mean records per batch and mean seconds per batch (its /metrics)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.url("/metrics"), timeout=5.0) as resp:  # noqa: S310
+            text = resp.read().decode()
+        values: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in (
+                    "vitrine_batch_records_count",
+                    "vitrine_batch_records_sum",
+                    "vitrine_batch_seconds_sum",
+                ):
+                    values[sample.name] = values.get(sample.name, 0.0) + sample.value
+        n = values.get("vitrine_batch_records_count", 0.0)
+        if not n:
+            return f"{self.name}: no batches"
+        records = values["vitrine_batch_records_sum"] / n
+        seconds = values.get("vitrine_batch_seconds_sum", 0.0)
+        return (
+            f"{self.name}: {n:,.0f} batches of {records:,.0f} records on average, "
+            f"{seconds / n * 1000:,.0f} ms each ({seconds:,.1f} s in all)"
+        )
+
     def stop(self, timeout: float = 30.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -466,6 +491,7 @@ class Profiler:
                         "--rate",
                         "200",
                         "--nonblocking",
+                        *(["--idle"] if os.environ.get("BENCH_PROFILE_IDLE") else []),
                         "--output",
                         str(out),
                     ],

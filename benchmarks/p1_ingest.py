@@ -54,6 +54,7 @@ class Run:
     publish_seconds: float
     cpu: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    batches: list[str] = field(default_factory=list)
     documents: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -136,6 +137,7 @@ async def system_run(stack: EmbeddedStack, n: int, log_level: str, logs: Path) -
             pids=pids,
         )
         run.peak_rss_mb = {s: p.peak_rss_mb() or 0.0 for s, p in procs.items()}
+        run.batches = [p.batch_stats() for p in procs.values()]
         run.documents = await count_documents(
             stack.mongo_url, [f"{s}_{log_level.lower()}" for s in procs]
         )
@@ -240,6 +242,8 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
             "are written and deleted, one per batch): "
             + ", ".join(f"`{k}` {v:,}" for k, v in system.documents.items())
         )
+    if system is not None and system.batches:
+        report.notes.append("- batches (each service's /metrics): " + "; ".join(system.batches))
     if floor is not None:
         written, seconds = floor
         report.notes.append(
