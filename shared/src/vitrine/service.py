@@ -82,6 +82,9 @@ class ServiceDefinition:
     #: of other types are acknowledged without a transaction or an inbox entry: they change
     #: nothing, so redelivering them is harmless and recording them would be wasted writes.
     acts_on: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
+    #: Input topics whose handler dedupes inside the aggregate it writes (see
+    #: ``vitrine.messaging.inbox.with_applied``): no inbox lookup or entry for their events.
+    dedupes_in_aggregate: frozenset[str] = frozenset()
 
 
 def build_broker(defn: ServiceDefinition, settings: Settings) -> KafkaBroker:
@@ -323,6 +326,7 @@ def build_app(
             health=health,
             guard=guard,
             acts_on=defn.acts_on,
+            dedupes_in_aggregate=defn.dedupes_in_aggregate,
         )
         holder["runtime"] = rt = Runtime(
             settings, client, db, producer, broker, relay, pipeline, clock, health, guard

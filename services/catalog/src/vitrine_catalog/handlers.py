@@ -1,6 +1,10 @@
 """Catalog's input handlers: load the batch's products, fold the events in order, save, emit.
 
 One bulk read and one bulk write per batch, whatever its size (DESIGN.md §6 bulk paths).
+Each product document records the events it applied (``inbox.with_applied``), so a
+redelivered event is recognised there and the pipeline writes no inbox entry for catalog's
+inputs. An event that changes no product (refused, ignored) is not recorded: applying it
+again changes nothing and re-emits a refusal with the same id, which consumers dedupe.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 from vitrine.envelope import Event
 from vitrine.events import ProductRefused
 from vitrine.logging import get_logger
+from vitrine.messaging import inbox
 from vitrine.messaging.unit_of_work import UnitOfWork
 from vitrine_catalog import domain, repository
 from vitrine_catalog.domain import Outcome, Product
@@ -29,15 +34,21 @@ _DECIDERS: dict[str, Callable[[Product | None, Any], Outcome]] = {
 
 async def apply_events(events: list[Event[Any]], uow: UnitOfWork) -> None:
     """Apply merchants' commands and review's decisions to the products they name."""
-    products: dict[str, Product | None] = dict(
-        await repository.load(uow.db, (e.data.product_id for e in events), uow.session)
+    loaded, applied = await repository.load(
+        uow.db, (e.data.product_id for e in events), uow.session
     )
+    products: dict[str, Product | None] = dict(loaded)
+    done = {pid: inbox.applied_keys(keys) for pid, keys in applied.items()}
     changed: set[str] = set()
     for event in events:
         decide = _DECIDERS.get(event.type)
         if decide is None:  # e.g. review.escalated: the draft simply stays pending
             continue
         pid = event.data.product_id
+        key = event.envelope.dedupe_key
+        if key in done.get(pid, ()):
+            uow.duplicates.append(event)
+            continue
         outcome = decide(products.get(pid), event.data)
         if outcome.refused is not None:
             log.warning(
@@ -63,7 +74,11 @@ async def apply_events(events: list[Event[Any]], uow: UnitOfWork) -> None:
             log.info("product.event_ignored", product_id=pid, type=event.type, why=outcome.ignored)
             continue
         products[pid] = outcome.product
+        applied[pid] = inbox.with_applied(applied.get(pid), key, uow.now())
+        done.setdefault(pid, set()).add(key)
         changed.add(pid)
         for data in outcome.events:
             uow.emit(OUTPUT, data, subject=pid, cause=event)
-    await repository.save(uow.db, (p for pid in changed if (p := products[pid])), uow.session)
+    await repository.save(
+        uow.db, (p for pid in changed if (p := products[pid])), applied, uow.session
+    )

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from vitrine.messaging.inbox import APPLIED_FIELD
 from vitrine.service import Runtime
 from vitrine_catalog import repository
 
@@ -27,7 +28,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         doc = (
             await runtime()
             .db[repository.PRODUCTS]
-            .find_one({"_id": request.path_params["product_id"]})
+            .find_one({"_id": request.path_params["product_id"]}, {APPLIED_FIELD: 0})
         )
         if doc is None:
             return JSONResponse({"error": "not_found"}, status_code=404)

@@ -9,6 +9,7 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from vitrine.messaging.inbox import APPLIED_FIELD
 from vitrine.mongo import Document
 from vitrine_catalog.domain import Product, Version
 
@@ -48,19 +49,33 @@ def to_document(p: Product) -> Document:
 
 async def load(
     db: AsyncDatabase[Document], ids: Iterable[str], session: AsyncClientSession | None = None
-) -> dict[str, Product]:
-    """The products with these ids that exist (one round trip)."""
+) -> tuple[dict[str, Product], dict[str, list[str]]]:
+    """The products with these ids that exist, and the events each has applied (one round
+    trip; see ``vitrine.messaging.inbox.with_applied``)."""
     cursor = db[PRODUCTS].find({"_id": {"$in": list(set(ids))}}, session=session)
-    return {doc["_id"]: to_product(doc) async for doc in cursor}
+    products: dict[str, Product] = {}
+    applied: dict[str, list[str]] = {}
+    async for doc in cursor:
+        products[doc["_id"]] = to_product(doc)
+        applied[doc["_id"]] = doc.get(APPLIED_FIELD) or []
+    return products, applied
 
 
 async def save(
     db: AsyncDatabase[Document],
     products: Iterable[Product],
+    applied: dict[str, list[str]],
     session: AsyncClientSession | None = None,
 ) -> None:
-    """Write the given products (one bulk round trip)."""
-    ops = [ReplaceOne({"_id": p.product_id}, to_document(p), upsert=True) for p in products]
+    """Write the given products with the events they applied (one bulk round trip)."""
+    ops = [
+        ReplaceOne(
+            {"_id": p.product_id},
+            {**to_document(p), APPLIED_FIELD: applied.get(p.product_id, [])},
+            upsert=True,
+        )
+        for p in products
+    ]
     if ops:
         await db[PRODUCTS].bulk_write(ops, ordered=False, session=session)
 

@@ -13,6 +13,8 @@ DEFINITION = ServiceDefinition(
         "review.decisions": handlers.apply_events,
     },
     publishes=["catalog.products"],
+    # Products record the events they applied (handlers.py): no inbox entry per event.
+    dedupes_in_aggregate=frozenset({"merchants.products", "review.decisions"}),
     setup=repository.setup,
     routes=http.routes,
 )

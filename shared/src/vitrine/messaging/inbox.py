@@ -38,3 +38,31 @@ async def record(db: AsyncDatabase[Document], session: AsyncClientSession, keys:
     if keys:
         now = datetime.now(UTC)
         await db[INBOX].insert_many([{"_id": k, "at": now} for k in keys], session=session)
+
+
+# --- dedupe inside the aggregate --------------------------------------------------------------
+# A handler whose every effect lands in one aggregate document can keep the ids it applied in
+# that document instead: the check costs nothing (the handler loads the document anyway) and
+# recording is part of the write it makes anyway — no inbox document per event. Opt in per
+# topic with ``ServiceDefinition.dedupes_in_aggregate``; the pipeline then neither looks up nor
+# records those events in the inbox (it still drops repeats within one batch).
+
+#: Field of the aggregate document holding ``"<epoch seconds> <dedupe key>"`` strings.
+APPLIED_FIELD = "applied"
+#: At most this many ids per aggregate (the newest), however recent: bounds the document.
+MAX_APPLIED = 256
+
+
+def applied_keys(entries: list[str] | None) -> set[str]:
+    """The dedupe keys recorded in an aggregate's ``applied`` entries."""
+    return {entry.partition(" ")[2] for entry in entries or ()}
+
+
+def with_applied(entries: list[str] | None, key: str, now: datetime) -> list[str]:
+    """``entries`` plus ``key``, dropping ids older than the inbox's retention and the oldest
+    beyond ``MAX_APPLIED``."""
+    stamp = int(now.timestamp())
+    oldest = stamp - RETENTION_SECONDS
+    kept = [e for e in entries or () if int(e.partition(" ")[0]) >= oldest]
+    kept.append(f"{stamp} {key}")
+    return kept[-MAX_APPLIED:]

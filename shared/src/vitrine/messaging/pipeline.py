@@ -71,6 +71,8 @@ class BatchPipeline:
     guard: TransactionGuard | None = None
     #: Per topic, the event types the handlers act on; others are skipped (see ServiceDefinition).
     acts_on: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: Topics whose handler dedupes inside its aggregate: no inbox lookup or entry for them.
+    dedupes_in_aggregate: frozenset[str] = frozenset()
     _data_models: dict[str, dict[str, type[EventData]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -112,7 +114,10 @@ class BatchPipeline:
 
     async def _unseen(self, valid: list[tuple[Any, Event[Any]]]) -> list[tuple[Any, Event[Any]]]:
         """Drop events already applied (inbox) or repeated within this batch."""
-        done = await inbox.seen(self.db, (e.envelope.dedupe_key for _, e in valid))
+        done = await inbox.seen(
+            self.db,
+            (e.envelope.dedupe_key for r, e in valid if r.topic not in self.dedupes_in_aggregate),
+        )
         fresh: list[tuple[Any, Event[Any]]] = []
         for record, event in valid:
             key = event.envelope.dedupe_key
@@ -137,7 +142,19 @@ class BatchPipeline:
                 await self.handlers[topic_name](events, uow)
                 _log_handled(self.service, events, time.perf_counter() - started)
             await outbox.stage(self.db, session, uow.emitted)
-            await inbox.record(self.db, session, [e.envelope.dedupe_key for _, e in items])
+            await inbox.record(
+                self.db,
+                session,
+                [
+                    e.envelope.dedupe_key
+                    for r, e in items
+                    if r.topic not in self.dedupes_in_aggregate
+                ],
+            )
+        topics = {id(e): r.topic for r, e in items}
+        for event in uow.duplicates:  # found by the handler, in the aggregate
+            metrics.DUPLICATES.labels(self.service, topics.get(id(event), "")).inc()
+            log.info("event.duplicate", type=event.type, subject=event.subject, id=event.id)
 
     async def _apply_with_retries(self, items: list[tuple[Any, Event[Any]]]) -> None:
         attempts = 0

@@ -36,6 +36,9 @@ class UnitOfWork:
     service: str
     clock: Clock = system_clock
     emitted: list[tuple[str, CloudEvent]] = field(default_factory=list)
+    #: Events a handler found already applied (dedupe inside the aggregate); the pipeline
+    #: counts and logs them like inbox duplicates.
+    duplicates: list[Event[Any]] = field(default_factory=list)
     _seq: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     @property
