@@ -1,6 +1,9 @@
 """Review's input handlers: load the batch's cases, fold the events in order, save, emit.
 
 One bulk read and one bulk write per collection per batch, whatever its size (DESIGN.md §6).
+Each case records the events it applied (``inbox.with_applied``), so a redelivered event is
+recognised there and the pipeline writes no inbox entry for review's inputs; an event that
+changes no case is not recorded (applying it again changes nothing).
 The rules' configuration is injected: :func:`make_handlers` closes over a ``ReviewConfig``.
 """
 
@@ -11,6 +14,7 @@ from typing import Any
 
 from vitrine.envelope import Event
 from vitrine.logging import get_logger
+from vitrine.messaging import inbox
 from vitrine.messaging.pipeline import BatchHandler
 from vitrine.messaging.unit_of_work import UnitOfWork
 from vitrine_review import domain, repository, rules
@@ -45,9 +49,12 @@ async def _apply(events: list[Event[Any]], uow: UnitOfWork, config: ReviewConfig
     if not events:
         return
     now = uow.now()
-    cases: dict[str, Case | None] = dict(
-        await repository.load_cases(uow.db, (e.data.product_id for e in events), uow.session)
+    loaded, applied = await repository.load_cases(
+        uow.db, (e.data.product_id for e in events), uow.session
     )
+    cases: dict[str, Case | None] = dict(loaded)
+    queued = {pid for pid, c in loaded.items() if c.pending is not None}
+    done = {pid: inbox.applied_keys(keys) for pid, keys in applied.items()}
     # Every key this batch may touch: current titles, escalated titles, requested titles.
     title_keys = {
         key
@@ -76,6 +83,10 @@ async def _apply(events: list[Event[Any]], uow: UnitOfWork, config: ReviewConfig
     audit: list[AuditEntry] = []
     for event in events:
         pid = event.data.product_id
+        key = event.envelope.dedupe_key
+        if key in done.get(pid, ()):
+            uow.duplicates.append(event)
+            continue
         before = cases.get(pid)
         outcome = deciders[event.type](before, event)
         if outcome.ignored is not None or outcome.case is None:
@@ -89,6 +100,8 @@ async def _apply(events: list[Event[Any]], uow: UnitOfWork, config: ReviewConfig
             continue
         after = outcome.case
         cases[pid] = after
+        applied[pid] = inbox.with_applied(applied.get(pid), key, now)
+        done.setdefault(pid, set()).add(key)
         changed.add(pid)
         audit += outcome.audit
         changed_titles |= domain.move_title(
@@ -109,4 +122,6 @@ async def _apply(events: list[Event[Any]], uow: UnitOfWork, config: ReviewConfig
         audit,
         {k: titles.get(k, []) for k in changed_titles},
         uow.session,
+        applied=applied,
+        queued=queued,
     )

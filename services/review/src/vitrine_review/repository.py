@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
 from vitrine.events import Reason
+from vitrine.messaging.inbox import APPLIED_FIELD
 from vitrine.mongo import Document
 from vitrine_review.domain import AuditEntry, Case, Escalation
 
@@ -111,13 +112,17 @@ def audit_document(e: AuditEntry) -> Document:
 
 async def load_cases(
     db: AsyncDatabase[Document], ids: Iterable[str], session: AsyncClientSession | None = None
-) -> dict[str, Case]:
-    """The cases with these product ids that exist (one round trip)."""
+) -> tuple[dict[str, Case], dict[str, list[str]]]:
+    """The cases with these product ids that exist, and the events each has applied (one
+    round trip; see ``vitrine.messaging.inbox.with_applied``)."""
     wanted = list(set(ids))
-    if not wanted:
-        return {}
-    cursor = db[CASES].find({"_id": {"$in": wanted}}, session=session)
-    return {doc["_id"]: to_case(doc) async for doc in cursor}
+    cases: dict[str, Case] = {}
+    applied: dict[str, list[str]] = {}
+    if wanted:
+        async for doc in db[CASES].find({"_id": {"$in": wanted}}, session=session):
+            cases[doc["_id"]] = to_case(doc)
+            applied[doc["_id"]] = doc.get(APPLIED_FIELD) or []
+    return cases, applied
 
 
 async def load_titles(
@@ -137,16 +142,21 @@ async def save(
     audit: list[AuditEntry],
     titles: dict[str, list[str]],
     session: AsyncClientSession | None = None,
+    *,
+    applied: dict[str, list[str]],
+    queued: set[str],
 ) -> None:
-    """Write changed cases (and their queue rows), new audit entries and changed title keys:
+    """Write changed cases with the events they applied (and their queue rows: ``queued``
+    are the cases in the queue before the batch), new audit entries and changed title keys:
     one bulk round trip per collection touched."""
     case_ops: list[ReplaceOne[Document]] = []
     queue_ops: list[ReplaceOne[Document] | DeleteOne] = []
     for c in cases:
-        case_ops.append(ReplaceOne({"_id": c.product_id}, to_document(c), upsert=True))
+        doc = {**to_document(c), APPLIED_FIELD: applied.get(c.product_id, [])}
+        case_ops.append(ReplaceOne({"_id": c.product_id}, doc, upsert=True))
         if c.pending is not None:
             queue_ops.append(ReplaceOne({"_id": c.product_id}, queue_document(c), upsert=True))
-        else:
+        elif c.product_id in queued:  # only delete rows that exist: each is a write
             queue_ops.append(DeleteOne({"_id": c.product_id}))
     if case_ops:
         await db[CASES].bulk_write(case_ops, ordered=False, session=session)

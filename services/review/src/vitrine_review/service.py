@@ -18,6 +18,8 @@ def make_definition(config: ReviewConfig | None = None) -> ServiceDefinition:
         routes=http.routes,
         # Review reads every catalog event but acts on two: the rest need no inbox entries.
         acts_on={"catalog.products": handlers.CATALOG_TYPES},
+        # Cases record the events they applied (handlers.py): no inbox entry per event.
+        dedupes_in_aggregate=frozenset({"catalog.products", "review.manual"}),
     )
 
 
