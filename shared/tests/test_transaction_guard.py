@@ -52,3 +52,23 @@ async def test_a_killed_transaction_is_rolled_back_on_restart(stack, tmp_path) -
     assert await guard.db["effects"].find_one({"_id": "partial"}) is None
     assert await guard.db["effects"].find_one({"_id": "later"}) is not None
     await client.close()
+
+
+async def test_after_commit_listeners_run_only_after_a_commit_under_the_lock(
+    stack, tmp_path
+) -> None:
+    client = mongo.connect(stack.mongo_url, app_name="listeners")
+    guard = mongo.TransactionGuard(client, f"guard_{uuid.uuid4().hex[:8]}", str(tmp_path))
+    await guard.db["inbox"].insert_one({"_id": "exists"})
+    calls: list[tuple[object, bool, bool]] = []
+    guard.after_commit(lambda s: calls.append((s, guard.lock.locked(), s.in_transaction)))
+    async with guard.transaction() as session:
+        await guard.db["effects"].insert_one({"_id": "a"}, session=session)
+        assert calls == []
+    assert calls == [(session, True, False)]  # committed, lock still held
+    with pytest.raises(RuntimeError):
+        async with guard.transaction() as session:
+            await guard.db["effects"].insert_one({"_id": "b"}, session=session)
+            raise RuntimeError("abort")
+    assert len(calls) == 1
+    await client.close()

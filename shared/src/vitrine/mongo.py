@@ -130,6 +130,8 @@ class TransactionGuard:
     commit, made the partial writes permanent). So:
 
     - in a process, transactions and the outbox relay's reads/deletes take turns (``lock``);
+      listeners registered with :meth:`after_commit` run after each commit, lock still held
+      (the outbox hands what a transaction staged to the relay that way);
     - before a transaction begins, its session id is written to a small journal file; after
       a restart, :meth:`recover` ends that session, which makes nx-27017 roll the orphaned
       transaction back (``endSessions`` aborts a session's open transaction);
@@ -160,6 +162,16 @@ class TransactionGuard:
         folder = Path(state_dir or Path(tempfile.gettempdir()) / "vitrine-txn")
         folder.mkdir(parents=True, exist_ok=True)
         self.journal = folder / f"{db_name}-{digest[:12]}.lsid"
+        self._after_commit: list[Callable[[AsyncClientSession], None]] = []
+
+    def after_commit(self, listener: Callable[[AsyncClientSession], None]) -> None:
+        """Call ``listener(session)`` after each transaction of this guard commits.
+
+        It runs while the lock is still held, so nothing else touches the database between
+        the commit and the listener; it must be quick and must not raise (the transaction is
+        committed whatever happens to it). Never called for a transaction that aborted.
+        """
+        self._after_commit.append(listener)
 
     async def recover(self) -> bool:
         """End the session of a transaction a previous process left open; True if there was one."""
@@ -188,5 +200,10 @@ class TransactionGuard:
                         {"_id": "~transaction-begin"}, session=session
                     )
                     yield session
+                    # Still open (not aborted by the body): leaving the block commits it.
+                    committing = session.in_transaction
+                if committing:
+                    for listener in self._after_commit:
+                        listener(session)
             finally:
                 self.journal.write_text("")

@@ -311,7 +311,7 @@ def build_app(
         await _wait_for("mongo", lambda: _recover_and_setup(guard, db, defn))
         producer = make_producer(settings)
         await _wait_for("kafka", producer.start)
-        relay = OutboxRelay(db, producer, service=defn.name, lock=guard.lock)
+        relay = OutboxRelay(db, producer, service=defn.name, guard=guard)
         health = Health()
         pipeline = BatchPipeline(
             service=defn.name,
