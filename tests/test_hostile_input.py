@@ -7,8 +7,10 @@ oversized records, and valid events. All of them are published at once to every 
 can be imported, running in-process on the test stack. Then:
 
 - every message is answered by every service consuming its topic: applied (its (source, id) is
-  in the service's inbox, and any output it caused carries ``causationid`` = its id; refusals
-  are outputs with reason codes) or dead-lettered on ``<topic>.dlq`` with a ``dlq-reason``
+  in the service's inbox or in the ``applied`` ids of the aggregate it changed, and any output
+  it caused carries ``causationid`` = its id; refusals are outputs with reason codes),
+  processed without changing anything (the service's committed offset is past it, and it was
+  not dead-lettered), or dead-lettered on ``<topic>.dlq`` with a ``dlq-reason``
   naming that service, partition and offset; messages of a known-bad kind get the expected
   reason (``too_large``, ``forbidden_key``, ``key_mismatch``, ``unknown_type``);
 - no service crashes or stalls: after the storm, a valid event per service is still answered
@@ -34,13 +36,15 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from vitrine import mongo
 from vitrine.envelope import CONTENT_TYPE, DEFAULT_MAX_MESSAGE_BYTES
 from vitrine.events import INPUT_TOPICS, OUTPUT_TOPICS
+from vitrine.messaging import inbox
+from vitrine.messaging.inbox import APPLIED_FIELD
 from vitrine.service import ServiceDefinition
 from vitrine.testing.probe import Seen, cloud_event
 from vitrine.testing.services import running
@@ -473,17 +477,45 @@ def dead_letters(probe: Any, topic: str) -> dict[tuple[str, int, int], dict[str,
     return out
 
 
-async def inboxes(stack: Any, keys: list[str]) -> dict[str, set[str]]:
-    """Which of ``keys`` each running service has applied (its inbox)."""
+async def applied_keys(stack: Any, keys: list[str]) -> dict[str, set[str]]:
+    """Which of ``keys`` each running service has recorded as applied: in its inbox, or in the
+    ``applied`` ids of the aggregates it dedupes in (``inbox.with_applied``)."""
+    wanted = set(keys)
     client = mongo.connect(stack.mongo_url, app_name="hostile-test")
     try:
         found: dict[str, set[str]] = {}
         for name in DEFINITIONS:
-            cursor = client[name]["inbox"].find({"_id": {"$in": keys}}, {"_id": 1})
+            db = client[name]
+            cursor = db["inbox"].find({"_id": {"$in": keys}}, {"_id": 1})
             found[name] = {d["_id"] async for d in cursor}
+            for collection in await db.list_collection_names():
+                docs = db[collection].find({APPLIED_FIELD: {"$exists": True}}, {APPLIED_FIELD: 1})
+                async for doc in docs:
+                    found[name] |= inbox.applied_keys(doc[APPLIED_FIELD]) & wanted
         return found
     finally:
         await client.close()
+
+
+async def committed_offsets(stack: Any) -> dict[str, dict[tuple[str, int], int]]:
+    """Each service's consumer group's committed offsets: a record below its partition's
+    committed offset was processed (offsets are committed only once effects are durable)."""
+    out: dict[str, dict[tuple[str, int], int]] = {}
+    for name, defn in DEFINITIONS.items():
+        # A consumer of the group that never joins it: it only fetches the group's offsets.
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=stack.kafka_bootstrap, group_id=name, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            out[name] = {}
+            for topic in defn.handlers:
+                for partition in consumer.partitions_for_topic(topic) or ():
+                    offset = await consumer.committed(TopicPartition(topic, partition))
+                    out[name][topic, partition] = -1 if offset is None else offset
+        finally:
+            await consumer.stop()
+    return out
 
 
 @dataclass
@@ -495,7 +527,8 @@ class Verdicts:
 
 async def answers(stack: Any, probe: Any, messages: list[Message]) -> Verdicts:
     keys = [m.dedupe_key for m in messages if m.dedupe_key]
-    applied = await inboxes(stack, keys)
+    applied = await applied_keys(stack, keys)
+    committed = await committed_offsets(stack)
     dlq = {t: dead_letters(probe, t) for t in {m.topic for m in messages}}
     caused: Counter[str] = Counter()
     for r in probe.records:
@@ -506,6 +539,7 @@ async def answers(stack: Any, probe: Any, messages: list[Message]) -> Verdicts:
     for m in messages:
         for service in consumers_of(m.topic):
             letter = dlq[m.topic].get((service, m.partition, m.offset))
+            recorded = bool(m.dedupe_key) and m.dedupe_key in applied[service]
             if letter is not None:
                 reason = letter.get("dlq-reason", "")
                 outcomes[f"dlq:{reason}"] += 1
@@ -516,13 +550,20 @@ async def answers(stack: Any, probe: Any, messages: list[Message]) -> Verdicts:
                         f"{m.kind} {m.topic}@{m.offset} → {service}: {reason}, "
                         f"expected {m.expect_reason}"
                     )
-            elif m.dedupe_key and m.dedupe_key in applied[service]:
-                outcomes["applied, caused output" if caused[m.event_id] else "applied"] += 1
-                if m.expect_reason:
+            elif m.expect_reason:  # must be dead-lettered: wait for its letter
+                if recorded or caused[m.event_id]:
                     wrong.append(
                         f"{m.kind} {m.topic}@{m.offset} → {service}: applied, "
                         f"expected DLQ {m.expect_reason}"
                     )
+                else:
+                    unanswered.append(f"{m.kind} {m.topic}@{m.partition}/{m.offset} by {service}")
+            elif recorded:
+                outcomes["applied, caused output" if caused[m.event_id] else "applied"] += 1
+            elif caused[m.event_id]:
+                outcomes["caused output (refused)"] += 1
+            elif committed[service].get((m.topic, m.partition), -1) > m.offset:
+                outcomes["processed, changed nothing"] += 1
             else:
                 unanswered.append(f"{m.kind} {m.topic}@{m.partition}/{m.offset} by {service}")
     return Verdicts(unanswered, wrong, outcomes)

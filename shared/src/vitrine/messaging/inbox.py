@@ -47,8 +47,9 @@ async def record(db: AsyncDatabase[Document], session: AsyncClientSession, keys:
 # topic with ``ServiceDefinition.dedupes_in_aggregate``; the pipeline then neither looks up nor
 # records those events in the inbox (it still drops repeats within one batch).
 
-#: Field of the aggregate document holding ``"<epoch seconds> <dedupe key>"`` strings.
-APPLIED_FIELD = "applied"
+#: Field of the aggregate document holding ``"<epoch seconds> <dedupe key>"`` strings (named
+#: apart from domain fields: distribution's orders have an ``applied`` of their own).
+APPLIED_FIELD = "applied_events"
 #: At most this many ids per aggregate (the newest), however recent: bounds the document.
 MAX_APPLIED = 256
 
