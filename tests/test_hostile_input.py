@@ -551,7 +551,7 @@ async def answers(stack: Any, probe: Any, messages: list[Message]) -> Verdicts:
                         f"expected {m.expect_reason}"
                     )
             elif m.expect_reason:  # must be dead-lettered: wait for its letter
-                if recorded or caused[m.event_id]:
+                if recorded or caused[m.event_id or ""]:
                     wrong.append(
                         f"{m.kind} {m.topic}@{m.offset} → {service}: applied, "
                         f"expected DLQ {m.expect_reason}"
@@ -559,8 +559,8 @@ async def answers(stack: Any, probe: Any, messages: list[Message]) -> Verdicts:
                 else:
                     unanswered.append(f"{m.kind} {m.topic}@{m.partition}/{m.offset} by {service}")
             elif recorded:
-                outcomes["applied, caused output" if caused[m.event_id] else "applied"] += 1
-            elif caused[m.event_id]:
+                outcomes["applied, caused output" if caused[m.event_id or ""] else "applied"] += 1
+            elif caused[m.event_id or ""]:
                 outcomes["caused output (refused)"] += 1
             elif committed[service].get((m.topic, m.partition), -1) > m.offset:
                 outcomes["processed, changed nothing"] += 1
