@@ -1,9 +1,9 @@
 """kill -9 in the middle of enforcing a policy over 20,000 items, then restart.
 
 The service runs as its own process (``python -m vitrine_showcase``) against the session's
-stack. It is SIGKILLed twice: first while the enforcement transaction writes the holds
-(after its log says the events are staged), then, after a restart, while the outbox relay
-is publishing the suspensions. A third start finishes the work. At the end:
+stack. It is SIGKILLed twice: first while the enforcement transaction stages events and writes
+holds chunk by chunk (after its log says the first chunk is staged), then, after a restart,
+while the outbox relay is publishing the suspensions. A third start finishes the work. At the end:
 
 - every matching item holds the policy exactly once (database);
 - each suspended item was announced under exactly ONE event id: duplicates of the same id
@@ -117,8 +117,8 @@ async def test_kill9_mid_enforcement_then_restart(stack, probe, world, bulk, tmp
 
     notes: list[str] = []
     try:
-        # 1. killed while the enforcement transaction writes the holds: its events are
-        #    staged, part of the $addToSet is done, nothing is committed
+        # 1. killed while the enforcement transaction stages events and writes holds chunk
+        #    by chunk: part of it is done, nothing is committed
         await service.start()
         await world.in_force(pol, "enforce_existing", [world.disallow(plat)])
         await service.wait_logged("enforcement.staged", pol)

@@ -464,6 +464,7 @@ async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork) -> int:
                 key=f"suspended:{item.key}",
             )
         await stage_emitted(uow)
+        log.info("enforcement.staged", policy_id=policy.policy_id, events=len(part))
         modified += await repository.add_hold(uow.db, [i.key for i in part], hold, uow.session)
     _report(uow, policy.policy_id, "enforce_existing", len(matched), cause)
     await stage_emitted(uow)
