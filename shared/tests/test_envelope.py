@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from vitrine.envelope import Event, InvalidEvent, decode, new_event
+from vitrine.envelope import CloudEvent, Event, InvalidEvent, decode, new_event
 from vitrine.events import ProductWithdrawn
 from vitrine.testing.probe import cloud_event
 from vitrine.topics import TOPICS
@@ -82,3 +82,35 @@ def test_output_ids_derive_from_the_cause() -> None:
     assert first.causationid == cause.id
     assert first.correlationid == cause.id
     assert decode(first.to_json(), b"p-1", MODELS).__class__ is Event
+
+
+# --- crafted keys, and the one-pass validation agreeing with the step-by-step one ----------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"product_id": "p-1", "merchant_id": "x", ":a.b": 1}',
+        '{"product_id": "p-1", "merchant_id": "", "$ne": 1}',
+        '{"product_id": "p-1", "merchant_id": "m", "\\u0024ne": 1}',  # escaped $
+        '{"product_id": "p-1", "merchant_id": "m", "x" : {"a": [{"b.c": ""}]}}',
+    ],
+)
+def test_crafted_keys_are_forbidden(data: str) -> None:
+    envelope_only = {k: v for k, v in _withdrawn().items() if k != "data"}
+    event = json.dumps(envelope_only)[:-1] + f', "data": {data}}}'
+    decoded = decode(event.encode(), b"p-1", MODELS)
+    assert isinstance(decoded, InvalidEvent), decoded
+    assert decoded.reason == "forbidden_key", (event, decoded)
+
+
+def test_one_pass_decoding_gives_what_step_by_step_validation_gives() -> None:
+    event = _withdrawn(correlationid="c-1", custom="ext")
+    decoded = decode(_raw(event), b"p-1", MODELS)
+    assert isinstance(decoded, Event)
+    envelope = CloudEvent.model_validate(event)
+    data = ProductWithdrawn.model_validate_json(json.dumps(event["data"]), strict=True)
+    assert decoded.data == data
+    assert decoded.envelope.model_dump(exclude={"data"}) == envelope.model_dump(exclude={"data"})
+    assert decoded.envelope.model_extra == {"custom": "ext"}
+    assert decoded.envelope.dedupe_key == envelope.dedupe_key

@@ -64,6 +64,10 @@ def with_applied(entries: list[str] | None, key: str, now: datetime) -> list[str
     beyond ``MAX_APPLIED``."""
     stamp = int(now.timestamp())
     oldest = stamp - RETENTION_SECONDS
-    kept = [e for e in entries or () if int(e.partition(" ")[0]) >= oldest]
+    kept = list(entries or ())
+    start = 0  # entries are appended as time goes: the expired ones lead
+    while start < len(kept) and int(kept[start].partition(" ")[0]) < oldest:
+        start += 1
+    kept = kept[start:]
     kept.append(f"{stamp} {key}")
     return kept[-MAX_APPLIED:]
