@@ -23,7 +23,7 @@ class Report:
 
     name: str
     title: str
-    command: str = field(default_factory=lambda: COMMAND + shlex.join(sys.argv[1:]))
+    command: str = field(default_factory=lambda: (COMMAND + shlex.join(sys.argv[1:])).strip())
     facts: dict[str, str] = field(default_factory=machine)
     lines: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
