@@ -1,138 +1,34 @@
-"""Fault-suite helpers: services as real subprocesses that can be killed, stopped, restarted.
+"""Fault-suite helpers: a fleet of service subprocesses, a random killer, effect accounting.
 
-Each service runs as ``python -m vitrine_<name>`` with the stack's URLs in its environment,
-exactly as a container would; ``kill()`` is SIGKILL (no graceful shutdown, no outbox flush),
-``stop()`` is SIGTERM (graceful). Logs go to ``.data/fault-logs/<test>/<service>.log``.
+The subprocess itself is ``vitrine.testing.process.ServiceProcess`` (shared with the
+services' own kill tests); what is here is specific to this suite: several services at once,
+killed in rotation, and their output grouped into effects. Logs go to
+``.data/fault-logs/<test>/<service>.log``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vitrine.devstack import free_port
+from vitrine.testing.process import ServiceProcess
 
 LOGS = Path(__file__).resolve().parents[2] / ".data" / "fault-logs"
-
-
-@dataclass
-class Service:
-    """One service subprocess; survives kill/restart cycles on the same HTTP port."""
-
-    name: str
-    kafka_bootstrap: str
-    mongo_url: str
-    log_dir: Path
-    env: dict[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-    kills: int = 0
-
-    def start(self) -> Service:
-        assert self.proc is None or self.proc.poll() is not None, f"{self.name} is running"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.log_dir / f"{self.name}.log").open("ab")
-        out.write(f"\n=== start #{self.starts + 1} at {time.strftime('%X')} ===\n".encode())
-        out.flush()
-        env = {
-            **os.environ,
-            "VITRINE_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
-            "VITRINE_MONGO_URL": self.mongo_url,
-            "VITRINE_HTTP_PORT": str(self.port),
-            "VITRINE_LOG_FORMAT": "json",
-            "VITRINE_LOG_LEVEL": "WARNING",
-            **self.env,
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"vitrine_{self.name}"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        self.starts += 1
-        return self
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """kill -9: no graceful shutdown, no outbox flush, in-flight batch lost."""
-        if self.alive:
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-            self.kills += 1
-
-    def stop(self, timeout: float = 40.0) -> None:
-        """SIGTERM (graceful); SIGKILL if it does not exit in ``timeout`` s."""
-        if not self.alive:
-            return
-        assert self.proc is not None
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def get(self, path: str, timeout: float = 5.0) -> tuple[int, Any]:
-        """GET ``path`` → (status, JSON body); status 0 when nothing answers."""
-        url = f"http://127.0.0.1:{self.port}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            body = err.read()
-            try:
-                return err.code, json.loads(body or b"null")
-            except ValueError:
-                return err.code, body.decode("utf-8", "replace")
-        except (OSError, ValueError):
-            return 0, None
-
-    def ready(self) -> bool:
-        return self.get("/readyz", timeout=3.0)[0] == 200
-
-    async def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive:
-                raise RuntimeError(f"{self.name} exited ({self.proc and self.proc.returncode})")
-            if await asyncio.to_thread(self.ready):
-                return
-            await asyncio.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready after {timeout} s")
-
-    async def restart(self) -> None:
-        self.start()
-        await self.wait_ready()
-
-    async def get_async(self, path: str) -> tuple[int, Any]:
-        return await asyncio.to_thread(self.get, path)
 
 
 @dataclass
 class Fleet:
     """The services of one test, by name."""
 
-    services: dict[str, Service]
+    services: dict[str, ServiceProcess]
 
-    def __getitem__(self, name: str) -> Service:
+    def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
 
     async def start(self) -> Fleet:
@@ -150,9 +46,7 @@ class Fleet:
 def fleet(stack: Any, names: list[str], test: str, **env: str) -> Iterator[Fleet]:
     """Services ``names`` as subprocesses against ``stack``; always stopped at the end."""
     log_dir = LOGS / test
-    f = Fleet(
-        {n: Service(n, stack.kafka_bootstrap, stack.mongo_url, log_dir, dict(env)) for n in names}
-    )
+    f = Fleet({n: ServiceProcess.against(stack, n, log_dir, **env) for n in names})
     try:
         yield f
     finally:

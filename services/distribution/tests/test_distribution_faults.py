@@ -9,72 +9,23 @@ twice (the outbox resending rows after the crash) is fine: consumers dedupe on i
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from vitrine.devstack import free_port
 from vitrine.testing.probe import TopicProbe, cloud_event
+from vitrine.testing.process import ServiceProcess
 from vitrine_distribution.domain import commission_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults, pytest.mark.asyncio(loop_scope="session")]
 
 OFFERS, COMMISSIONS = "distribution.offers", "distribution.commissions"
-
-
-@contextmanager
-def service_process(stack: Any, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "VITRINE_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
-        "VITRINE_MONGO_URL": stack.mongo_url,
-        "VITRINE_HTTP_PORT": str(port),
-        "VITRINE_LOG_LEVEL": "WARNING",
-        "VITRINE_LOG_FORMAT": "json",
-        "VITRINE_BATCH_MAX_RECORDS": "25",  # many small transactions: the kill lands mid-stream
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vitrine_distribution"], env=env, stdout=out, stderr=out
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-async def wait_ready(
-    http: httpx.AsyncClient, proc: subprocess.Popen[bytes], timeout: float = 90
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"service exited with {proc.returncode}"
-        try:
-            if (await http.get("/readyz")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError("service did not become ready")
 
 
 def _expected(amount: int, refunds: list[int], completes: int, bps: int) -> Counter[str]:
@@ -97,11 +48,13 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(
     uid = uuid.uuid4().hex[:8]
     merchant, pid, oid, creator = f"m-{uid}", f"p-{uid}", f"o-{uid}", f"c-{uid}"
     bps, n = 1111, 400
-    port = free_port()
-    log = tmp_path / "distribution.log"
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        with service_process(stack, port, log) as first:
-            await wait_ready(http, first)
+    # many small transactions: the kill lands mid-stream
+    service = ServiceProcess.against(
+        stack, "distribution", tmp_path, VITRINE_BATCH_MAX_RECORDS="25"
+    )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.port}", timeout=10) as http:
+        with service:  # stopped on exit
+            await service.start().wait_ready()
             listed = {
                 "product_id": pid,
                 "merchant_id": merchant,
@@ -189,13 +142,12 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(
                 timeout=60,
                 where=lambda r: r.data.get("creator_id") == creator,
             )
-            first.send_signal(signal.SIGKILL)  # kill -9, mid-stream
-            first.wait(timeout=10)
+            service.kill()  # kill -9, mid-stream
         seen_at_kill = len(probe.events(COMMISSIONS, creator_id=creator))
         await publisher.send_many("orders.lifecycle", stream[half:])
 
-        with service_process(stack, port, log) as second:
-            await wait_ready(http, second)
+        with service:  # same port, same log
+            await service.start().wait_ready()
             want = {
                 k: expected[k]
                 for k in ("accrued_fen", "cancelled_fen", "settled_fen", "pending_fen")

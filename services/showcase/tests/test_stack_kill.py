@@ -15,20 +15,14 @@ while the outbox relay is publishing the suspensions. A third start finishes the
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from vitrine.devstack import free_port
+from vitrine.testing.process import ServiceProcess
 from vitrine_showcase.domain import policy_hold
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults, pytest.mark.asyncio(loop_scope="session")]
@@ -38,79 +32,13 @@ ITEMS = "showcase.items"
 REPORTS = "compliance.reports"
 
 
-class ServiceProcess:
-    """``python -m vitrine_showcase`` pointed at the test stack, logs to a file."""
-
-    def __init__(self, stack: Any, workdir: Path) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "VITRINE_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
-            "VITRINE_MONGO_URL": stack.mongo_url,
-            "VITRINE_HTTP_PORT": str(self.port),
-            "VITRINE_LOG_FORMAT": "json",
-            "VITRINE_LOG_LEVEL": "INFO",
-        }
-        self.workdir = workdir
-        self.runs = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = workdir / "run0.log"
-
-    async def start(self) -> None:
-        self.runs += 1
-        self.log = self.workdir / f"run{self.runs}.log"
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vitrine_showcase"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 90
-        async with httpx.AsyncClient() as http:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, self.log.read_text()[-3000:]
-                try:
-                    resp = await http.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
-                    if resp.status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise AssertionError("service never became ready:\n" + self.log.read_text()[-3000:])
-
-    def logged(self, *needles: str) -> bool:
-        text = self.log.read_text(errors="replace")
-        return any(all(n in line for n in needles) for line in text.splitlines())
-
-    async def wait_logged(self, *needles: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.logged(*needles):
-            assert time.monotonic() < deadline, f"never logged {needles}"
-            assert self.proc is not None and self.proc.poll() is None
-            await asyncio.sleep(0.02)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                self.kill9()
-
-
 @pytest.mark.timeout(900)
 async def test_kill9_mid_enforcement_then_restart(stack, probe, world, bulk, tmp_path) -> None:
     u = world.uid()
     plat, pol = f"kill-{u}", f"pol-kill-{u}"
     docs = bulk.documents(u, plat, N)
     await bulk.insert(docs)
-    service = ServiceProcess(stack, tmp_path)
+    service = ServiceProcess.against(stack, "showcase", tmp_path, VITRINE_LOG_LEVEL="INFO")
 
     def suspensions() -> list[Any]:
         return probe.events(ITEMS, type="showcase.item_suspended", policy_id=pol)
@@ -119,27 +47,27 @@ async def test_kill9_mid_enforcement_then_restart(stack, probe, world, bulk, tmp
     try:
         # 1. killed while the enforcement transaction stages events and writes holds chunk
         #    by chunk: part of it is done, nothing is committed
-        await service.start()
+        await service.start().wait_ready()
         await world.in_force(pol, "enforce_existing", [world.disallow(plat)])
         await service.wait_logged("enforcement.staged", pol)
         await asyncio.sleep(random.uniform(0.0, 1.0))
         applied = service.logged("enforcement.applied", pol)
-        service.kill9()
+        service.kill()
         notes.append(
             f"run 1 killed {'after' if applied else 'during'} the holds update, "
             f"{len(suspensions())} suspensions published"
         )
 
         # 2. killed while the relay publishes (as soon as suspensions start to appear)
-        await service.start()
+        await service.start().wait_ready()
         deadline = time.monotonic() + 180
         while not suspensions() and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        service.kill9()
+        service.kill()
         notes.append(f"run 2 killed with {len(suspensions())} suspensions published")
 
         # 3. finishes
-        await service.start()
+        await service.start().wait_ready()
         await probe.wait_for(REPORTS, subject=pol, timeout=300)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
