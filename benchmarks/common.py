@@ -16,8 +16,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from vitrine.devstack import EmbeddedStack, free_port
 from vitrine.envelope import CONTENT_TYPE
+from vitrine.testing import process
 
 #: Service and baseline logs of the last run (``.data`` is git-ignored).
 LOGS = Path(__file__).resolve().parent.parent / ".data" / "bench-logs"
@@ -126,39 +127,20 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-@dataclass
-class ServiceProcess:
-    """``python -m <module>`` with the stack's URLs in its environment."""
+class ServiceProcess(process.ServiceProcess):
+    """A service subprocess (``vitrine.testing.process``) plus what benchmarks read off it."""
 
-    name: str
-    module: str
-    stack: EmbeddedStack
-    log_dir: Path
-    log_level: str = "WARNING"
-    extra_env: dict[str, str] = field(default_factory=dict)
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ServiceProcess:
-        env = {
-            **os.environ,
-            "VITRINE_KAFKA_BOOTSTRAP": self.stack.kafka_bootstrap,
-            "VITRINE_MONGO_URL": self.stack.mongo_url,
-            "VITRINE_HTTP_PORT": str(self.port),
-            "VITRINE_LOG_LEVEL": self.log_level,
-            "VITRINE_LOG_FORMAT": "json",
-            **self.extra_env,
-        }
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.log_dir / f"{self.name}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
+    @classmethod
+    def of(
+        cls,
+        stack: EmbeddedStack,
+        name: str,
+        log_dir: Path,
+        log_level: str = "WARNING",
+        extra_env: dict[str, str] | None = None,
+    ) -> ServiceProcess:
+        env = {"VITRINE_LOG_LEVEL": log_level, **(extra_env or {})}
+        return cls(name, stack.kafka_bootstrap, stack.mongo_url, log_dir, env)
 
     @property
     def pid(self) -> int:
@@ -167,26 +149,6 @@ class ServiceProcess:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
-
-    def get_json(self, path: str, timeout: float = 5.0) -> tuple[int, Any]:
-        try:
-            with urllib.request.urlopen(self.url(path), timeout=timeout) as resp:  # noqa: S310
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
-            with contextlib.suppress(OSError, ValueError):
-                status, _ = self.get_json("/readyz", timeout=2.0)
-                if status == 200:
-                    return
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready after {timeout}s")
 
     def peak_rss_mb(self) -> float | None:
         return peak_rss_mb(self.pid)
@@ -216,27 +178,17 @@ class ServiceProcess:
             f"{seconds / n * 1000:,.0f} ms each ({seconds:,.1f} s in all)"
         )
 
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
 
-
-@contextlib.contextmanager
-def services(
+@contextlib.asynccontextmanager
+async def services(
     stack: EmbeddedStack, names: list[str], log_dir: Path, **kwargs: Any
-) -> Iterator[dict[str, ServiceProcess]]:
-    procs = {n: ServiceProcess(n, f"vitrine_{n}", stack, log_dir, **kwargs) for n in names}
+) -> AsyncIterator[dict[str, ServiceProcess]]:
+    procs = {n: ServiceProcess.of(stack, n, log_dir, **kwargs) for n in names}
     try:
         for p in procs.values():
             p.start()
         for p in procs.values():
-            p.wait_ready()
+            await p.wait_ready()
         yield procs
     finally:
         for p in procs.values():

@@ -111,10 +111,9 @@ async def through(
 
 async def system_run(stack: EmbeddedStack, n: int, log_level: str, logs: Path) -> Run:
     procs = {
-        s: ServiceProcess(
-            s,
-            f"vitrine_{s}",
+        s: ServiceProcess.of(
             stack,
+            s,
             logs,
             log_level=log_level,
             extra_env={"VITRINE_MONGO_DB": f"{s}_{log_level.lower()}"},
@@ -125,7 +124,7 @@ async def system_run(stack: EmbeddedStack, n: int, log_level: str, logs: Path) -
         for p in procs.values():
             p.start()
         for p in procs.values():
-            p.wait_ready()
+            await p.wait_ready()
         pids = {**{s: p.pid for s, p in procs.items()}, **stack_pids(stack)}
         run = await through(
             stack,

@@ -146,11 +146,11 @@ async def system(stack: EmbeddedStack, docs_n: int, report: Report) -> dict[str,
             reported.append(a.at)
 
     # INFO: one input event only, and showcase logs its enforcement timings (find/stage/update).
-    svc = ServiceProcess("showcase", "vitrine_showcase", stack, LOGS / "p2", log_level="INFO")
+    svc = ServiceProcess.of(stack, "showcase", LOGS / "p2", log_level="INFO")
     svc.start()
     try:
         log("P2 waiting for showcase (setup builds indexes over the seeded items)")
-        svc.wait_ready(timeout=600)
+        await svc.wait_ready(timeout=600)
         pids = {"showcase": svc.pid, **stack_pids(stack)}
         prod = producer(stack.kafka_bootstrap)
         await prod.start()

@@ -51,57 +51,59 @@ async def measure(rate: float, duration: float, extra_env: dict[str, str]) -> Re
         if a.type == "product.listed" and a.key.startswith("l"):
             listed.setdefault(a.key, a.at)
 
-    async with embedded_stack() as stack:
-        with services(stack, ["catalog", "review"], LOGS / "p3", extra_env=extra_env) as procs:
-            pids = {**{s: p.pid for s, p in procs.items()}, **stack_pids(stack)}
-            prod = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
-            await prod.start()
-            try:
-                async with watching(stack.kafka_bootstrap, ["catalog.products"], on_record) as w:
-                    warm = [f"lw-{i}" for i in range(20)]
-                    for n, pid in enumerate(warm):
+    async with (
+        embedded_stack() as stack,
+        services(stack, ["catalog", "review"], LOGS / "p3", extra_env=extra_env) as procs,
+    ):
+        pids = {**{s: p.pid for s, p in procs.items()}, **stack_pids(stack)}
+        prod = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+        await prod.start()
+        try:
+            async with watching(stack.kafka_bootstrap, ["catalog.products"], on_record) as w:
+                warm = [f"lw-{i}" for i in range(20)]
+                for n, pid in enumerate(warm):
+                    await prod.send(
+                        "merchants.products",
+                        submission(pid, "m-warm", n),
+                        key=pid.encode(),
+                        headers=HEADERS,
+                    )
+                await w.wait(lambda: all(p in listed for p in warm), 120, "P3 warm-up")
+                bodies = [
+                    (f"l-{i:07d}", submission(f"l-{i:07d}", f"m-l-{i % 97}", i))
+                    for i in range(total)
+                ]
+                meter = CpuMeter(pids).start()
+                profiler = Profiler("p3", pids).start()
+                log(f"P3 offering {rate}/s for {duration}s ({total} submissions)")
+                start = time.perf_counter()
+                i = 0
+                while i < total:
+                    now = time.perf_counter()
+                    due = min(total, int((now - start) * rate) + 1)
+                    while i < due:
+                        pid, body = bodies[i]
+                        sent[pid] = time.perf_counter()
                         await prod.send(
-                            "merchants.products",
-                            submission(pid, "m-warm", n),
-                            key=pid.encode(),
-                            headers=HEADERS,
+                            "merchants.products", body, key=pid.encode(), headers=HEADERS
                         )
-                    await w.wait(lambda: all(p in listed for p in warm), 120, "P3 warm-up")
-                    bodies = [
-                        (f"l-{i:07d}", submission(f"l-{i:07d}", f"m-l-{i % 97}", i))
-                        for i in range(total)
-                    ]
-                    meter = CpuMeter(pids).start()
-                    profiler = Profiler("p3", pids).start()
-                    log(f"P3 offering {rate}/s for {duration}s ({total} submissions)")
-                    start = time.perf_counter()
-                    i = 0
-                    while i < total:
-                        now = time.perf_counter()
-                        due = min(total, int((now - start) * rate) + 1)
-                        while i < due:
-                            pid, body = bodies[i]
-                            sent[pid] = time.perf_counter()
-                            await prod.send(
-                                "merchants.products", body, key=pid.encode(), headers=HEADERS
-                            )
-                            i += 1
-                        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-                    offered_for = time.perf_counter() - start
-                    await prod.flush()
-                    try:
-                        await w.wait(
-                            lambda: sum(1 for p in sent if p in listed) >= total,
-                            60,
-                            "P3 stragglers",
-                        )
-                    except TimeoutError as exc:
-                        log(str(exc))
-                    meter.stop()
-                    profiler.stop()
-                    peak = {s: p.peak_rss_mb() or 0.0 for s, p in procs.items()}
-            finally:
-                await prod.stop()
+                        i += 1
+                    await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+                offered_for = time.perf_counter() - start
+                await prod.flush()
+                try:
+                    await w.wait(
+                        lambda: sum(1 for p in sent if p in listed) >= total,
+                        60,
+                        "P3 stragglers",
+                    )
+                except TimeoutError as exc:
+                    log(str(exc))
+                meter.stop()
+                profiler.stop()
+                peak = {s: p.peak_rss_mb() or 0.0 for s, p in procs.items()}
+        finally:
+            await prod.stop()
 
     lat = sorted((listed[p] - t) * 1000 for p, t in sent.items() if p in listed)
     missing = total - len(lat)

@@ -151,10 +151,11 @@ class BatchPipeline:
                     if r.topic not in self.dedupes_in_aggregate
                 ],
             )
-        topics = {id(e): r.topic for r, e in items}
-        for event in uow.duplicates:  # found by the handler, in the aggregate
-            metrics.DUPLICATES.labels(self.service, topics.get(id(event), "")).inc()
-            log.info("event.duplicate", type=event.type, subject=event.subject, id=event.id)
+        if uow.duplicates:  # found by the handler, in the aggregate
+            topics = {id(e): r.topic for r, e in items}
+            for event in uow.duplicates:
+                metrics.DUPLICATES.labels(self.service, topics.get(id(event), "")).inc()
+                log.info("event.duplicate", type=event.type, subject=event.subject, id=event.id)
 
     async def _apply_with_retries(self, items: list[tuple[Any, Event[Any]]]) -> None:
         attempts = 0
