@@ -1,6 +1,6 @@
 """What every benchmark shares: the stack, service subprocesses, probes, machine facts.
 
-Each benchmark starts its own :class:`~vitrine.devstack.EmbeddedStack` on free loopback ports
+Each benchmark starts its own :class:`~vitrine.tools.devstack.EmbeddedStack` on free loopback ports
 in a temporary directory and stops it at the end, so runs never see each other's data.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from vitrine.devstack import EmbeddedStack, free_port
-from vitrine.envelope import CONTENT_TYPE
-from vitrine.testing import process
+from vitrine.contract.envelope import CONTENT_TYPE
+from vitrine.tools.devstack import EmbeddedStack, free_port
+from vitrine.tools.testing import process
 
 #: Service and baseline logs of the last run (``.data`` is git-ignored).
 LOGS = Path(__file__).resolve().parent.parent / ".data" / "bench-logs"
@@ -128,7 +128,7 @@ def rss_mb(pid: int) -> float | None:
 
 
 class ServiceProcess(process.ServiceProcess):
-    """A service subprocess (``vitrine.testing.process``) plus what benchmarks read off it."""
+    """A service subprocess (``vitrine.tools.testing.process``) plus what benchmarks read off it."""
 
     @classmethod
     def of(

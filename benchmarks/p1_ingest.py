@@ -38,8 +38,8 @@ from benchmarks.common import (
 from benchmarks.raw import spawn_baseline, stop_process
 from benchmarks.raw import topics as raw_topics
 from benchmarks.report import Report
-from vitrine import mongo
-from vitrine.devstack import EmbeddedStack
+from vitrine.runtime import mongo
+from vitrine.tools.devstack import EmbeddedStack
 
 TIMEOUT = 900.0
 

@@ -36,8 +36,8 @@ from benchmarks.common import (
     watching,
 )
 from benchmarks.report import Report
-from vitrine import mongo
-from vitrine.devstack import EmbeddedStack
+from vitrine.runtime import mongo
+from vitrine.tools.devstack import EmbeddedStack
 
 POLICY = "pol-bench-mini-shop"
 HOLD_TARGET = 2.0
@@ -46,7 +46,7 @@ INSERT_CHUNK = 10_000
 
 def item_docs(n: int, creators: int) -> list[dict[str, object]]:
     """Items in the showcase's shape; even-numbered ones come from a WeChat Mini Shop."""
-    from vitrine.events import Source
+    from vitrine.contract.events import Source
     from vitrine_showcase.domain import Item
     from vitrine_showcase.repository import item_document
 

@@ -33,8 +33,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
 
-from vitrine import mongo
-from vitrine.devstack import EmbeddedStack
+from vitrine.runtime import mongo
+from vitrine.tools.devstack import EmbeddedStack
 
 PARTITIONS = 12
 FETCH_MAX_WAIT_MS = 10

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from vitrine.cli import app, asyncapi
-from vitrine.service import build_app
-from vitrine.settings import Settings
-from vitrine.topics import TOPICS
+from vitrine.contract.topics import TOPICS
+from vitrine.runtime.service import build_app
+from vitrine.runtime.settings import Settings
+from vitrine.tools.cli import app, asyncapi
 from vitrine_catalog.service import DEFINITION as CATALOG
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "asyncapi"

@@ -15,9 +15,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from vitrine.testing.probe import JSON, Publisher, TopicProbe, cloud_event
-from vitrine.testing.services import running
-from vitrine.testing.stack import StackInfo
+from vitrine.tools.testing.probe import JSON, Publisher, TopicProbe, cloud_event
+from vitrine.tools.testing.services import running
+from vitrine.tools.testing.stack import StackInfo
 from vitrine_catalog.service import DEFINITION as CATALOG
 from vitrine_review.service import DEFINITION as REVIEW
 

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from vitrine.cli import app
-from vitrine.cli import stack as cli_stack
-from vitrine.testing.probe import cloud_event
-from vitrine.testing.services import running
-from vitrine.topics import TOPICS
+from vitrine.contract.topics import TOPICS
+from vitrine.tools.cli import app
+from vitrine.tools.cli import stack as cli_stack
+from vitrine.tools.testing.probe import cloud_event
+from vitrine.tools.testing.services import running
 from vitrine_catalog.service import DEFINITION as CATALOG
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
@@ -41,11 +41,11 @@ async def cli(stack: Any, *args: str, input: str | None = None) -> Any:
 
 
 async def cli_process(stack: Any, *args: str, timeout: float = 60.0) -> tuple[int, str, str]:
-    """Run ``python -m vitrine.cli --bootstrap <stack> ARGS`` as another process."""
+    """Run ``python -m vitrine.tools.cli --bootstrap <stack> ARGS`` as another process."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "vitrine.cli",
+        "vitrine.tools.cli",
         "--bootstrap",
         stack.kafka_bootstrap,
         *args,
@@ -167,7 +167,7 @@ async def test_tail_follows_new_events_and_stops_at_max(stack, publisher) -> Non
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "vitrine.cli",
+        "vitrine.tools.cli",
         "--bootstrap",
         stack.kafka_bootstrap,
         "tail",
@@ -378,7 +378,7 @@ async def test_run_starts_stack_and_services_then_stops_them_on_sigterm(tmp_path
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "vitrine.cli",
+        "vitrine.tools.cli",
         "run",
         "--no-demo",
         "--services",

@@ -22,12 +22,12 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from vitrine.demo import DemoResult, Names, Observed, describe, load_timeline, play
-from vitrine.devstack import EmbeddedStack, free_port
-from vitrine.testing.probe import Publisher, TopicProbe, cloud_event
-from vitrine.testing.services import running
-from vitrine.testing.stack import StackInfo
-from vitrine.topics import all_topic_names
+from vitrine.contract.topics import all_topic_names
+from vitrine.tools.demo import DemoResult, Names, Observed, describe, load_timeline, play
+from vitrine.tools.devstack import EmbeddedStack, free_port
+from vitrine.tools.testing.probe import Publisher, TopicProbe, cloud_event
+from vitrine.tools.testing.services import running
+from vitrine.tools.testing.stack import StackInfo
 
 
 def test_timeline_is_valid_and_tells_the_seed_story() -> None:

@@ -40,14 +40,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from vitrine import mongo
-from vitrine.envelope import CONTENT_TYPE, DEFAULT_MAX_MESSAGE_BYTES
-from vitrine.events import INPUT_TOPICS, OUTPUT_TOPICS
-from vitrine.messaging import inbox
-from vitrine.messaging.inbox import APPLIED_FIELD
-from vitrine.service import ServiceDefinition
-from vitrine.testing.probe import Seen, cloud_event
-from vitrine.testing.services import running
+from vitrine.contract.envelope import CONTENT_TYPE, DEFAULT_MAX_MESSAGE_BYTES
+from vitrine.contract.events import INPUT_TOPICS, OUTPUT_TOPICS
+from vitrine.runtime import mongo
+from vitrine.runtime.messaging import inbox
+from vitrine.runtime.messaging.inbox import APPLIED_FIELD
+from vitrine.runtime.service import ServiceDefinition
+from vitrine.tools.testing.probe import Seen, cloud_event
+from vitrine.tools.testing.services import running
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 

@@ -11,9 +11,9 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from vitrine import metrics, service
-from vitrine.testing.probe import cloud_event
-from vitrine.testing.services import running
+from vitrine.runtime import metrics, service
+from vitrine.tools.testing.probe import cloud_event
+from vitrine.tools.testing.services import running
 from vitrine_catalog.service import DEFINITION as CATALOG
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
@@ -111,7 +111,7 @@ async def test_metrics_count_the_traffic_per_topic_and_type(stack, probe, publis
 async def test_readyz_reflects_database_and_pipeline_health(stack) -> None:
     from pymongo import AsyncMongoClient
 
-    from vitrine.devstack import free_port
+    from vitrine.tools.devstack import free_port
 
     async with running(CATALOG, stack) as (app, http):
         rt = app.state.runtime()
@@ -186,7 +186,7 @@ async def test_tracing_is_off_by_default_and_spans_flow_when_enabled(
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from vitrine.settings import Settings
+    from vitrine.runtime.settings import Settings
 
     off = service.build_broker(CATALOG, Settings(service="catalog"))
     assert not _telemetry(off)

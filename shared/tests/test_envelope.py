@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from vitrine.envelope import CloudEvent, Event, InvalidEvent, decode, new_event
-from vitrine.events import ProductWithdrawn
-from vitrine.testing.probe import cloud_event
-from vitrine.topics import TOPICS
+from vitrine.contract.envelope import CloudEvent, Event, InvalidEvent, decode, new_event
+from vitrine.contract.events import ProductWithdrawn
+from vitrine.contract.topics import TOPICS
+from vitrine.tools.testing.probe import cloud_event
 
 MODELS = TOPICS["merchants.products"].types
 

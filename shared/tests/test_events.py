@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from vitrine.events import (
+from vitrine.contract.events import (
     EVENT_TYPES_BY_TOPIC,
     INPUT_TOPICS,
     OUTPUT_TOPICS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from vitrine.messaging import inbox
+from vitrine.runtime.messaging import inbox
 
 T0 = datetime(2022, 11, 30, tzinfo=UTC)
 

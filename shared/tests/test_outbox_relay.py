@@ -18,12 +18,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from pymongo import AsyncMongoClient, monitoring
 
-from vitrine import mongo
-from vitrine.envelope import CloudEvent
-from vitrine.messaging import outbox
-from vitrine.messaging.outbox import OutboxRelay
-from vitrine.testing.probe import TopicProbe
-from vitrine.testing.stack import StackInfo
+from vitrine.contract.envelope import CloudEvent
+from vitrine.runtime import mongo
+from vitrine.runtime.messaging import outbox
+from vitrine.runtime.messaging.outbox import OutboxRelay
+from vitrine.tools.testing.probe import TopicProbe
+from vitrine.tools.testing.stack import StackInfo
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 TOPIC = "catalog.products"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from vitrine.envelope import CloudEvent, new_event
-from vitrine.events import ProductRejected, Reason
-from vitrine.messaging import outbox
-from vitrine.messaging.producer import OutgoingRecord
+from vitrine.contract.envelope import CloudEvent, new_event
+from vitrine.contract.events import ProductRejected, Reason
+from vitrine.runtime.messaging import outbox
+from vitrine.runtime.messaging.producer import OutgoingRecord
 
 CAUSE = CloudEvent(
     specversion="1.0",

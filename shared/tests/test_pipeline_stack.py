@@ -12,15 +12,15 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from vitrine import mongo
-from vitrine.envelope import Event
-from vitrine.events import ProductWithdrawn
-from vitrine.messaging import outbox
-from vitrine.messaging.outbox import OutboxRelay
-from vitrine.messaging.pipeline import BatchPipeline
-from vitrine.messaging.producer import send_all
-from vitrine.messaging.unit_of_work import UnitOfWork
-from vitrine.testing.probe import cloud_event
+from vitrine.contract.envelope import Event
+from vitrine.contract.events import ProductWithdrawn
+from vitrine.runtime import mongo
+from vitrine.runtime.messaging import outbox
+from vitrine.runtime.messaging.outbox import OutboxRelay
+from vitrine.runtime.messaging.pipeline import BatchPipeline
+from vitrine.runtime.messaging.producer import send_all
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
+from vitrine.tools.testing.probe import cloud_event
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 TOPIC = "merchants.products"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vitrine.testing.process import ServiceProcess
+from vitrine.tools.testing.process import ServiceProcess
 
 FAKE = """
 import http.server, json, os, sys

@@ -11,13 +11,13 @@ import uuid
 
 import pytest
 
-from vitrine import mongo
+from vitrine.runtime import mongo
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 
 CHILD = r"""
 import asyncio, sys
-from vitrine import mongo
+from vitrine.runtime import mongo
 
 async def main(url, db_name, state_dir):
     client = mongo.connect(url, app_name="child")

@@ -1,6 +1,6 @@
 """Fault-suite helpers: a fleet of service subprocesses, a random killer, effect accounting.
 
-The subprocess itself is ``vitrine.testing.process.ServiceProcess`` (shared with the
+The subprocess itself is ``vitrine.tools.testing.process.ServiceProcess`` (shared with the
 services' own kill tests); what is here is specific to this suite: several services at once,
 killed in rotation, and their output grouped into effects. Logs go to
 ``.data/fault-logs/<test>/<service>.log``.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vitrine.testing.process import ServiceProcess
+from vitrine.tools.testing.process import ServiceProcess
 
 LOGS = Path(__file__).resolve().parents[2] / ".data" / "fault-logs"
 

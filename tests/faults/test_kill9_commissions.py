@@ -20,7 +20,7 @@ import pytest
 from harness import Fleet, duplicated, effects, fleet, killer
 from workload import Workload, wait_until
 
-from vitrine.testing.probe import cloud_event
+from vitrine.tools.testing.probe import cloud_event
 
 pytestmark = [pytest.mark.faults, pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 

@@ -26,7 +26,7 @@ import pytest
 from harness import duplicated, effects, fleet
 from workload import product, wait_until
 
-from vitrine.testing.probe import cloud_event
+from vitrine.tools.testing.probe import cloud_event
 
 pytestmark = [pytest.mark.faults, pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 

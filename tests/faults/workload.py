@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vitrine.testing.probe import TopicProbe, cloud_event
+from vitrine.tools.testing.probe import TopicProbe, cloud_event
 
 CATEGORIES = ("listed", "rejected", "resubmitted", "withdrawn", "escalated")
 OUTPUTS = ("catalog.products", "review.decisions")

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from vitrine.testing.probe import cloud_event
-from vitrine.testing.services import running
+from vitrine.tools.testing.probe import cloud_event
+from vitrine.tools.testing.services import running
 from vitrine_catalog.service import DEFINITION
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]

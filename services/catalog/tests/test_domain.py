@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vitrine.events import (
+from vitrine.contract.events import (
     CatalogAuditCancelled,
     ProductAuditCancelled,
     ProductDelisted,

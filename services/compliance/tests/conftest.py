@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from vitrine.testing.probe import Publisher, cloud_event
+from vitrine.tools.testing.probe import Publisher, cloud_event
 
 
 @dataclass

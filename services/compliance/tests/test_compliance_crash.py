@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from vitrine.testing.process import ServiceProcess
+from vitrine.tools.testing.process import ServiceProcess
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults, pytest.mark.asyncio(loop_scope="session")]
 

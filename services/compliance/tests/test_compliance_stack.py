@@ -19,7 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from vitrine.testing.services import running
+from vitrine.tools.testing.services import running
 from vitrine_compliance.service import DEFINITION
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
@@ -454,7 +454,7 @@ async def test_a_firing_that_fails_before_commit_fires_once_later(
     """A crash inside the firing transaction (after marking, before commit) loses nothing."""
     import types
 
-    from vitrine.messaging import outbox
+    from vitrine.runtime.messaging import outbox
     from vitrine_compliance import scheduler
 
     failures: list[str] = []

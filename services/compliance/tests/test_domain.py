@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from vitrine.events import (
+from vitrine.contract.events import (
     EnforcementReported,
     Exemptions,
     PolicyAccepted,

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from vitrine.testing.probe import TopicProbe, cloud_event
-from vitrine.testing.process import ServiceProcess
+from vitrine.tools.testing.probe import TopicProbe, cloud_event
+from vitrine.tools.testing.process import ServiceProcess
 from vitrine_distribution.domain import commission_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults, pytest.mark.asyncio(loop_scope="session")]

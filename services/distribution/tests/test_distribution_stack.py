@@ -17,8 +17,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from vitrine.testing.probe import Publisher, TopicProbe, cloud_event
-from vitrine.testing.services import running
+from vitrine.tools.testing.probe import Publisher, TopicProbe, cloud_event
+from vitrine.tools.testing.services import running
 from vitrine_distribution.domain import SHANGHAI, commission_for
 from vitrine_distribution.service import DEFINITION
 

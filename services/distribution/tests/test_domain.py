@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from vitrine.events import (
+from vitrine.contract.events import (
     DisallowSource,
     Exemptions,
     OfferPublished,

@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vitrine.events import OfferPublished, OrderPaid, Source
+from vitrine.contract.events import OfferPublished, OrderPaid, Source
 from vitrine_distribution import domain
 from vitrine_distribution.domain import (
     SHANGHAI,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from vitrine.events import (
+from vitrine.contract.events import (
     CatalogAuditCancelled,
     ProductReviewRequested,
     ReviewApproved,

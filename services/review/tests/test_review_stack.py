@@ -12,8 +12,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from vitrine.testing.probe import cloud_event
-from vitrine.testing.services import running
+from vitrine.tools.testing.probe import cloud_event
+from vitrine.tools.testing.services import running
 from vitrine_review.config import ReviewConfig
 from vitrine_review.service import make_definition
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from vitrine.events import ProductReviewRequested
+from vitrine.contract.events import ProductReviewRequested
 from vitrine_review import rules
 from vitrine_review.config import DEFAULT_BANNED_TERMS, ReviewConfig
 

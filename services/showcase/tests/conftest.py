@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from vitrine import mongo
-from vitrine.testing.probe import Publisher, TopicProbe, cloud_event
+from vitrine.runtime import mongo
+from vitrine.tools.testing.probe import Publisher, TopicProbe, cloud_event
 from vitrine_showcase.domain import item_key
 
 JSON = dict[str, Any]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vitrine.events import DisallowSource, Exemptions, RequireShop, Source, SourceMatch
+from vitrine.contract.events import DisallowSource, Exemptions, RequireShop, Source, SourceMatch
 from vitrine_showcase.domain import (
     MAX_ITEMS,
     Account,

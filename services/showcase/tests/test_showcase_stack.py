@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from vitrine.testing.services import running
+from vitrine.tools.testing.services import running
 from vitrine_showcase.service import DEFINITION
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]

@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 from pymongo import monitoring
 
-from vitrine.testing.services import running
+from vitrine.tools.testing.services import running
 from vitrine_showcase.domain import policy_hold
 from vitrine_showcase.handlers import SWEEP_CHUNK
 from vitrine_showcase.service import DEFINITION

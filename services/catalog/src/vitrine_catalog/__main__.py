@@ -1,6 +1,6 @@
 """``python -m vitrine_catalog``: run the catalog service."""
 
-from vitrine.service import run
+from vitrine.runtime.service import run
 from vitrine_catalog.service import DEFINITION
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from vitrine.events import (
+from vitrine.contract.events import (
     CatalogAuditCancelled,
     EventData,
     ProductAuditCancelled,

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from vitrine.envelope import Event
-from vitrine.events import ProductRefused
-from vitrine.logging import get_logger
-from vitrine.messaging import inbox
-from vitrine.messaging.unit_of_work import UnitOfWork
+from vitrine.contract.envelope import Event
+from vitrine.contract.events import ProductRefused
+from vitrine.runtime.logging import get_logger
+from vitrine.runtime.messaging import inbox
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_catalog import domain, repository
 from vitrine_catalog.domain import Outcome, Product
 

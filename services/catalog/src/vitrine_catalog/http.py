@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from vitrine.messaging.inbox import APPLIED_FIELD
-from vitrine.service import Runtime
+from vitrine.runtime.messaging.inbox import APPLIED_FIELD
+from vitrine.runtime.service import Runtime
 from vitrine_catalog import repository
 
 

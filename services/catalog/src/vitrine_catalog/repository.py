@@ -9,8 +9,8 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from vitrine.messaging.inbox import APPLIED_FIELD
-from vitrine.mongo import Document
+from vitrine.runtime.messaging.inbox import APPLIED_FIELD
+from vitrine.runtime.mongo import Document
 from vitrine_catalog.domain import Product, Version
 
 PRODUCTS = "products"
@@ -51,7 +51,7 @@ async def load(
     db: AsyncDatabase[Document], ids: Iterable[str], session: AsyncClientSession | None = None
 ) -> tuple[dict[str, Product], dict[str, list[str]]]:
     """The products with these ids that exist, and the events each has applied (one round
-    trip; see ``vitrine.messaging.inbox.with_applied``)."""
+    trip; see ``vitrine.runtime.messaging.inbox.with_applied``)."""
     cursor = db[PRODUCTS].find({"_id": {"$in": list(set(ids))}}, session=session)
     products: dict[str, Product] = {}
     applied: dict[str, list[str]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vitrine.service import ServiceDefinition
+from vitrine.runtime.service import ServiceDefinition
 from vitrine_catalog import handlers, http, repository
 
 DEFINITION = ServiceDefinition(

@@ -1,6 +1,6 @@
 """``python -m vitrine_compliance``: run the compliance service."""
 
-from vitrine.service import run
+from vitrine.runtime.service import run
 from vitrine_compliance.service import DEFINITION
 
 if __name__ == "__main__":

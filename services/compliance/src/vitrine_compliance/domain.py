@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from vitrine.events import (
+from vitrine.contract.events import (
     DisallowSource,
     EnforcementReported,
     EventData,

@@ -13,11 +13,11 @@ from typing import Any
 
 from pymongo import DeleteOne, ReplaceOne
 
-from vitrine.envelope import Event
-from vitrine.events import PolicyImpactAssessed, PolicyRejected
-from vitrine.logging import get_logger
-from vitrine.messaging.unit_of_work import UnitOfWork
-from vitrine.mongo import Document
+from vitrine.contract.envelope import Event
+from vitrine.contract.events import PolicyImpactAssessed, PolicyRejected
+from vitrine.runtime.logging import get_logger
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
+from vitrine.runtime.mongo import Document
 from vitrine_compliance import domain, repository
 from vitrine_compliance.domain import Cause, Decision, Policy, ScheduleOp
 

@@ -24,8 +24,15 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid
 
-from vitrine.events import DisallowSource, PolicyAccepted, Reason, RequireShop, Rule, Source
-from vitrine.mongo import Document
+from vitrine.contract.events import (
+    DisallowSource,
+    PolicyAccepted,
+    Reason,
+    RequireShop,
+    Rule,
+    Source,
+)
+from vitrine.runtime.mongo import Document
 from vitrine_compliance.domain import (
     Account,
     Cause,

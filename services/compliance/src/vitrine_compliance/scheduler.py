@@ -24,11 +24,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from vitrine.envelope import EVENT_ID_NAMESPACE, CloudEvent
-from vitrine.events import EventData, dump
-from vitrine.logging import get_logger
-from vitrine.messaging import outbox
-from vitrine.service import Runtime
+from vitrine.contract.envelope import EVENT_ID_NAMESPACE, CloudEvent
+from vitrine.contract.events import EventData, dump
+from vitrine.runtime.logging import get_logger
+from vitrine.runtime.messaging import outbox
+from vitrine.runtime.service import Runtime
 from vitrine_compliance import domain, repository
 from vitrine_compliance.handlers import OUTPUT
 

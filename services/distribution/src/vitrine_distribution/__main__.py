@@ -1,6 +1,6 @@
 """``python -m vitrine_distribution``: run the distribution service."""
 
-from vitrine.service import run
+from vitrine.runtime.service import run
 from vitrine_distribution.service import DEFINITION
 
 if __name__ == "__main__":

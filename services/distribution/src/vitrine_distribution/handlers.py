@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Final
 
-from vitrine.envelope import Event
-from vitrine.events import DisallowSource, EnforcementReported
-from vitrine.logging import get_logger
-from vitrine.messaging.unit_of_work import UnitOfWork
+from vitrine.contract.envelope import Event
+from vitrine.contract.events import DisallowSource, EnforcementReported
+from vitrine.runtime.logging import get_logger
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_distribution import domain, repository
 from vitrine_distribution.domain import (
     Offer,

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from vitrine.mongo import Document
-from vitrine.service import Runtime
+from vitrine.runtime.mongo import Document
+from vitrine.runtime.service import Runtime
 from vitrine_distribution import repository
 from vitrine_distribution.domain import Offer, rates, to_ms
 

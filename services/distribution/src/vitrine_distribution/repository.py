@@ -27,8 +27,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid
 
-from vitrine.events import EventData, Exemptions, Reason, Rule, Source
-from vitrine.mongo import Document
+from vitrine.contract.events import EventData, Exemptions, Reason, Rule, Source
+from vitrine.runtime.mongo import Document
 from vitrine_distribution.domain import (
     Entry,
     Offer,

@@ -1,6 +1,6 @@
 """``python -m vitrine_review``: run the review service."""
 
-from vitrine.service import run
+from vitrine.runtime.service import run
 from vitrine_review.service import DEFINITION
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from vitrine.events import (
+from vitrine.contract.events import (
     CatalogAuditCancelled,
     EventData,
     ProductReviewRequested,

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from vitrine.envelope import Event
-from vitrine.logging import get_logger
-from vitrine.messaging import inbox
-from vitrine.messaging.pipeline import BatchHandler
-from vitrine.messaging.unit_of_work import UnitOfWork
+from vitrine.contract.envelope import Event
+from vitrine.runtime.logging import get_logger
+from vitrine.runtime.messaging import inbox
+from vitrine.runtime.messaging.pipeline import BatchHandler
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_review import domain, repository, rules
 from vitrine_review.config import ReviewConfig
 from vitrine_review.domain import AuditEntry, Case, Outcome

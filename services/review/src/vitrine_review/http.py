@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from vitrine.service import Runtime
+from vitrine.runtime.service import Runtime
 from vitrine_review import repository
 
 _MAX_LIMIT = 1000

@@ -18,9 +18,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
-from vitrine.events import Reason
-from vitrine.messaging.inbox import APPLIED_FIELD
-from vitrine.mongo import Document
+from vitrine.contract.events import Reason
+from vitrine.runtime.messaging.inbox import APPLIED_FIELD
+from vitrine.runtime.mongo import Document
 from vitrine_review.domain import AuditEntry, Case, Escalation
 
 CASES = "cases"
@@ -114,7 +114,7 @@ async def load_cases(
     db: AsyncDatabase[Document], ids: Iterable[str], session: AsyncClientSession | None = None
 ) -> tuple[dict[str, Case], dict[str, list[str]]]:
     """The cases with these product ids that exist, and the events each has applied (one
-    round trip; see ``vitrine.messaging.inbox.with_applied``)."""
+    round trip; see ``vitrine.runtime.messaging.inbox.with_applied``)."""
     wanted = list(set(ids))
     cases: dict[str, Case] = {}
     applied: dict[str, list[str]] = {}

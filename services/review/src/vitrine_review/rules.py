@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from vitrine.events import ProductReviewRequested, Reason
+from vitrine.contract.events import ProductReviewRequested, Reason
 from vitrine_review.config import ReviewConfig, normalise_text
 
 MAX_TITLE_CHARS = 60

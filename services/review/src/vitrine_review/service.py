@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vitrine.service import ServiceDefinition
+from vitrine.runtime.service import ServiceDefinition
 from vitrine_review import handlers, http, repository
 from vitrine_review.config import ReviewConfig
 

@@ -1,6 +1,6 @@
 """``python -m vitrine_showcase``: run the showcase service."""
 
-from vitrine.service import run
+from vitrine.runtime.service import run
 from vitrine_showcase.service import DEFINITION
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
-from vitrine.events import (
+from vitrine.contract.events import (
     DisallowSource,
     Exemptions,
     Reason,

@@ -18,8 +18,8 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any, Final
 
-from vitrine.envelope import EVENT_ID_NAMESPACE, CloudEvent, Event
-from vitrine.events import (
+from vitrine.contract.envelope import EVENT_ID_NAMESPACE, CloudEvent, Event
+from vitrine.contract.events import (
     EnforcementReported,
     EventData,
     ItemAdded,
@@ -32,9 +32,9 @@ from vitrine.events import (
     Source,
     dump,
 )
-from vitrine.logging import get_logger
-from vitrine.messaging import outbox
-from vitrine.messaging.unit_of_work import UnitOfWork
+from vitrine.runtime.logging import get_logger
+from vitrine.runtime.messaging import outbox
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_showcase import domain, repository
 from vitrine_showcase.domain import (
     HOLD_DELISTED,

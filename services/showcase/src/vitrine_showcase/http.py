@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from vitrine.service import Runtime
+from vitrine.runtime.service import Runtime
 from vitrine_showcase import domain, repository
 
 _ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")

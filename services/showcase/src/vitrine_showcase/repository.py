@@ -26,8 +26,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 from pymongo.operations import DeleteOne, InsertOne
 
-from vitrine.events import Exemptions, Rule, Source, dump
-from vitrine.mongo import Document
+from vitrine.contract.events import Exemptions, Rule, Source, dump
+from vitrine.runtime.mongo import Document
 from vitrine_showcase.domain import Account, Item, Offer, Policy, Product, Shop, Showcase
 
 ITEMS = "items"

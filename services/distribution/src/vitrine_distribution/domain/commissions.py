@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from vitrine.events import (
+from vitrine.contract.events import (
     CommissionAccrued,
     CommissionAdjusted,
     CommissionCancelled,

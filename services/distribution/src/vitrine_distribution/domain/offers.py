@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from vitrine.events import (
+from vitrine.contract.events import (
     DisallowSource,
     EventData,
     Exemptions,
@@ -53,7 +53,7 @@ from vitrine.events import (
     Rule,
     Source,
 )
-from vitrine.events.common import Code
+from vitrine.contract.events.common import Code
 from vitrine_distribution.domain.rates import RateEntry, rate_at, schedule, to_ms
 
 Status = Literal["active", "suspended", "withdrawn"]

@@ -1,0 +1,217 @@
+"""The CloudEvents 1.0 envelope (structured JSON mode) and how raw Kafka records become events.
+
+DESIGN.md §2: every message is one JSON object, key == ``subject``; anything that cannot be
+trusted becomes an :class:`InvalidEvent` with a reason for the DLQ, never an exception.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+)
+
+from vitrine.contract.events.base import EventData, Id, dump
+
+CONTENT_TYPE = "application/cloudevents+json"
+#: Namespace of deterministic event ids: a redelivered cause yields the same output ids.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c7f6e-2b7a-4c55-9d0e-3f3f5e2a9b10")
+#: Largest message a consumer accepts (bytes). Larger ones are dead-lettered as ``too_large``.
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+
+D = TypeVar("D", bound=EventData)
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvent as it travels on every topic; ``data`` is validated separately per type."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    type: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    subject: Id
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    correlationid: Annotated[str, StringConstraints(max_length=128)] | None = None
+    causationid: Annotated[str, StringConstraints(max_length=128)] | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        """Wire form: compact UTF-8 JSON, ``None`` extensions omitted."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @property
+    def dedupe_key(self) -> str:
+        """Consumers dedupe on (source, id) — DESIGN.md §2."""
+        return f"{self.source} {self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Event(Generic[D]):
+    """A valid incoming event: its envelope and its typed, validated ``data``."""
+
+    envelope: CloudEvent
+    data: D
+
+    @property
+    def id(self) -> str:
+        return self.envelope.id
+
+    @property
+    def type(self) -> str:
+        return self.envelope.type
+
+    @property
+    def subject(self) -> str:
+        return self.envelope.subject
+
+    @property
+    def time(self) -> datetime:
+        return self.envelope.time
+
+    @property
+    def correlationid(self) -> str:
+        return self.envelope.correlationid or self.envelope.id
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidEvent:
+    """Why a record cannot be processed: ``reason`` is a stable code, ``error`` the detail."""
+
+    reason: str
+    error: str
+
+
+def new_event(
+    type: str,
+    subject: str,
+    data: EventData,
+    *,
+    source: str,
+    cause: Event[Any] | CloudEvent | None = None,
+    seq: int | str = 0,
+    time: datetime | None = None,
+) -> CloudEvent:
+    """Build an output event.
+
+    With a ``cause`` the id is derived from the cause's id and ``seq`` (the n-th event that
+    cause produced), so reprocessing a redelivered cause produces the same ids and downstream
+    consumers dedupe them; correlation id propagates and causation id points at the cause.
+    """
+    envelope = cause.envelope if isinstance(cause, Event) else cause
+    if envelope is not None:
+        event_id = str(
+            uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}|{envelope.source}|{envelope.id}|{seq}")
+        )
+        correlation = envelope.correlationid or envelope.id
+        causation: str | None = envelope.id
+    else:
+        event_id = str(uuid.uuid4())
+        correlation, causation = event_id, None
+    return CloudEvent(
+        specversion="1.0",
+        id=event_id,
+        source=source,
+        type=type,
+        subject=subject,
+        time=time or datetime.now(UTC),
+        correlationid=correlation,
+        causationid=causation,
+        data=dump(data),
+    )
+
+
+class _ForbiddenKeyError(ValueError):
+    """A JSON object key that MongoDB could read as an operator or a path."""
+
+
+def _checked_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` hook: refuse ``$x``, ``a.b`` and NUL keys while parsing (one pass)."""
+    for key, _ in pairs:
+        if key.startswith("$") or "." in key or "\x00" in key:
+            raise _ForbiddenKeyError(key)
+    return dict(pairs)
+
+
+@functools.cache
+def _typed(model: type[EventData]) -> type[CloudEvent]:
+    """The envelope with ``data`` typed as ``model``: one validation pass over the raw bytes."""
+    return create_model(f"{model.__name__}CloudEvent", __base__=CloudEvent, data=(model, ...))
+
+
+def decode(
+    value: bytes | None,
+    key: bytes | None,
+    data_models: dict[str, type[EventData]],
+    *,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> Event[Any] | InvalidEvent:
+    """Turn one Kafka record into an :class:`Event`, or say why it cannot be one.
+
+    ``data_models`` maps the types allowed on this topic to their data models.
+    """
+    if value is None:
+        return InvalidEvent("empty", "record has no value (tombstone)")
+    if len(value) > max_bytes:
+        return InvalidEvent("too_large", f"{len(value)} bytes > limit {max_bytes}")
+    try:
+        raw = json.loads(value, object_pairs_hook=_checked_object)
+    except _ForbiddenKeyError as exc:
+        return InvalidEvent("forbidden_key", f"key {str(exc)[:80]!r} is not allowed")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return InvalidEvent("not_json", str(exc)[:500])
+    except RecursionError:
+        return InvalidEvent("not_json", "nesting too deep")
+    if not isinstance(raw, dict):
+        return InvalidEvent("not_cloudevent", f"expected a JSON object, got {type(raw).__name__}")
+    model = data_models.get(raw["type"]) if isinstance(raw.get("type"), str) else None
+    if model is not None and isinstance(raw.get("data"), dict):
+        # The usual case, in one pass: envelope and data validated together, strictly, in
+        # JSON mode. Whatever fails here is classified by the step-by-step checks below.
+        try:
+            typed = _typed(model).model_validate_json(value, strict=True)
+        except ValidationError:
+            pass
+        else:
+            if key is not None and key.decode("utf-8", "replace") == typed.subject:
+                return Event(typed, typed.data)
+    try:
+        envelope = CloudEvent.model_validate(raw)
+    except ValidationError as exc:
+        return InvalidEvent("not_cloudevent", _errors(exc))
+    model = data_models.get(envelope.type)
+    if model is None:
+        return InvalidEvent("unknown_type", f"type {envelope.type!r} is not allowed on this topic")
+    if key is None or key.decode("utf-8", "replace") != envelope.subject:
+        return InvalidEvent(
+            "key_mismatch",
+            f"key {key[:80]!r} != subject {envelope.subject!r}" if key else "record has no key",
+        )
+    try:
+        # JSON-mode strict validation: numbers stay numbers, RFC 3339 strings become datetimes.
+        data = model.model_validate_json(json.dumps(envelope.data), strict=True)
+    except ValidationError as exc:
+        return InvalidEvent("invalid_data", _errors(exc))
+    return Event(envelope, data)
+
+
+def _errors(exc: ValidationError) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        for err in exc.errors(include_url=False, include_input=False)[:10]
+    ]
+    return "; ".join(parts)[:1000]

@@ -1,0 +1,244 @@
+"""The ``data`` models of every event in DESIGN.md §3, and which types each topic carries.
+
+``EVENT_TYPES_BY_TOPIC[topic]`` is what :func:`vitrine.contract.envelope.decode` takes as
+``data_models``: a type not listed for a topic is dead-lettered as ``unknown_type``.
+"""
+
+from __future__ import annotations
+
+from vitrine.contract.events.accounts import ShopClosed, ShopRegistered
+from vitrine.contract.events.base import (
+    Bps,
+    EventData,
+    Fen,
+    Id,
+    Reason,
+    ShopKind,
+    ShortText,
+    Source,
+    SourceKind,
+    Surface,
+    Text,
+    dump,
+    reasons,
+)
+from vitrine.contract.events.commissions import (
+    CommissionAccrued,
+    CommissionAdjusted,
+    CommissionCancelled,
+    CommissionRefused,
+    CommissionSettled,
+)
+from vitrine.contract.events.common import Code, Count, Position, ReasonList, SignedFen, Version
+from vitrine.contract.events.offers import (
+    OfferActivated,
+    OfferPublished,
+    OfferRefused,
+    OfferRestored,
+    OfferSuspended,
+    OfferWithdrawn,
+    OfferWithdrawRequested,
+    Plan,
+)
+from vitrine.contract.events.orders import OrderCompleted, OrderPaid, OrderRefunded
+from vitrine.contract.events.policies import (
+    MAX_RULES,
+    RULE_KINDS,
+    DisallowSource,
+    EnforcementReported,
+    Exemptions,
+    Phase,
+    PolicyAccepted,
+    PolicyAnnounced,
+    PolicyEnforcementCompleted,
+    PolicyImpactAssessed,
+    PolicyInForce,
+    PolicyLifted,
+    PolicyRejected,
+    PolicyRetracted,
+    RequireShop,
+    Rule,
+    SourceMatch,
+    parse_rules,
+)
+from vitrine.contract.events.products import (
+    CatalogAuditCancelled,
+    ProductAuditCancelled,
+    ProductDelisted,
+    ProductListed,
+    ProductRefused,
+    ProductRejected,
+    ProductReviewRequested,
+    ProductSubmitted,
+    ProductWithdrawn,
+)
+from vitrine.contract.events.review import (
+    ReviewApproved,
+    ReviewEscalated,
+    ReviewManualDecided,
+    ReviewRejected,
+    Verdict,
+)
+from vitrine.contract.events.showcase import (
+    ItemAdded,
+    ItemMoved,
+    ItemRefused,
+    ItemRemoved,
+    ItemRestored,
+    ItemSuspended,
+    ShowcaseAddRequested,
+    ShowcaseMoveRequested,
+    ShowcaseRemoveRequested,
+)
+
+
+def _by_type(*models: type[EventData]) -> dict[str, type[EventData]]:
+    table: dict[str, type[EventData]] = {}
+    for model in models:
+        if not model.event_type or model.event_type in table:
+            raise ValueError(f"{model.__name__}: missing or duplicate event_type")
+        table[model.event_type] = model
+    return table
+
+
+#: Topics upstream systems publish to (DESIGN.md §3).
+INPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
+    "accounts.shops": _by_type(ShopRegistered, ShopClosed),
+    "merchants.products": _by_type(ProductSubmitted, ProductWithdrawn, ProductAuditCancelled),
+    "review.manual": _by_type(ReviewManualDecided),
+    "creators.showcase": _by_type(
+        ShowcaseAddRequested, ShowcaseRemoveRequested, ShowcaseMoveRequested
+    ),
+    "merchants.offers": _by_type(OfferPublished, OfferWithdrawRequested),
+    "orders.lifecycle": _by_type(OrderPaid, OrderCompleted, OrderRefunded),
+    "platform.policies": _by_type(PolicyAnnounced, PolicyRetracted),
+}
+
+#: Topics the services publish to (DESIGN.md §3).
+OUTPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
+    "catalog.products": _by_type(
+        ProductReviewRequested,
+        ProductListed,
+        ProductRejected,
+        ProductDelisted,
+        CatalogAuditCancelled,
+        ProductRefused,
+    ),
+    "review.decisions": _by_type(ReviewApproved, ReviewRejected, ReviewEscalated),
+    "showcase.items": _by_type(
+        ItemAdded, ItemRefused, ItemRemoved, ItemSuspended, ItemRestored, ItemMoved
+    ),
+    "distribution.offers": _by_type(
+        OfferActivated, OfferRefused, OfferSuspended, OfferRestored, OfferWithdrawn
+    ),
+    "distribution.commissions": _by_type(
+        CommissionAccrued,
+        CommissionSettled,
+        CommissionAdjusted,
+        CommissionCancelled,
+        CommissionRefused,
+    ),
+    "compliance.rulings": _by_type(
+        PolicyAccepted,
+        PolicyRejected,
+        PolicyImpactAssessed,
+        PolicyInForce,
+        PolicyLifted,
+        PolicyEnforcementCompleted,
+    ),
+    "compliance.reports": _by_type(EnforcementReported),
+}
+
+#: Every topic → {CloudEvents ``type`` → ``data`` model}.
+EVENT_TYPES_BY_TOPIC: dict[str, dict[str, type[EventData]]] = {**INPUT_TOPICS, **OUTPUT_TOPICS}
+
+
+def models_for(topic: str) -> dict[str, type[EventData]]:
+    """The types allowed on ``topic`` (``KeyError`` for a topic not in the contract)."""
+    return EVENT_TYPES_BY_TOPIC[topic]
+
+
+__all__ = [
+    "EVENT_TYPES_BY_TOPIC",
+    "INPUT_TOPICS",
+    "MAX_RULES",
+    "OUTPUT_TOPICS",
+    "RULE_KINDS",
+    "Bps",
+    "CatalogAuditCancelled",
+    "Code",
+    "CommissionAccrued",
+    "CommissionAdjusted",
+    "CommissionCancelled",
+    "CommissionRefused",
+    "CommissionSettled",
+    "Count",
+    "DisallowSource",
+    "EnforcementReported",
+    "EventData",
+    "Exemptions",
+    "Fen",
+    "Id",
+    "ItemAdded",
+    "ItemMoved",
+    "ItemRefused",
+    "ItemRemoved",
+    "ItemRestored",
+    "ItemSuspended",
+    "OfferActivated",
+    "OfferPublished",
+    "OfferRefused",
+    "OfferRestored",
+    "OfferSuspended",
+    "OfferWithdrawRequested",
+    "OfferWithdrawn",
+    "OrderCompleted",
+    "OrderPaid",
+    "OrderRefunded",
+    "Phase",
+    "Plan",
+    "PolicyAccepted",
+    "PolicyAnnounced",
+    "PolicyEnforcementCompleted",
+    "PolicyImpactAssessed",
+    "PolicyInForce",
+    "PolicyLifted",
+    "PolicyRejected",
+    "PolicyRetracted",
+    "Position",
+    "ProductAuditCancelled",
+    "ProductDelisted",
+    "ProductListed",
+    "ProductRefused",
+    "ProductRejected",
+    "ProductReviewRequested",
+    "ProductSubmitted",
+    "ProductWithdrawn",
+    "Reason",
+    "ReasonList",
+    "RequireShop",
+    "ReviewApproved",
+    "ReviewEscalated",
+    "ReviewManualDecided",
+    "ReviewRejected",
+    "Rule",
+    "ShopClosed",
+    "ShopKind",
+    "ShopRegistered",
+    "ShortText",
+    "ShowcaseAddRequested",
+    "ShowcaseMoveRequested",
+    "ShowcaseRemoveRequested",
+    "SignedFen",
+    "Source",
+    "SourceKind",
+    "SourceMatch",
+    "Surface",
+    "Text",
+    "Verdict",
+    "Version",
+    "dump",
+    "models_for",
+    "parse_rules",
+    "reasons",
+]
