@@ -103,7 +103,13 @@ def demo_stack(stack: StackInfo) -> Iterator[StackInfo]:
     with tempfile.TemporaryDirectory(prefix="vitrine-demo-") as tmp:
         embedded = EmbeddedStack(free_port(), free_port(), Path(tmp))
         with embedded:
-            yield StackInfo("embedded", embedded.kafka_bootstrap, embedded.mongo_url, embedded)
+            yield StackInfo(
+                "embedded",
+                embedded.kafka_bootstrap,
+                embedded.mongo_url,
+                embedded,
+                kafka_standin=embedded.kafka_standin,
+            )
 
 
 @dataclass

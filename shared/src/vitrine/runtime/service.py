@@ -276,11 +276,11 @@ def build_app(
         *defn.handlers,
         batch=True,
         group_id=defn.name,
-        auto_offset_reset="earliest",  # Tansu's "latest" is wrong; new groups read all
+        # A new group reads its inputs from the start: a service deployed after its upstream
+        # must still see every event published before it first joined.
+        auto_offset_reset="earliest",
         max_records=settings.batch_max_records,
-        # Tansu parks a fetch for its whole max wait even when data arrives (measured: a
-        # record on an idle topic took ~250 ms with the 500 ms default, ~6 ms with 10 ms).
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        fetch_max_wait_ms=settings.fetch_wait_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,  # commit only after the batch is durable
         parser=safe_parser,
         decoder=raw_decoder,

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vitrine.runtime.standins import BrokerProfile, KafkaStandin, broker_profile
+
 #: Default HTTP port of each service on one machine; containers all use 8000.
 DEFAULT_PORTS = {
     "catalog": 8001,
@@ -28,8 +30,11 @@ class Settings(BaseSettings):
 
     service: str = "vitrine"
     kafka_bootstrap: str = "127.0.0.1:9092"
-    #: Real Kafka: idempotent producer (needs InitProducerId, which Tansu lacks).
-    kafka_idempotent: bool = False
+    #: The embedded stand-in broker, if that is what this is (``vitrine.runtime.standins``);
+    #: ``none`` (production, Apache Kafka) keeps every client setting at its plain value.
+    kafka_standin: KafkaStandin = "none"
+    #: Idempotent producer; unset = wherever the broker supports it (not Tansu).
+    kafka_idempotent: bool | None = None
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
@@ -44,14 +49,30 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: Records per batch a subscriber takes; throughput comes from batching (DESIGN.md §1).
     batch_max_records: int = 500
-    #: How long a fetch may wait for data. Low because Tansu holds a fetch for the full wait
-    #: (each hop of submit → listed paid it); real Kafka answers as soon as data arrives, so
-    #: this only costs idle fetch requests there.
-    fetch_max_wait_ms: int = 20
+    #: How long a fetch may wait for data; unset = the broker profile's (500 ms on Kafka,
+    #: which answers as soon as data arrives; 20 ms on Tansu, which parks fetches).
+    fetch_max_wait_ms: int | None = None
     max_message_bytes: int = 256 * 1024
     #: Give up retrying a handler error that is not transient after this many tries → DLQ.
     handler_max_attempts: int = 3
     otel_enabled: bool = False
+
+    @property
+    def broker(self) -> BrokerProfile:
+        """How clients talk to this broker (stand-in compensations, if any)."""
+        return broker_profile(self.kafka_standin)
+
+    @property
+    def idempotent_producer(self) -> bool:
+        """The idempotent producer: on wherever the broker supports it, unless set."""
+        if self.kafka_idempotent is None:
+            return self.broker.idempotent_producer
+        return self.kafka_idempotent
+
+    @property
+    def fetch_wait_ms(self) -> int:
+        """The consumer's fetch max wait: the setting, else the broker profile's."""
+        return self.fetch_max_wait_ms or self.broker.fetch_max_wait_ms
 
     @property
     def database(self) -> str:

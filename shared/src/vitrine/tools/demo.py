@@ -284,13 +284,22 @@ class Watcher:
 
     async def start(self) -> Watcher:
         await self._consumer.start()
-        available = await self._consumer.topics()
-        parts = [
-            TopicPartition(t, p)
-            for t in WATCHED
-            if t in available
-            for p in sorted(self._consumer.partitions_for_topic(t) or ())
-        ]
+        parts: list[TopicPartition] = []
+        deadline = time.monotonic() + 30
+        # Topics created a moment ago may not be in the broker's metadata answer yet.
+        while not parts and time.monotonic() < deadline:
+            await self._consumer._client.force_metadata_update()
+            available = await self._consumer.topics()
+            parts = [
+                TopicPartition(t, p)
+                for t in WATCHED
+                if t in available
+                for p in sorted(self._consumer.partitions_for_topic(t) or ())
+            ]
+            if not parts:
+                await asyncio.sleep(0.2)
+        if not parts:
+            raise RuntimeError("none of the demo's topics exists: run `vitrine topics ensure`")
         self._consumer.assign(parts)
         await self._consumer.seek_to_beginning(*parts)
         self._task = asyncio.create_task(self._run(), name="demo-watcher")

@@ -28,12 +28,12 @@ class OutgoingRecord:
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
-    """acks=all always; the idempotent producer only where the broker supports it (not Tansu)."""
+    """acks=all always; the idempotent producer wherever the broker supports it."""
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=f"vitrine-{settings.service}",
         acks="all",
-        enable_idempotence=settings.kafka_idempotent,
+        enable_idempotence=settings.idempotent_producer,
         linger_ms=5,
         max_batch_size=1024 * 1024,
         max_request_size=4 * 1024 * 1024,

@@ -37,7 +37,7 @@ class Kafka:
     @classmethod
     def from_env(cls, bootstrap: str) -> Kafka:
         settings = Settings(service="cli", kafka_bootstrap=bootstrap)
-        return cls(bootstrap, settings.kafka_client_args(), settings.kafka_idempotent)
+        return cls(bootstrap, settings.kafka_client_args(), settings.idempotent_producer)
 
     def consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(

@@ -103,23 +103,23 @@ def _start_stack(kafka_port: int, mongo_port: int, data_dir: Path) -> Any:
 def dev_up(
     data_dir: Annotated[Path, typer.Option(help="Where nx-27017 keeps its files.")] = Path(".data"),
 ) -> None:
-    """Run the embedded stack (Tansu + nx-27017) in the foreground; Ctrl-C stops it.
+    """Run the embedded stack (a broker + nx-27017) in the foreground; Ctrl-C stops it.
 
-    Ports: VITRINE_DEV_KAFKA_PORT (9092) and VITRINE_DEV_MONGO_PORT (27017). Topics are
-    created. Tansu keeps topics in memory: a restart starts empty (and wipes the database).
+    The broker: VITRINE_DEV_KAFKA=apache|tansu (unset: Apache Kafka where a JDK ≥ 17 is, else
+    Tansu). Ports: VITRINE_DEV_KAFKA_PORT (9092) and VITRINE_DEV_MONGO_PORT (27017). Topics
+    are created. The data directory is wiped at start (Tansu forgets its topics anyway).
     """
     kafka_port = _env_port("VITRINE_DEV_KAFKA_PORT", 9092)
     mongo_port = _env_port("VITRINE_DEV_MONGO_PORT", 27017)
     with _sigterm_as_interrupt():
         stack = None
         try:
-            console.print("starting Tansu and nx-27017…", markup=False)
+            console.print("starting the embedded stack…", markup=False)
             stack = _start_stack(kafka_port, mongo_port, data_dir)
-            console.print(f"Kafka   {stack.kafka_bootstrap}", markup=False)
+            console.print(f"Kafka   {stack.kafka_bootstrap}: {stack.describe()}", markup=False)
             console.print(f"MongoDB {stack.mongo_url}", markup=False)
             console.print(
-                f"export VITRINE_KAFKA_BOOTSTRAP={stack.kafka_bootstrap} "
-                f"VITRINE_MONGO_URL='{stack.mongo_url}'",
+                "export " + " ".join(f"{k}='{v}'" for k, v in stack.service_env().items()),
                 markup=False,
             )
             console.print("topics created; Ctrl-C to stop.", markup=False)
@@ -427,19 +427,22 @@ def run_command(
                     "VITRINE_MONGO_URL", "mongodb://127.0.0.1:27017/?journal=true"
                 )
             else:
-                console.print("starting the embedded stack (Tansu + nx-27017)…", markup=False)
+                console.print("starting the embedded stack…", markup=False)
                 stack = _start_stack(
                     _env_port("VITRINE_DEV_KAFKA_PORT", 9092),
                     _env_port("VITRINE_DEV_MONGO_PORT", 27017),
                     data_dir,
                 )
                 bootstrap, mongo_url = stack.kafka_bootstrap, stack.mongo_url
-                console.print(f"Kafka {bootstrap} · MongoDB {mongo_url}", markup=False)
+                console.print(f"Kafka {bootstrap}: {stack.describe()}", markup=False)
+                console.print(f"MongoDB {mongo_url} (nx-27017)", markup=False)
             env = {
                 k: v
                 for k, v in os.environ.items()
                 if k not in ("VITRINE_HTTP_PORT", "VITRINE_MONGO_DB", "VITRINE_SERVICE")
             }
+            if stack is not None:
+                env.update(stack.service_env())
             env.update(
                 VITRINE_KAFKA_BOOTSTRAP=bootstrap,
                 VITRINE_MONGO_URL=mongo_url,

@@ -53,7 +53,13 @@ class ServiceProcess:
     @classmethod
     def against(cls, stack: StackInfo, name: str, log_dir: Path, **env: str) -> ServiceProcess:
         """Service ``name`` pointed at the test ``stack`` (not started yet)."""
-        return cls(name, stack.kafka_bootstrap, stack.mongo_url, log_dir, dict(env))
+        return cls(
+            name,
+            stack.kafka_bootstrap,
+            stack.mongo_url,
+            log_dir,
+            {"VITRINE_KAFKA_STANDIN": stack.kafka_standin, **env},
+        )
 
     @property
     def log(self) -> Path:

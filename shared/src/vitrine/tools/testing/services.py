@@ -20,6 +20,7 @@ def test_settings(stack: StackInfo, service: str, **overrides: object) -> Settin
         "service": service,
         "kafka_bootstrap": stack.kafka_bootstrap,
         "mongo_url": stack.mongo_url,
+        "kafka_standin": stack.kafka_standin,
         "log_format": "console",
         "log_level": "WARNING",
     }

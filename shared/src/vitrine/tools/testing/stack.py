@@ -3,14 +3,17 @@
 - ``external``: ``VITRINE_TEST_KAFKA`` and ``VITRINE_TEST_MONGO`` name running servers;
 - ``docker``: a Docker engine answers → testcontainers with Apache Kafka and a single-node
   MongoDB replica set (transactions on);
-- ``embedded``: otherwise Tansu + nx-27017 on free loopback ports.
-``VITRINE_TEST_STACK=embedded|docker|external`` forces one.
+- ``embedded``: otherwise a broker + nx-27017 on free loopback ports: Apache Kafka where a JDK
+  ≥ 17 is (``VITRINE_DEV_KAFKA=apache|tansu`` chooses), else Tansu.
+``VITRINE_TEST_STACK=embedded|docker|external`` forces one; ``external`` on Tansu also needs
+``VITRINE_KAFKA_STANDIN=tansu``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +32,21 @@ class StackInfo:
     kafka_bootstrap: str
     mongo_url: str
     embedded: EmbeddedStack | None = None
+    #: ``VITRINE_KAFKA_STANDIN`` for this broker (``tansu`` on the embedded Tansu).
+    kafka_standin: str = "none"
+
+    @property
+    def broker(self) -> str:
+        """``apache`` (Apache Kafka: embedded, Docker or external) or ``tansu``."""
+        return "tansu" if self.kafka_standin == "tansu" else "apache"
+
+    def env(self) -> dict[str, str]:
+        """The ``VITRINE_*`` variables pointing a service process or the CLI at this stack."""
+        return {
+            "VITRINE_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "VITRINE_MONGO_URL": self.mongo_url,
+            "VITRINE_KAFKA_STANDIN": self.kafka_standin,
+        }
 
 
 def docker_available() -> bool:
@@ -51,7 +69,9 @@ def test_stack() -> Iterator[StackInfo]:
         if not (kafka and mongo):
             raise RuntimeError("external stack needs VITRINE_TEST_KAFKA and VITRINE_TEST_MONGO")
         asyncio.run(ensure_topics(kafka))
-        yield StackInfo("external", kafka, mongo)
+        yield StackInfo(
+            "external", kafka, mongo, kafka_standin=os.environ.get("VITRINE_KAFKA_STANDIN", "none")
+        )
     elif forced == "docker" or (forced is None and docker_available()):
         with _docker_stack() as info:
             yield info
@@ -59,7 +79,14 @@ def test_stack() -> Iterator[StackInfo]:
         with tempfile.TemporaryDirectory(prefix="vitrine-test-") as tmp:
             stack = EmbeddedStack(free_port(), free_port(), Path(tmp))
             with stack:
-                yield StackInfo("embedded", stack.kafka_bootstrap, stack.mongo_url, stack)
+                print(f"\nembedded test stack: {stack.describe()}", file=sys.stderr)
+                yield StackInfo(
+                    "embedded",
+                    stack.kafka_bootstrap,
+                    stack.mongo_url,
+                    stack,
+                    kafka_standin=stack.kafka_standin,
+                )
 
 
 @contextmanager

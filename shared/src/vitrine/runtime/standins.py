@@ -1,0 +1,48 @@
+"""What the embedded stand-ins need that production does not — one place per stand-in.
+
+Vitrine is written for Apache Kafka and a MongoDB replica set. Where a stand-in of the
+embedded stack behaves differently, the difference is compensated here and nowhere else, and
+the compensation is switched on only for that stand-in (settings name it; the dev stack sets
+them for the services it starts). With none named, every path is the plain production one.
+
+Tansu (``VITRINE_KAFKA_STANDIN=tansu``):
+
+- no idempotent producer (InitProducerId fails) → idempotence off;
+- parks a fetch for its whole max wait even when data arrives → 20 ms fetch wait instead of
+  Kafka's 500 ms default (Kafka answers a fetch as soon as data is there);
+- ListOffsets "latest" answers the base offset of the last batch + 1 → the CLI reads the high
+  watermark from a fetch instead (``vitrine.tools.cli._kafka.end_offsets``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+KafkaStandin = Literal["none", "tansu"]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerProfile:
+    """How the clients talk to this broker."""
+
+    name: str
+    #: The idempotent producer (no duplicates from producer retries).
+    idempotent_producer: bool
+    #: How long a consumer fetch may wait for data.
+    fetch_max_wait_ms: int
+    #: ListOffsets "latest" gives the partition's end (the CLI trusts it).
+    list_offsets_exact: bool
+
+
+APACHE_KAFKA = BrokerProfile(
+    "kafka", idempotent_producer=True, fetch_max_wait_ms=500, list_offsets_exact=True
+)
+TANSU = BrokerProfile(
+    "tansu", idempotent_producer=False, fetch_max_wait_ms=20, list_offsets_exact=False
+)
+
+
+def broker_profile(standin: KafkaStandin) -> BrokerProfile:
+    """The broker profile for the stand-in named in settings (``none`` = production)."""
+    return TANSU if standin == "tansu" else APACHE_KAFKA
