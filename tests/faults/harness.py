@@ -106,3 +106,32 @@ def effects(records: list[Any]) -> dict[tuple[str, ...], set[str]]:
 
 def duplicated(records: list[Any]) -> dict[tuple[str, ...], set[str]]:
     return {k: ids for k, ids in effects(records).items() if len(ids) > 1}
+
+
+class RetryingPublisher:
+    """An upstream publisher that retries what the broker did not acknowledge, with the same
+    event ids (at-least-once, as a real upstream system must be across a broker outage)."""
+
+    def __init__(self, publisher: Any, timeout: float = 180.0) -> None:
+        self.publisher = publisher
+        self.timeout = timeout
+        self.retries = 0
+
+    async def send(self, topic: str, event: dict[str, Any]) -> dict[str, Any]:
+        await self._retrying(lambda: self.publisher.send(topic, event))
+        return event
+
+    async def send_many(self, topic: str, events: list[dict[str, Any]]) -> None:
+        await self._retrying(lambda: self.publisher.send_many(topic, events))
+
+    async def _retrying(self, send: Any) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                await asyncio.wait_for(send(), 20)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                self.retries += 1
+                await asyncio.sleep(0.5)

@@ -13,114 +13,16 @@ import asyncio
 import os
 import random
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from harness import Fleet, duplicated, effects, fleet, killer
-from workload import Workload, wait_until
-
-from vitrine.tools.testing.probe import cloud_event
+from harness import duplicated, effects, fleet, killer
+from workload import COMMISSION_FEN, Money, Workload, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 
 SEED = int(os.environ.get("VITRINE_FAULT_SEED", "7")) + 1
-AMOUNT_FEN, BPS, COMMISSION_FEN = 9900, 1050, 1040
-MONEY = ("distribution.offers", "distribution.commissions")
 SERVICES = ("catalog", "review", "showcase", "distribution", "compliance")
-
-
-class Money:
-    """Offers and orders for the workload's listed products, each step once its cause is seen."""
-
-    def __init__(self, work: Workload) -> None:
-        self.work = work
-        self.products = [i for i in range(work.n) if work.category(i) == "listed"]
-        self.offered: set[int] = set()
-        self.ordered: set[int] = set()
-
-    def offer_id(self, i: int) -> str:
-        return f"{self.work.pid(i)}-o"
-
-    def order_id(self, i: int) -> str:
-        return f"{self.work.pid(i)}-ord"
-
-    def creator(self, i: int) -> str:
-        return f"{self.work.tag}-c{i % 17}"
-
-    async def run(self, f: Fleet, publisher: Any, probe: Any, timeout: float = 600) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.ordered) < len(self.products):
-            if loop.time() > deadline:
-                raise TimeoutError(f"{len(self.ordered)}/{len(self.products)} orders placed")
-            listed = {
-                r.subject
-                for r in probe.events("catalog.products", type="product.listed")
-                if r.subject.startswith(self.work.tag)
-            }
-            active = {
-                r.subject
-                for r in probe.events("distribution.offers", type="offer.activated")
-                if r.subject.startswith(self.work.tag)
-            }
-            for i in self.products:
-                pid, m = self.work.pid(i), self.work.merchant(i)
-                if i not in self.offered and pid in listed:
-                    # distribution must know the product is listed, or the offer is refused
-                    status, doc = await f["distribution"].get_async(f"/products/{pid}")
-                    if status == 200 and doc.get("listed"):
-                        data = {
-                            "offer_id": self.offer_id(i),
-                            "product_id": pid,
-                            "merchant_id": m,
-                            "commission_bps": BPS,
-                            "plan": "general",
-                            "creator_ids": [],
-                        }
-                        await publisher.send(
-                            "merchants.offers",
-                            cloud_event("offer.published", self.offer_id(i), data),
-                        )
-                        self.offered.add(i)
-                elif i not in self.ordered and self.offer_id(i) in active:
-                    oid = self.order_id(i)
-                    paid = {
-                        "order_id": oid,
-                        "product_id": pid,
-                        "merchant_id": m,
-                        "amount_fen": AMOUNT_FEN,
-                        "creator_id": self.creator(i),
-                        "offer_id": self.offer_id(i),
-                        "paid_at": datetime.now(UTC).isoformat(),
-                    }
-                    await publisher.send_many(
-                        "orders.lifecycle",
-                        [
-                            cloud_event("order.paid", oid, paid),
-                            cloud_event("order.completed", oid, {"order_id": oid}),
-                        ],
-                    )
-                    self.ordered.add(i)
-            await asyncio.sleep(0.3)
-
-    def expected(self) -> set[tuple[str, ...]]:
-        out: set[tuple[str, ...]] = set()
-        for i in self.products:
-            pid, off, order, creator = (
-                self.work.pid(i),
-                self.offer_id(i),
-                self.order_id(i),
-                self.creator(i),
-            )
-            out.add(("offer.activated", off, f"product_id={pid}", f"offer_id={off}"))
-            for t in ("commission.accrued", "commission.settled"):
-                out.add((t, order, f"creator_id={creator}", f"offer_id={off}", f"order_id={order}"))
-        return out
-
-    def records(self, probe: Any) -> list[Any]:
-        tag = self.work.tag
-        return [r for t in MONEY for r in probe.events(t) if (r.key or "").startswith(tag)]
 
 
 @pytest.mark.timeout(900)

@@ -145,7 +145,11 @@ class TransactionGuard:
     BEGIN_COLLECTION = "inbox"
 
     def __init__(
-        self, client: AsyncMongoClient[Document], db_name: str, state_dir: str | None = None
+        self,
+        client: AsyncMongoClient[Document],
+        db_name: str,
+        state_dir: str | None = None,
+        instance: str = "",
     ) -> None:
         import asyncio
         import hashlib
@@ -161,7 +165,10 @@ class TransactionGuard:
         digest = hashlib.sha1(f"{addresses}/{db_name}".encode(), usedforsecurity=False).hexdigest()
         folder = Path(state_dir or Path(tempfile.gettempdir()) / "vitrine-txn")
         folder.mkdir(parents=True, exist_ok=True)
-        self.journal = folder / f"{db_name}-{digest[:12]}.lsid"
+        # One journal per process: two replicas on one machine must not end each other's
+        # sessions at restart.
+        who = f"{db_name}-{instance}" if instance else db_name
+        self.journal = folder / f"{who}-{digest[:12]}.lsid"
         self._after_commit: list[Callable[[AsyncClientSession], None]] = []
 
     def after_commit(self, listener: Callable[[AsyncClientSession], None]) -> None:

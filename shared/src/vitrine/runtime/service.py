@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.subscriber.specification import KafkaSubscriberSpecification
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
@@ -273,7 +273,10 @@ def build_app(
         return message.raw_message
 
     subscriber = broker.subscriber(
-        *defn.handlers,
+        # Topics come from the registry (`vitrine topics ensure`), with their partitions:
+        # FastStream must not create a missing one with its defaults (nor may a service
+        # principal, under the broker's ACLs).
+        *(Topic(name, declare=False) for name in defn.handlers),
         batch=True,
         group_id=defn.name,
         # A new group reads its inputs from the start: a service deployed after its upstream
@@ -307,7 +310,7 @@ def build_app(
         configure_logging(defn.name, settings.log_format, settings.log_level)
         client = mongo.connect(settings.mongo_url, app_name=f"vitrine-{defn.name}")
         db = mongo.database(client, settings.database)
-        guard = mongo.TransactionGuard(client, settings.database)
+        guard = mongo.TransactionGuard(client, settings.database, instance=settings.instance)
         await _wait_for("mongo", lambda: _recover_and_setup(guard, db, defn))
         producer = make_producer(settings)
         await _wait_for("kafka", producer.start)

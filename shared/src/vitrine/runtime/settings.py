@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VITRINE_", extra="ignore")
 
     service: str = "vitrine"
+    #: This process among the service's replicas (e.g. the pod name); keeps per-process
+    #: state files apart when replicas share a machine.
+    instance: str = ""
     kafka_bootstrap: str = "127.0.0.1:9092"
     #: The embedded stand-in broker, if that is what this is (``vitrine.runtime.standins``);
     #: ``none`` (production, Apache Kafka) keeps every client setting at its plain value.

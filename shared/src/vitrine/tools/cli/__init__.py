@@ -1,7 +1,7 @@
 """``vitrine``: the operator command (DESIGN.md §7).
 
 ``vitrine dev up`` · ``vitrine run`` · ``vitrine topics ensure|list`` · ``vitrine tail`` ·
-``vitrine publish`` · ``vitrine dlq list|replay`` · ``vitrine demo`` · ``vitrine asyncapi``.
+``vitrine publish`` · ``vitrine dlq list|replay`` · ``vitrine acls plan|apply`` · ``vitrine demo`` · ``vitrine asyncapi``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,15 @@ from __future__ import annotations
 import os
 import sys
 
-from vitrine.tools.cli import asyncapi, dlq, publish, stack, tail, topics  # noqa: F401  (commands)
+from vitrine.tools.cli import (  # noqa: F401  (commands)
+    acls,
+    asyncapi,
+    dlq,
+    publish,
+    stack,
+    tail,
+    topics,
+)
 from vitrine.tools.cli._app import app
 
 

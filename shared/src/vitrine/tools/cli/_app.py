@@ -33,7 +33,12 @@ dlq_app = typer.Typer(
 dev_app = typer.Typer(
     help="The embedded development stack.", no_args_is_help=True, rich_markup_mode="markdown"
 )
+acls_app = typer.Typer(
+    help="Broker ACLs: each service and upstream writes only its own topics.",
+    no_args_is_help=True,
+)
 app.add_typer(topics_app, name="topics")
+app.add_typer(acls_app, name="acls")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(dev_app, name="dev")
 

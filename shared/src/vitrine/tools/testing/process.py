@@ -45,6 +45,8 @@ class ServiceProcess:
     log_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    #: Which replica of ``name`` this is, when several run in one consumer group.
+    replica: int = 0
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
     starts: int = field(default=0, init=False)
     kills: int = field(default=0, init=False)
@@ -62,8 +64,13 @@ class ServiceProcess:
         )
 
     @property
+    def label(self) -> str:
+        """``name``, or ``name#r`` for a second or later replica."""
+        return f"{self.name}#{self.replica}" if self.replica else self.name
+
+    @property
     def log(self) -> Path:
-        return self.log_dir / f"{self.name}.log"
+        return self.log_dir / f"{self.label}.log"
 
     def start(self) -> ServiceProcess:
         """Launch the process (does not wait: ``await svc.start().wait_ready()``)."""
@@ -78,6 +85,7 @@ class ServiceProcess:
                 "VITRINE_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
                 "VITRINE_MONGO_URL": self.mongo_url,
                 "VITRINE_HTTP_PORT": str(self.port),
+                "VITRINE_INSTANCE": self.label,
                 "VITRINE_LOG_FORMAT": "json",
                 "VITRINE_LOG_LEVEL": "WARNING",
                 **self.env,
