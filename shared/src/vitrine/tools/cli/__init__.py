@@ -1,7 +1,8 @@
 """``vitrine``: the operator command (DESIGN.md §7).
 
 ``vitrine dev up`` · ``vitrine run`` · ``vitrine topics ensure|list`` · ``vitrine tail`` ·
-``vitrine publish`` · ``vitrine dlq list|replay`` · ``vitrine acls plan|apply`` · ``vitrine demo`` · ``vitrine asyncapi``.
+``vitrine publish`` · ``vitrine dlq list|replay`` · ``vitrine acls plan|apply`` ·
+``vitrine demo`` · ``vitrine asyncapi``.
 """
 
 from __future__ import annotations
