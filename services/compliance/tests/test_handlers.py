@@ -4,7 +4,7 @@ projections, reports — real dispatch, no Kafka, no MongoDB (the middle test ti
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -133,7 +133,7 @@ async def test_reports_complete_a_phase_once_every_enforcer_reported() -> None:
     assert fired is not None
     store.policies["pol-1"] = fired
 
-    def report(service: str) -> EnforcementReported:
+    def report(service: Literal["showcase", "distribution"]) -> EnforcementReported:
         return EnforcementReported(
             policy_id="pol-1", service=service, phase="enforce_existing", affected=2
         )
