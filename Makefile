@@ -18,9 +18,10 @@ lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 
-types: install
-	$(UV) run mypy shared/src services/catalog/src services/review/src \
-		services/showcase/src services/distribution/src services/compliance/src
+types: install  ## mypy strict over the code, its tests and the benchmarks (pyproject [tool.mypy])
+	$(UV) run mypy shared/src services/*/src shared/tests tests benchmarks \
+		services/catalog/tests services/review/tests services/distribution/tests \
+		services/compliance/tests
 
 pytest: install
 	$(UV) run pytest -q -m "not faults"

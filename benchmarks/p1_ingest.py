@@ -243,7 +243,7 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
         )
     if system is not None and system.batches:
         report.notes.append("- batches (each service's /metrics): " + "; ".join(system.batches))
-    if floor is not None:
+    if floor is not None and system is not None:
         written, seconds = floor
         report.notes.append(
             f"- database floor: nx-27017 alone needs **{seconds:.1f} s** to upsert "

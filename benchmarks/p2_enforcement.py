@@ -47,6 +47,7 @@ INSERT_CHUNK = 10_000
 def item_docs(n: int, creators: int) -> list[dict[str, object]]:
     """Items in the showcase's shape; even-numbered ones come from a WeChat Mini Shop."""
     from vitrine.contract.events import Source
+    from vitrine.contract.events.base import SourceKind
     from vitrine_showcase.domain import Item
     from vitrine_showcase.repository import item_document
 
@@ -54,7 +55,7 @@ def item_docs(n: int, creators: int) -> list[dict[str, object]]:
     docs = []
     for i in range(n):
         creator = f"cr-{i // per:06d}"
-        kind = "wechat_mini_shop" if i % 2 == 0 else "channels_shop"
+        kind: SourceKind = "wechat_mini_shop" if i % 2 == 0 else "channels_shop"
         item = Item(
             creator_id=creator,
             product_id=f"pr-{i:07d}",

@@ -398,6 +398,7 @@ async def test_run_starts_stack_and_services_then_stops_them_on_sigterm(tmp_path
     output: list[str] = []
 
     async def read_until(text: str, timeout: float) -> None:
+        assert proc.stdout is not None
         deadline = time.monotonic() + timeout
         while not any(text in line for line in output):
             remaining = deadline - time.monotonic()

@@ -102,7 +102,7 @@ async def test_inputs_delivered_three_times_and_shuffled_give_the_same_state(
             for r in outputs(tag)
             if r.type in ("product.listed", "product.rejected", "product.refused")
         }
-        wanted = [
+        wanted: list[list[tuple[str, int | None]]] = [
             [("product.listed", 1)],
             [("product.rejected", 1)],
             [("product.listed", 2)],

@@ -9,6 +9,7 @@ from vitrine.contract.events import (
     ProductAuditCancelled,
     ProductDelisted,
     ProductListed,
+    ProductRefused,
     ProductRejected,
     ProductReviewRequested,
     ProductSubmitted,
@@ -45,18 +46,18 @@ def rejected(version: int, code: str = "banned_term") -> ReviewRejected:
 
 
 def listed_v1() -> Product:
-    p = domain.submit(None, submitted()).product
-    p = domain.approve(p, approved(1)).product
+    p = domain.submit(None, submitted()).state
+    p = domain.approve(p, approved(1)).state
     assert p is not None and p.listed
     return p
 
 
 def test_submit_creates_draft_v1_and_requests_review() -> None:
     out = domain.submit(None, submitted())
-    assert out.product is not None
-    assert out.product.last_version == 1
-    assert out.product.draft is not None and out.product.draft.number == 1
-    assert out.product.live is None and not out.product.listed
+    assert out.state is not None
+    assert out.state.last_version == 1
+    assert out.state.draft is not None and out.state.draft.number == 1
+    assert out.state.live is None and not out.state.listed
     [event] = out.events
     assert isinstance(event, ProductReviewRequested)
     assert (event.version, event.title, event.price_fen) == (1, "Tea cup", 1990)
@@ -71,11 +72,11 @@ def test_submit_keeps_values_review_must_judge() -> None:
 
 
 def test_approve_lists_the_draft() -> None:
-    p = domain.submit(None, submitted()).product
+    p = domain.submit(None, submitted()).state
     out = domain.approve(p, approved(1))
-    assert out.product is not None
-    assert out.product.listed and out.product.draft is None
-    assert out.product.live is not None and out.product.live.number == 1
+    assert out.state is not None
+    assert out.state.listed and out.state.draft is None
+    assert out.state.live is not None and out.state.live.number == 1
     [event] = out.events
     assert isinstance(event, ProductListed)
     assert (event.version, event.title, event.price_fen, event.category) == (
@@ -88,18 +89,18 @@ def test_approve_lists_the_draft() -> None:
 
 
 def test_stale_approve_is_ignored() -> None:
-    p = domain.submit(None, submitted()).product
-    p = domain.submit(p, submitted(title="Tea cup v2")).product  # draft v2 replaces v1
+    p = domain.submit(None, submitted()).state
+    p = domain.submit(p, submitted(title="Tea cup v2")).state  # draft v2 replaces v1
     out = domain.approve(p, approved(1))
-    assert out.ignored == "stale_decision" and out.events == [] and out.product == p
+    assert out.ignored == "stale_decision" and out.events == [] and out.state == p
     assert domain.approve(listed_v1(), approved(1)).ignored == "stale_decision"
     assert domain.approve(None, approved(1)).ignored == "stale_decision"
 
 
 def test_reject_drops_the_draft_and_reports_reasons() -> None:
-    p = domain.submit(None, submitted()).product
+    p = domain.submit(None, submitted()).state
     out = domain.reject(p, rejected(1))
-    assert out.product is not None and out.product.draft is None and not out.product.listed
+    assert out.state is not None and out.state.draft is None and not out.state.listed
     [event] = out.events
     assert isinstance(event, ProductRejected)
     assert event.version == 1 and [r.code for r in event.reasons] == ["banned_term"]
@@ -107,53 +108,53 @@ def test_reject_drops_the_draft_and_reports_reasons() -> None:
 
 def test_reject_of_an_edit_leaves_live_alone() -> None:
     live = listed_v1()
-    p = domain.submit(live, submitted(title="最佳 tea cup")).product
+    p = domain.submit(live, submitted(title="最佳 tea cup")).state
     out = domain.reject(p, rejected(2))
-    assert out.product is not None
-    assert out.product.listed and out.product.live == live.live and out.product.draft is None
+    assert out.state is not None
+    assert out.state.listed and out.state.live == live.live and out.state.draft is None
 
 
 def test_stale_reject_is_ignored() -> None:
     live = listed_v1()
     out = domain.reject(live, rejected(1))
-    assert out.ignored == "stale_decision" and out.product == live
+    assert out.ignored == "stale_decision" and out.state == live
 
 
 def test_edit_of_listed_product_keeps_live_listed() -> None:
     live = listed_v1()
     out = domain.submit(live, submitted(title="Tea cup v2", price_fen=2990))
-    assert out.product is not None
-    assert out.product.listed and out.product.live == live.live
-    assert out.product.draft is not None and out.product.draft.number == 2
+    assert out.state is not None
+    assert out.state.listed and out.state.live == live.live
+    assert out.state.draft is not None and out.state.draft.number == 2
     [event] = out.events
     assert isinstance(event, ProductReviewRequested)
     assert (event.version, event.live_version, event.live_price_fen) == (2, 1, 1990)
-    listed = domain.approve(out.product, approved(2))
-    assert listed.product is not None and listed.product.live is not None
-    assert listed.product.live.number == 2 and listed.product.live.content["price_fen"] == 2990
+    listed = domain.approve(out.state, approved(2))
+    assert listed.state is not None and listed.state.live is not None
+    assert listed.state.live.number == 2 and listed.state.live.content["price_fen"] == 2990
 
 
 def test_resubmission_replaces_pending_draft() -> None:
-    p = domain.submit(None, submitted()).product
+    p = domain.submit(None, submitted()).state
     out = domain.submit(p, submitted(title="Tea cup again"))
-    assert out.product is not None and out.product.draft is not None
-    assert out.product.draft.number == 2 and out.product.draft.content["title"] == "Tea cup again"
+    assert out.state is not None and out.state.draft is not None
+    assert out.state.draft.number == 2 and out.state.draft.content["title"] == "Tea cup again"
 
 
 def test_withdraw_delists_and_drops_the_draft() -> None:
     live = listed_v1()
-    p = domain.submit(live, submitted(title="Tea cup v2")).product
+    p = domain.submit(live, submitted(title="Tea cup v2")).state
     out = domain.withdraw(p, ProductWithdrawn(product_id="p-1", merchant_id="m-1"))
-    assert out.product is not None
-    assert not out.product.listed and out.product.draft is None
-    assert out.product.delisted_reason == "withdrawn"
+    assert out.state is not None
+    assert not out.state.listed and out.state.draft is None
+    assert out.state.delisted_reason == "withdrawn"
     assert [type(e) for e in out.events] == [CatalogAuditCancelled, ProductDelisted]
     cancel, delisted = out.events
     assert isinstance(cancel, CatalogAuditCancelled) and cancel.version == 2
     assert isinstance(delisted, ProductDelisted)
     assert (delisted.reason, delisted.version) == ("withdrawn", 1)
     # a late approval of the dropped draft changes nothing
-    assert domain.approve(out.product, approved(2)).ignored == "stale_decision"
+    assert domain.approve(out.state, approved(2)).ignored == "stale_decision"
 
 
 def test_withdraw_of_a_listed_product_without_draft() -> None:
@@ -163,29 +164,29 @@ def test_withdraw_of_a_listed_product_without_draft() -> None:
 
 def test_withdraw_twice_or_unknown_is_ignored() -> None:
     cmd = ProductWithdrawn(product_id="p-1", merchant_id="m-1")
-    gone = domain.withdraw(listed_v1(), cmd).product
+    gone = domain.withdraw(listed_v1(), cmd).state
     assert domain.withdraw(gone, cmd).ignored == "not_on_sale"
     assert domain.withdraw(None, cmd).ignored == "unknown_product"
 
 
 def test_resubmit_after_withdraw_lists_again() -> None:
     cmd = ProductWithdrawn(product_id="p-1", merchant_id="m-1")
-    gone = domain.withdraw(listed_v1(), cmd).product
-    p = domain.submit(gone, submitted()).product
+    gone = domain.withdraw(listed_v1(), cmd).state
+    p = domain.submit(gone, submitted()).state
     out = domain.approve(p, approved(2))
-    assert out.product is not None and out.product.listed
-    assert out.product.delisted_reason is None
+    assert out.state is not None and out.state.listed
+    assert out.state.delisted_reason is None
 
 
 def test_cancel_audit_drops_draft_keeps_live() -> None:
     live = listed_v1()
-    p = domain.submit(live, submitted(title="Tea cup v2")).product
+    p = domain.submit(live, submitted(title="Tea cup v2")).state
     out = domain.cancel_audit(p, ProductAuditCancelled(product_id="p-1", merchant_id="m-1"))
-    assert out.product is not None
-    assert out.product.draft is None and out.product.listed and out.product.live == live.live
+    assert out.state is not None
+    assert out.state.draft is None and out.state.listed and out.state.live == live.live
     [event] = out.events
     assert isinstance(event, CatalogAuditCancelled) and event.version == 2
-    assert domain.approve(out.product, approved(2)).ignored == "stale_decision"
+    assert domain.approve(out.state, approved(2)).ignored == "stale_decision"
 
 
 def test_cancel_audit_without_draft_is_ignored() -> None:
@@ -196,7 +197,7 @@ def test_cancel_audit_without_draft_is_ignored() -> None:
 
 def test_other_merchant_is_refused_everywhere() -> None:
     live = listed_v1()
-    p = domain.submit(live, submitted(title="Tea cup v2")).product
+    p = domain.submit(live, submitted(title="Tea cup v2")).state
     assert p is not None
     outcomes = [
         domain.submit(p, submitted(merchant="m-2")),
@@ -204,6 +205,8 @@ def test_other_merchant_is_refused_everywhere() -> None:
         domain.cancel_audit(p, ProductAuditCancelled(product_id="p-1", merchant_id="m-2")),
     ]
     for out in outcomes:
-        assert out.refused is not None and out.refused.code == "not_product_owner"
-        assert out.refused.field == "merchant_id"
-        assert out.events == [] and out.product == p
+        [reason] = out.refused
+        assert reason.code == "not_product_owner" and reason.field == "merchant_id"
+        [refusal] = out.events  # published, never dead-lettered
+        assert isinstance(refusal, ProductRefused) and refusal.merchant_id == "m-2"
+        assert refusal.reasons == [reason] and out.state == p

@@ -46,7 +46,7 @@ def ann(pid: str = "pol-1", **over: Any) -> PolicyAnnounced:
     return PolicyAnnounced.model_validate(data, strict=False)
 
 
-def codes(decision: domain.Decision) -> list[str]:
+def codes(decision: domain.PolicyDecision) -> list[str]:
     (rejected,) = decision.events
     assert isinstance(rejected, PolicyRejected)
     return [r.code for r in rejected.reasons]
@@ -54,8 +54,8 @@ def codes(decision: domain.Decision) -> list[str]:
 
 def accepted(**over: Any) -> Policy:
     decision = domain.announce(None, ann(**over), T0, CAUSE)
-    assert decision.policy is not None and decision.policy.state == "scheduled"
-    return decision.policy
+    assert decision.state.policy is not None and decision.state.policy.state == "scheduled"
+    return decision.state.policy
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -63,15 +63,19 @@ def accepted(**over: Any) -> Policy:
 
 def test_valid_announcement_is_accepted_scheduled_and_assessed() -> None:
     d = domain.announce(None, ann(), T0, CAUSE)
-    assert d.policy is not None and d.policy.state == "scheduled" and d.policy.revision == 1
+    assert (
+        d.state.policy is not None
+        and d.state.policy.state == "scheduled"
+        and d.state.policy.revision == 1
+    )
     (event,) = d.events
     assert isinstance(event, PolicyAccepted) and event.rules[0].kind == "disallow_source"
-    assert d.assess
-    assert [(s.phase, s.due_at) for s in d.schedules] == [
+    assert d.state.assess
+    assert [(s.phase, s.due_at) for s in d.state.schedules] == [
         ("block_new", T0 + timedelta(days=3)),
         ("enforce_existing", T0 + timedelta(days=27)),
     ]
-    assert [h.state for h in d.policy.history] == ["announced", "accepted", "scheduled"]
+    assert [h.state for h in d.state.policy.history] == ["announced", "accepted", "scheduled"]
 
 
 @pytest.mark.parametrize(
@@ -101,7 +105,9 @@ def test_invalid_announcements_are_rejected_with_codes(
 ) -> None:
     d = domain.announce(None, ann(**over), T0, CAUSE)
     assert codes(d) == expected
-    assert d.policy is not None and d.policy.state == "rejected" and not d.schedules
+    assert (
+        d.state.policy is not None and d.state.policy.state == "rejected" and not d.state.schedules
+    )
     rejected = d.events[0]
     assert isinstance(rejected, PolicyRejected)
     assert all(r.policy_id == "pol-1" for r in rejected.reasons)
@@ -109,9 +115,9 @@ def test_invalid_announcements_are_rejected_with_codes(
 
 def test_same_time_for_both_phases_and_no_enforce_existing_are_valid() -> None:
     same = domain.announce(None, ann(enforce_existing_at=ann().effective_at.isoformat()), T0, CAUSE)
-    assert same.policy is not None and same.policy.state == "scheduled"
+    assert same.state.policy is not None and same.state.policy.state == "scheduled"
     none = domain.announce(None, ann(enforce_existing_at=None), T0, CAUSE)
-    assert none.schedules[1].due_at is None  # = cancel any enforce_existing schedule
+    assert none.state.schedules[1].due_at is None  # = cancel any enforce_existing schedule
 
 
 # --- amendment ---------------------------------------------------------------------------------
@@ -121,37 +127,43 @@ def test_amendment_before_effect_reschedules_and_reassesses() -> None:
     policy = accepted()
     later = (T0 + timedelta(days=5)).isoformat()
     d = domain.announce(policy, ann(effective_at=later, enforce_existing_at=later), T0, CAUSE)
-    assert d.policy is not None and d.policy.revision == 2 and d.assess
+    assert d.state.policy is not None and d.state.policy.revision == 2 and d.state.assess
     assert isinstance(d.events[0], PolicyAccepted)
-    assert {s.due_at for s in d.schedules} == {T0 + timedelta(days=5)}
-    assert {s.revision for s in d.schedules} == {2}
+    assert {s.due_at for s in d.state.schedules} == {T0 + timedelta(days=5)}
+    assert {s.revision for s in d.state.schedules} == {2}
 
 
 def test_invalid_amendment_is_rejected_and_keeps_the_accepted_terms() -> None:
     policy = accepted()
     d = domain.announce(policy, ann(rules=[]), T0, CAUSE)
     assert codes(d) == ["empty_rule"]
-    assert d.policy is not None and d.policy.state == "scheduled"
-    assert d.policy.terms == policy.terms and not d.schedules
-    assert [r.code for r in d.policy.last_rejection] == ["empty_rule"]
+    assert d.state.policy is not None and d.state.policy.state == "scheduled"
+    assert d.state.policy.terms == policy.terms and not d.state.schedules
+    assert [r.code for r in d.state.policy.last_rejection] == ["empty_rule"]
 
 
 def test_amendment_after_effect_is_rejected_already_in_force() -> None:
-    fired = domain.fire(accepted(), "block_new", T0).policy
+    fired = domain.fire(accepted(), "block_new", T0).state.policy
     d = domain.announce(fired, ann(title="changed"), T0, CAUSE)
     assert codes(d) == ["already_in_force"]
-    assert d.policy is not None and d.policy.state == "in_force" and not d.schedules
+    assert (
+        d.state.policy is not None and d.state.policy.state == "in_force" and not d.state.schedules
+    )
 
 
 def test_announcing_a_lifted_policy_id_is_rejected() -> None:
-    lifted = domain.retract(accepted(), PolicyRetracted(policy_id="pol-1"), T0).policy
+    lifted = domain.retract(accepted(), PolicyRetracted(policy_id="pol-1"), T0).state.policy
     assert codes(domain.announce(lifted, ann(), T0, CAUSE)) == ["policy_lifted"]
 
 
 def test_a_rejected_policy_can_be_announced_again_validly() -> None:
-    rejected = domain.announce(None, ann(rules=[]), T0, CAUSE).policy
+    rejected = domain.announce(None, ann(rules=[]), T0, CAUSE).state.policy
     d = domain.announce(rejected, ann(), T0, CAUSE)
-    assert d.policy is not None and d.policy.state == "scheduled" and d.policy.revision == 1
+    assert (
+        d.state.policy is not None
+        and d.state.policy.state == "scheduled"
+        and d.state.policy.revision == 1
+    )
 
 
 # --- firing ------------------------------------------------------------------------------------
@@ -161,12 +173,12 @@ def test_phases_fire_once_in_order() -> None:
     policy = accepted()
     d1 = domain.fire(policy, "block_new", T0)
     assert [e.phase for e in d1.events if isinstance(e, PolicyInForce)] == ["block_new"]
-    assert d1.policy is not None and d1.policy.state == "in_force"
-    assert d1.policy.phase == "block_new"
-    assert domain.fire(d1.policy, "block_new", T0).ignored == "already_fired"
-    d2 = domain.fire(d1.policy, "enforce_existing", T0)
+    assert d1.state.policy is not None and d1.state.policy.state == "in_force"
+    assert d1.state.policy.phase == "block_new"
+    assert domain.fire(d1.state.policy, "block_new", T0).ignored == "already_fired"
+    d2 = domain.fire(d1.state.policy, "enforce_existing", T0)
     assert [type(e) for e in d2.events] == [PolicyInForce]
-    assert d2.policy is not None and d2.policy.phase == "enforce_existing"
+    assert d2.state.policy is not None and d2.state.policy.phase == "enforce_existing"
 
 
 def test_enforce_existing_due_first_fires_block_new_with_it() -> None:
@@ -176,7 +188,7 @@ def test_enforce_existing_due_first_fires_block_new_with_it() -> None:
 
 
 def test_lifted_policy_does_not_fire() -> None:
-    lifted = domain.retract(accepted(), PolicyRetracted(policy_id="pol-1"), T0).policy
+    lifted = domain.retract(accepted(), PolicyRetracted(policy_id="pol-1"), T0).state.policy
     assert domain.fire(lifted, "block_new", T0).ignored == "policy_lifted"
 
 
@@ -194,22 +206,22 @@ def test_live_only_rules_complete_at_once_with_empty_counts() -> None:
 
 def test_retraction_before_effect_cancels_schedules_and_lifts() -> None:
     d = domain.retract(accepted(), PolicyRetracted(policy_id="pol-1", reason="deleted"), T0)
-    assert d.policy is not None and d.policy.state == "lifted"
+    assert d.state.policy is not None and d.state.policy.state == "lifted"
     assert [type(e) for e in d.events] == [PolicyLifted]
-    assert {(s.phase, s.due_at) for s in d.schedules} == {
+    assert {(s.phase, s.due_at) for s in d.state.schedules} == {
         ("block_new", None),
         ("enforce_existing", None),
     }
-    assert not d.policy.expects("lifted")  # nothing was enforced, nothing to report
+    assert not d.state.policy.expects("lifted")  # nothing was enforced, nothing to report
 
 
 def test_retraction_after_effect_cancels_what_remains_and_awaits_reports() -> None:
-    fired = domain.fire(accepted(), "block_new", T0).policy
+    fired = domain.fire(accepted(), "block_new", T0).state.policy
     d = domain.retract(fired, PolicyRetracted(policy_id="pol-1"), T0)
-    assert [s.phase for s in d.schedules] == ["enforce_existing"]
-    assert d.policy is not None and d.policy.expects("lifted")
-    assert d.policy.waiting_for("lifted") == ("showcase", "distribution")
-    assert domain.retract(d.policy, PolicyRetracted(policy_id="pol-1"), T0).ignored == (
+    assert [s.phase for s in d.state.schedules] == ["enforce_existing"]
+    assert d.state.policy is not None and d.state.policy.expects("lifted")
+    assert d.state.policy.waiting_for("lifted") == ("showcase", "distribution")
+    assert domain.retract(d.state.policy, PolicyRetracted(policy_id="pol-1"), T0).ignored == (
         "already_lifted"
     )
 
@@ -228,29 +240,29 @@ def rep(service: str, affected: int, phase: str = "enforce_existing") -> Enforce
 
 
 def test_completion_once_every_service_reported() -> None:
-    policy = domain.fire(accepted(), "enforce_existing", T0).policy
+    policy = domain.fire(accepted(), "enforce_existing", T0).state.policy
     d1 = domain.report(policy, rep("showcase", 3), T0)
     assert d1.events == []
-    assert domain.report(d1.policy, rep("showcase", 9), T0).ignored == "already_reported"
-    d2 = domain.report(d1.policy, rep("distribution", 2), T0)
+    assert domain.report(d1.state.policy, rep("showcase", 9), T0).ignored == "already_reported"
+    d2 = domain.report(d1.state.policy, rep("distribution", 2), T0)
     (done,) = d2.events
     assert isinstance(done, PolicyEnforcementCompleted)
     assert done.counts == {"showcase": 3, "distribution": 2}
-    assert domain.report(d2.policy, rep("distribution", 2), T0).ignored == "already_reported"
+    assert domain.report(d2.state.policy, rep("distribution", 2), T0).ignored == "already_reported"
 
 
 def test_reports_for_block_new_or_before_enforcement_do_not_complete() -> None:
-    policy = domain.fire(accepted(), "block_new", T0).policy
+    policy = domain.fire(accepted(), "block_new", T0).state.policy
     d = domain.report(policy, rep("showcase", 1, "block_new"), T0)
-    d = domain.report(d.policy, rep("distribution", 1, "block_new"), T0)
+    d = domain.report(d.state.policy, rep("distribution", 1, "block_new"), T0)
     assert d.events == []
 
 
 def test_lifted_after_effect_completes_when_services_restored() -> None:
-    policy = domain.fire(accepted(), "enforce_existing", T0).policy
-    policy = domain.retract(policy, PolicyRetracted(policy_id="pol-1"), T0).policy
+    policy = domain.fire(accepted(), "enforce_existing", T0).state.policy
+    policy = domain.retract(policy, PolicyRetracted(policy_id="pol-1"), T0).state.policy
     d = domain.report(policy, rep("showcase", 3, "lifted"), T0)
-    d = domain.report(d.policy, rep("distribution", 0, "lifted"), T0)
+    d = domain.report(d.state.policy, rep("distribution", 0, "lifted"), T0)
     (done,) = d.events
     assert isinstance(done, PolicyEnforcementCompleted) and done.phase == "lifted"
 
@@ -344,6 +356,6 @@ def test_provider_built_merchant_is_not_exempt_from_require_shop() -> None:
 def test_the_same_announcement_again_changes_nothing_before_or_after_effect() -> None:
     policy = accepted()
     assert domain.announce(policy, ann(), T0, CAUSE).ignored == "same_terms"
-    fired = domain.fire(policy, "block_new", T0).policy
+    fired = domain.fire(policy, "block_new", T0).state.policy
     assert domain.announce(fired, ann(), T0, CAUSE).ignored == "same_terms"
     assert codes(domain.announce(fired, ann(title="other"), T0, CAUSE)) == ["already_in_force"]

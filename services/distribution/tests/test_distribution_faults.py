@@ -168,10 +168,10 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(
             assert payable["payable_fen"] == want["settled_fen"]
             assert payable["pending_fen"] == want["pending_fen"]
 
-    events = probe.events(COMMISSIONS, creator_id=creator)
-    assert seen_at_kill < len({r.event["id"] for r in events}), "the kill was not mid-stream"
+    published = probe.events(COMMISSIONS, creator_id=creator)
+    assert seen_at_kill < len({r.event["id"] for r in published}), "the kill was not mid-stream"
     ids: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for r in events:
+    for r in published:
         ids[(r.subject, r.type)].add(r.event["id"])
     accrued_orders = {subject for subject, type_ in ids if type_ == "commission.accrued"}
     assert len(accrued_orders) == n
@@ -179,6 +179,6 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(
         if type_ in ("commission.accrued", "commission.settled", "commission.cancelled"):
             assert len(event_ids) == 1, f"{subject} has {len(event_ids)} distinct {type_} events"
     # the published events alone (deduplicated by id) add up to the ledger
-    unique = {r.event["id"]: r for r in events}.values()
+    unique = {r.event["id"]: r for r in published}.values()
     accrued_sum = sum(r.data["commission_fen"] for r in unique if r.type == "commission.accrued")
     assert accrued_sum == want["accrued_fen"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -13,6 +14,7 @@ from vitrine.contract.events import (
     OfferPublished,
     OfferWithdrawRequested,
     OrderPaid,
+    Reason,
     Source,
     SourceMatch,
 )
@@ -107,7 +109,7 @@ def paid(
     )
 
 
-def codes(reasons: list[domain.commissions.Reason]) -> list[str]:
+def codes(reasons: Sequence[Reason]) -> list[str]:
     return [r.code for r in reasons]
 
 
@@ -481,8 +483,8 @@ def test_commission_refusals() -> None:
 
 
 def test_rate_in_force_at_paid_at() -> None:
-    offer = active_offer(1000)
-    offer = publish(offer, published(bps=500), T0 + timedelta(minutes=1)).offer
+    republished = publish(active_offer(1000), published(bps=500), T0 + timedelta(minutes=1))
+    offer = republished.offer
     assert offer is not None
     before = domain.pay(
         None, paid("a", 10_000, at=MIDNIGHT - MS), offer, MIDNIGHT + timedelta(hours=2)

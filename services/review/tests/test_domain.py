@@ -50,18 +50,18 @@ def manual(version: int, verdict: str = "approve", **over: Any) -> ReviewManualD
 def escalated_case() -> Case:
     first = domain.review_requested(None, request(1), CONFIG, {}, NOW)
     jump = request(2, price_fen=5000, live_version=1, live_price_fen=1000)
-    out = domain.review_requested(first.case, jump, CONFIG, {}, NOW, "ev-2")
-    assert out.case is not None and out.case.pending is not None
-    return out.case
+    out = domain.review_requested(first.state.case, jump, CONFIG, {}, NOW, "ev-2")
+    assert out.state.case is not None and out.state.case.pending is not None
+    return out.state.case
 
 
 def test_clean_draft_approved_and_audited() -> None:
     out = domain.review_requested(None, request(), CONFIG, {}, NOW, "ev-1")
     assert out.events == [ReviewApproved(product_id="p-1", version=1)]
-    assert out.case is not None
-    assert out.case.last_version == 1 and out.case.pending is None
-    assert out.case.title_key == rules.title_key("m-1", "Tea cup")
-    [entry] = out.audit
+    assert out.state.case is not None
+    assert out.state.case.last_version == 1 and out.state.case.pending is None
+    assert out.state.case.title_key == rules.title_key("m-1", "Tea cup")
+    [entry] = out.state.audit
     assert (entry.id, entry.outcome, entry.decided_by, entry.cause_id) == (
         "p-1:1:1",
         "approved",
@@ -75,8 +75,8 @@ def test_bad_draft_rejected_with_every_code() -> None:
     [event] = out.events
     assert isinstance(event, ReviewRejected)
     assert [r.code for r in event.reasons] == ["title_too_long", "invalid_price", "banned_term"]
-    assert out.case is not None and out.case.title_key is None
-    assert out.audit[0].outcome == "rejected"
+    assert out.state.case is not None and out.state.case.title_key is None
+    assert out.state.audit[0].outcome == "rejected"
 
 
 def test_price_jump_escalates_and_waits() -> None:
@@ -91,7 +91,7 @@ def test_price_jump_escalates_and_waits() -> None:
 def test_escalation_event_carries_version_and_reasons() -> None:
     first = domain.review_requested(None, request(1), CONFIG, {}, NOW)
     jump = request(2, price_fen=5000, live_version=1, live_price_fen=1000)
-    out = domain.review_requested(first.case, jump, CONFIG, {}, NOW)
+    out = domain.review_requested(first.state.case, jump, CONFIG, {}, NOW)
     [event] = out.events
     assert isinstance(event, ReviewEscalated)
     assert event.version == 2 and [r.code for r in event.reasons] == ["price_jump"]
@@ -110,15 +110,17 @@ def test_own_title_is_not_a_duplicate() -> None:
     key = rules.title_key("m-1", "Tea cup")
     assert key is not None
     first = domain.review_requested(None, request(1), CONFIG, {}, NOW)
-    out = domain.review_requested(first.case, request(2), CONFIG, {key: ["p-1"]}, NOW)
+    out = domain.review_requested(first.state.case, request(2), CONFIG, {key: ["p-1"]}, NOW)
     assert isinstance(out.events[0], ReviewApproved)
 
 
 def test_stale_request_ignored() -> None:
     first = domain.review_requested(None, request(2), CONFIG, {}, NOW)
-    out = domain.review_requested(first.case, request(2), CONFIG, {}, NOW)
-    assert out.ignored == "stale_request" and out.events == [] and out.case == first.case
-    out = domain.review_requested(first.case, request(1), CONFIG, {}, NOW)
+    out = domain.review_requested(first.state.case, request(2), CONFIG, {}, NOW)
+    assert (
+        out.ignored == "stale_request" and out.events == [] and out.state.case == first.state.case
+    )
+    out = domain.review_requested(first.state.case, request(1), CONFIG, {}, NOW)
     assert out.ignored == "stale_request"
 
 
@@ -126,9 +128,9 @@ def test_manual_approve_of_escalated_version() -> None:
     case = escalated_case()
     out = domain.manual_decided(case, manual(2), NOW, "ev-m")
     assert out.events == [ReviewApproved(product_id="p-1", version=2)]
-    assert out.case is not None and out.case.pending is None
-    assert out.case.title_key == rules.title_key("m-1", "Tea cup")
-    [entry] = out.audit
+    assert out.state.case is not None and out.state.case.pending is None
+    assert out.state.case.title_key == rules.title_key("m-1", "Tea cup")
+    [entry] = out.state.audit
     assert (entry.id, entry.outcome, entry.decided_by) == ("p-1:2:3", "approved", "reviewer:r-9")
 
 
@@ -141,18 +143,18 @@ def test_manual_reject_uses_reviewer_reasons_or_a_default() -> None:
     given = manual(2, "reject", reasons=[{"code": "counterfeit", "message": "fake brand"}])
     out = domain.manual_decided(case, given, NOW)
     assert [r.code for r in out.events[0].reasons] == ["counterfeit"]  # type: ignore[attr-defined]
-    assert out.audit[0].outcome == "rejected"
+    assert out.state.audit[0].outcome == "rejected"
 
 
 def test_manual_decision_for_another_version_ignored() -> None:
     case = escalated_case()
     for decision in (manual(1), manual(3)):
         out = domain.manual_decided(case, decision, NOW)
-        assert out.ignored == "other_version" and out.events == [] and out.case == case
+        assert out.ignored == "other_version" and out.events == [] and out.state.case == case
 
 
 def test_manual_decision_without_escalation_ignored() -> None:
-    approved = domain.review_requested(None, request(1), CONFIG, {}, NOW).case
+    approved = domain.review_requested(None, request(1), CONFIG, {}, NOW).state.case
     assert domain.manual_decided(approved, manual(1), NOW).ignored == "not_escalated"
     assert domain.manual_decided(None, manual(1), NOW).ignored == "not_escalated"
 
@@ -160,7 +162,7 @@ def test_manual_decision_without_escalation_ignored() -> None:
 def test_manual_decision_applies_once() -> None:
     case = escalated_case()
     out = domain.manual_decided(case, manual(2), NOW)
-    again = domain.manual_decided(out.case, manual(2, "reject"), NOW)
+    again = domain.manual_decided(out.state.case, manual(2, "reject"), NOW)
     assert again.ignored == "not_escalated"
 
 
@@ -168,17 +170,17 @@ def test_audit_cancelled_drops_the_escalation() -> None:
     case = escalated_case()
     cancelled = CatalogAuditCancelled(product_id="p-1", merchant_id="m-1", version=2)
     out = domain.audit_cancelled(case, cancelled, NOW)
-    assert out.case is not None and out.case.pending is None
+    assert out.state.case is not None and out.state.case.pending is None
     assert out.events == []
-    assert out.audit[0].outcome == "cancelled" and out.audit[0].version == 2
-    assert domain.manual_decided(out.case, manual(2), NOW).ignored == "not_escalated"
+    assert out.state.audit[0].outcome == "cancelled" and out.state.audit[0].version == 2
+    assert domain.manual_decided(out.state.case, manual(2), NOW).ignored == "not_escalated"
 
 
 def test_audit_cancelled_for_other_version_or_nothing_pending_ignored() -> None:
     case = escalated_case()
     other = CatalogAuditCancelled(product_id="p-1", version=1)
     assert domain.audit_cancelled(case, other, NOW).ignored == "other_version"
-    approved = domain.review_requested(None, request(1), CONFIG, {}, NOW).case
+    approved = domain.review_requested(None, request(1), CONFIG, {}, NOW).state.case
     any_version = CatalogAuditCancelled(product_id="p-1")
     assert domain.audit_cancelled(approved, any_version, NOW).ignored == "nothing_pending"
 
@@ -186,10 +188,10 @@ def test_audit_cancelled_for_other_version_or_nothing_pending_ignored() -> None:
 def test_newer_draft_supersedes_the_escalation() -> None:
     case = escalated_case()
     out = domain.review_requested(case, request(3), CONFIG, {}, NOW)
-    assert [e.outcome for e in out.audit] == ["superseded", "approved"]
-    assert [e.version for e in out.audit] == [2, 3]
-    assert out.case is not None and out.case.pending is None
-    assert domain.manual_decided(out.case, manual(2), NOW).ignored == "not_escalated"
+    assert [e.outcome for e in out.state.audit] == ["superseded", "approved"]
+    assert [e.version for e in out.state.audit] == [2, 3]
+    assert out.state.case is not None and out.state.case.pending is None
+    assert domain.manual_decided(out.state.case, manual(2), NOW).ignored == "not_escalated"
 
 
 def test_move_title_keeps_the_index_in_step() -> None:

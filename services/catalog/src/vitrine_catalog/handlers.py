@@ -10,75 +10,93 @@ again changes nothing and re-emits a refusal with the same id, which consumers d
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from vitrine.contract.envelope import Event
-from vitrine.contract.events import ProductRefused
+from vitrine.contract.events import (
+    ProductAuditCancelled,
+    ProductSubmitted,
+    ProductWithdrawn,
+    ReviewApproved,
+    ReviewEscalated,
+    ReviewRejected,
+)
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging import inbox
+from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
-from vitrine_catalog import domain, repository
-from vitrine_catalog.domain import Outcome, Product
+from vitrine_catalog import domain
+from vitrine_catalog.domain import Command, Product, ProductDecision
+from vitrine_catalog.repository import Products
 
 log = get_logger(__name__)
-OUTPUT = "catalog.products"
 
-_DECIDERS: dict[str, Callable[[Product | None, Any], Outcome]] = {
-    "product.submitted": domain.submit,
-    "product.withdrawn": domain.withdraw,
-    "product.audit_cancelled": domain.cancel_audit,
-    "review.approved": domain.approve,
-    "review.rejected": domain.reject,
-}
+#: Everything catalog consumes: merchants' commands and review's decisions.
+Input = (
+    ProductSubmitted
+    | ProductWithdrawn
+    | ProductAuditCancelled
+    | ReviewApproved
+    | ReviewRejected
+    | ReviewEscalated
+)
 
 
-async def apply_events(events: list[Event[Any]], uow: UnitOfWork) -> None:
+def decide(product: Product | None, data: Input) -> ProductDecision | None:
+    """The domain function for this input (``None``: not catalog's business)."""
+    match data:
+        case ProductSubmitted():
+            return domain.submit(product, data)
+        case ProductWithdrawn():
+            return domain.withdraw(product, data)
+        case ProductAuditCancelled():
+            return domain.cancel_audit(product, data)
+        case ReviewApproved():
+            return domain.approve(product, data)
+        case ReviewRejected():
+            return domain.reject(product, data)
+        case ReviewEscalated():  # the draft simply stays pending
+            return None
+
+
+async def apply_events(events: list[Event[Input]], uow: UnitOfWork, products: Products) -> None:
     """Apply merchants' commands and review's decisions to the products they name."""
-    loaded, applied = await repository.load(
-        uow.db, (e.data.product_id for e in events), uow.session
-    )
-    products: dict[str, Product | None] = dict(loaded)
+    loaded, applied = await products.load(e.data.product_id for e in events)
+    state: dict[str, Product | None] = dict(loaded)
     done = {pid: inbox.applied_keys(keys) for pid, keys in applied.items()}
     changed: set[str] = set()
     for event in events:
-        decide = _DECIDERS.get(event.type)
-        if decide is None:  # e.g. review.escalated: the draft simply stays pending
-            continue
         pid = event.data.product_id
         key = event.envelope.dedupe_key
         if key in done.get(pid, ()):
             uow.duplicates.append(event)
             continue
-        outcome = decide(products.get(pid), event.data)
-        if outcome.refused is not None:
+        decision = decide(state.get(pid), event.data)
+        if decision is None:
+            continue
+        decision.emit(uow, cause=event)
+        if decision.refused:
             log.warning(
                 "product.command_refused",
                 product_id=pid,
                 type=event.type,
-                code=outcome.refused.code,
-                merchant_id=event.data.merchant_id,
-            )
-            uow.emit(
-                OUTPUT,
-                ProductRefused(
-                    product_id=pid,
-                    merchant_id=event.data.merchant_id,
-                    command=event.type,
-                    reasons=[outcome.refused],
-                ),
-                subject=pid,
-                cause=event,
+                code=decision.refused[0].code,
+                merchant_id=event.data.merchant_id if isinstance(event.data, Command) else None,
             )
             continue
-        if outcome.ignored is not None:
-            log.info("product.event_ignored", product_id=pid, type=event.type, why=outcome.ignored)
+        if decision.ignored is not None:
+            log.info("product.event_ignored", product_id=pid, type=event.type, why=decision.ignored)
             continue
-        products[pid] = outcome.product
+        state[pid] = decision.state
         applied[pid] = inbox.with_applied(applied.get(pid), key, uow.now())
         done.setdefault(pid, set()).add(key)
         changed.add(pid)
-        for data in outcome.events:
-            uow.emit(OUTPUT, data, subject=pid, cause=event)
-    await repository.save(
-        uow.db, (p for pid in changed if (p := products[pid])), applied, uow.session
-    )
+    await products.save((p for pid in changed if (p := state[pid])), applied)
+
+
+def make_handlers(products: Callable[[UnitOfWork], Products]) -> dict[str, BatchHandler]:
+    """The handlers per input topic, reaching products through ``products(uow)``."""
+
+    async def on_events(events: list[Event[Input]], uow: UnitOfWork) -> None:
+        await apply_events(events, uow, products(uow))
+
+    return {"merchants.products": on_events, "review.decisions": on_events}

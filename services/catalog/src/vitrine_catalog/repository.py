@@ -1,15 +1,18 @@
-"""Products in MongoDB: loaded and saved in bulk, one document per product keyed by ``_id``."""
+"""Where catalog keeps products: the :class:`Products` protocol the handlers use, MongoDB
+(one document per product keyed by ``_id``, loaded and saved in bulk) and an in-memory twin
+for handler tests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
 from vitrine_catalog.domain import Product, Version
 
@@ -78,6 +81,48 @@ async def save(
     ]
     if ops:
         await db[PRODUCTS].bulk_write(ops, ordered=False, session=session)
+
+
+class Products(Protocol):
+    """What catalog's handlers need: products with the events each applied, in bulk."""
+
+    async def load(self, ids: Iterable[str]) -> tuple[dict[str, Product], dict[str, list[str]]]:
+        """The products with these ids that exist, and the dedupe keys each applied."""
+        ...
+
+    async def save(self, products: Iterable[Product], applied: dict[str, list[str]]) -> None:
+        """Write these products with the events they applied."""
+        ...
+
+
+class MongoProducts:
+    """:class:`Products` in this batch's transaction."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.db, self.session = uow.db, uow.session
+
+    async def load(self, ids: Iterable[str]) -> tuple[dict[str, Product], dict[str, list[str]]]:
+        return await load(self.db, ids, self.session)
+
+    async def save(self, products: Iterable[Product], applied: dict[str, list[str]]) -> None:
+        await save(self.db, products, applied, self.session)
+
+
+class InMemoryProducts:
+    """:class:`Products` in a dict, for handler tests (kept across batches like the database)."""
+
+    def __init__(self, *products: Product) -> None:
+        self.products: dict[str, Product] = {p.product_id: p for p in products}
+        self.applied: dict[str, list[str]] = {}
+
+    async def load(self, ids: Iterable[str]) -> tuple[dict[str, Product], dict[str, list[str]]]:
+        found = {i: self.products[i] for i in set(ids) if i in self.products}
+        return found, {i: list(self.applied.get(i, [])) for i in found}
+
+    async def save(self, products: Iterable[Product], applied: dict[str, list[str]]) -> None:
+        for p in products:
+            self.products[p.product_id] = p
+            self.applied[p.product_id] = list(applied.get(p.product_id, []))
 
 
 async def setup(db: AsyncDatabase[Document]) -> None:

@@ -8,10 +8,7 @@ from vitrine_catalog import handlers, http, repository
 DEFINITION = ServiceDefinition(
     name="catalog",
     description="System of record for products: live versions, drafts under review, listing.",
-    handlers={
-        "merchants.products": handlers.apply_events,
-        "review.decisions": handlers.apply_events,
-    },
+    handlers=handlers.make_handlers(repository.MongoProducts),
     publishes=["catalog.products"],
     # Products record the events they applied (handlers.py): no inbox entry per event.
     dedupes_in_aggregate=frozenset({"merchants.products", "review.decisions"}),

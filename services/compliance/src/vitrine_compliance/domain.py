@@ -1,8 +1,9 @@
 """Policies: validation, amendment, scheduling, retraction and enforcement progress.
 
 Pure: no I/O. ``announce`` / ``retract`` / ``fire`` / ``report`` take the current
-:class:`Policy` (or ``None``) and return a :class:`Decision`: the new state, the rulings to
-publish, the schedule changes to write, and whether to (re)assess the impact.
+:class:`Policy` (or ``None``) and return a :class:`~vitrine.runtime.decision.Decision` about a
+:class:`Planned` (the new policy, the schedule changes to write, whether to (re)assess the
+impact) with the rulings to publish.
 
 Lifecycle (``state``)::
 
@@ -41,6 +42,7 @@ from vitrine.contract.events import (
     Surface,
     parse_rules,
 )
+from vitrine.runtime.decision import Decision, Emit
 
 State = Literal["announced", "accepted", "rejected", "scheduled", "in_force", "lifted"]
 PHASES: tuple[Phase, ...] = ("block_new", "enforce_existing")
@@ -132,16 +134,27 @@ class ScheduleOp:
 
 
 @dataclass(frozen=True)
-class Decision:
-    policy: Policy | None
-    events: list[EventData] = field(default_factory=list)
-    schedules: list[ScheduleOp] = field(default_factory=list)
-    assess: bool = False
-    ignored: str | None = None
+class Planned:
+    """A policy after one input, the schedule changes to write, whether to assess impact."""
 
-    @property
-    def changed(self) -> bool:
-        return self.ignored is None
+    policy: Policy | None
+    schedules: tuple[ScheduleOp, ...] = ()
+    assess: bool = False
+
+
+#: What every lifecycle function here returns.
+PolicyDecision = Decision[Planned]
+
+
+def _decided(
+    policy: Policy,
+    events: Sequence[EventData] = (),
+    schedules: Sequence[ScheduleOp] = (),
+    *,
+    assess: bool = False,
+) -> PolicyDecision:
+    emits = [Emit(e, policy.policy_id) for e in events]
+    return Decision(Planned(policy, tuple(schedules), assess), emits)
 
 
 def expected_services(rules: Iterable[Rule]) -> tuple[str, ...]:
@@ -192,7 +205,9 @@ def _log(policy: Policy, state: str, at: datetime, note: str = "") -> tuple[Hist
     return (*policy.history, HistoryEntry(state, at, note))[-50:]
 
 
-def announce(current: Policy | None, ann: PolicyAnnounced, at: datetime, cause: Cause) -> Decision:
+def announce(
+    current: Policy | None, ann: PolicyAnnounced, at: datetime, cause: Cause
+) -> PolicyDecision:
     """Accept (schedule, assess), amend before effect, or reject with reasons."""
     pid = ann.policy_id
     if current is not None and current.state in ("scheduled", "in_force"):
@@ -200,7 +215,7 @@ def announce(current: Policy | None, ann: PolicyAnnounced, at: datetime, cause: 
         if not problems and _terms(ann, rules) == current.terms:
             # The same announcement again (an upstream retry under a new event id): nothing
             # to amend, and no reason to answer "rejected" for a policy that stands.
-            return Decision(current, ignored="same_terms")
+            return Decision.ignore(Planned(current), "same_terms")
     base = current or Policy(pid, "announced")
     base = replace(base, history=_log(base, "announced", at, f"announcement {cause.id}"))
     if current is not None and current.state == "lifted":
@@ -246,7 +261,7 @@ def announce(current: Policy | None, ann: PolicyAnnounced, at: datetime, cause: 
         ScheduleOp("block_new", ann.effective_at, revision),
         ScheduleOp("enforce_existing", ann.enforce_existing_at, revision),
     ]
-    return Decision(policy, [terms], schedules, assess=True)
+    return _decided(policy, [terms], schedules, assess=True)
 
 
 def _terms(ann: PolicyAnnounced, rules: list[Rule]) -> PolicyAccepted:
@@ -268,7 +283,7 @@ def _schedule_note(terms: PolicyAccepted) -> str:
     return note
 
 
-def _reject(policy: Policy, reasons: Sequence[Reason], at: datetime) -> Decision:
+def _reject(policy: Policy, reasons: Sequence[Reason], at: datetime) -> PolicyDecision:
     """A rejected announcement; an accepted policy keeps its terms and schedules."""
     note = ", ".join(r.code for r in reasons)
     if policy.terms is None:
@@ -284,21 +299,21 @@ def _reject(policy: Policy, reasons: Sequence[Reason], at: datetime) -> Decision
             last_rejection=tuple(reasons),
             history=_log(policy, f"amendment rejected ({note})", at),
         )
-    return Decision(new, [_rejected(policy.policy_id, reasons)])
+    return _decided(new, [_rejected(policy.policy_id, reasons)])
 
 
-def retract(current: Policy | None, cmd: PolicyRetracted, at: datetime) -> Decision:
+def retract(current: Policy | None, cmd: PolicyRetracted, at: datetime) -> PolicyDecision:
     """Lift the policy: cancel what is still scheduled, tell the services to restore.
 
     Before effect ``policy.lifted`` is still published so that a service that recorded the
     rule (e.g. from ``policy.accepted``) drops it; no enforcement report is awaited then.
     """
     if current is None:
-        return Decision(None, ignored="unknown_policy")
+        return Decision.ignore(Planned(None), "unknown_policy")
     if current.state == "lifted":
-        return Decision(current, ignored="already_lifted")
+        return Decision.ignore(Planned(current), "already_lifted")
     if current.terms is None:  # never accepted: nothing to lift
-        return Decision(
+        return _decided(
             replace(current, history=_log(current, "retracted", at, "was never accepted")),
         )
     policy = replace(
@@ -311,17 +326,17 @@ def retract(current: Policy | None, cmd: PolicyRetracted, at: datetime) -> Decis
     events: list[EventData] = [PolicyLifted(policy_id=policy.policy_id, reason=cmd.reason)]
     schedules = [ScheduleOp(p, None, policy.revision) for p in PHASES if p not in current.fired]
     policy, done = _complete(policy, "lifted", at)
-    return Decision(policy, events + done, schedules)
+    return _decided(policy, events + done, schedules)
 
 
-def fire(current: Policy | None, phase: Phase, at: datetime) -> Decision:
+def fire(current: Policy | None, phase: Phase, at: datetime) -> PolicyDecision:
     """A schedule came due: publish ``policy.in_force`` for the phase (block_new first)."""
     if current is None or current.terms is None:
-        return Decision(current, ignored="unknown_policy")
+        return Decision.ignore(Planned(current), "unknown_policy")
     if current.state not in ("scheduled", "in_force"):
-        return Decision(current, ignored=f"policy_{current.state}")
+        return Decision.ignore(Planned(current), f"policy_{current.state}")
     if phase in current.fired:
-        return Decision(current, ignored="already_fired")
+        return Decision.ignore(Planned(current), "already_fired")
     terms = current.terms
     events: list[EventData] = []
     policy = current
@@ -345,26 +360,26 @@ def fire(current: Policy | None, phase: Phase, at: datetime) -> Decision:
             history=_log(policy, "in_force", at, p),
         )
     policy, done = _complete(policy, "enforce_existing", at)
-    return Decision(policy, events + done)
+    return _decided(policy, events + done)
 
 
-def report(current: Policy | None, rep: EnforcementReported, at: datetime) -> Decision:
+def report(current: Policy | None, rep: EnforcementReported, at: datetime) -> PolicyDecision:
     """Record a service's enforcement report; complete the phase when all have reported.
 
     The first report of a (phase, service) counts; later ones are logged and ignored, so
     completion is published once.
     """
     if current is None:
-        return Decision(None, ignored="unknown_policy")
+        return Decision.ignore(Planned(None), "unknown_policy")
     got = current.reports.get(rep.phase, {})
     if rep.service in got:
-        return Decision(current, ignored="already_reported")
+        return Decision.ignore(Planned(current), "already_reported")
     policy = replace(
         current,
         reports={**current.reports, rep.phase: {**got, rep.service: rep.affected}},
     )
     policy, done = _complete(policy, rep.phase, at)
-    return Decision(policy, done)
+    return _decided(policy, done)
 
 
 def _complete(policy: Policy, phase: str, at: datetime) -> tuple[Policy, list[EventData]]:

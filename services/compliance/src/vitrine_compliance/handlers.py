@@ -9,55 +9,107 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from pymongo import DeleteOne, ReplaceOne
+from typing import Any, TypeVar
 
 from vitrine.contract.envelope import Event
-from vitrine.contract.events import PolicyImpactAssessed, PolicyRejected
+from vitrine.contract.events import (
+    EnforcementReported,
+    EventData,
+    ItemAdded,
+    ItemRemoved,
+    ItemRestored,
+    ItemSuspended,
+    OfferActivated,
+    OfferRestored,
+    OfferSuspended,
+    OfferWithdrawn,
+    PolicyAnnounced,
+    PolicyImpactAssessed,
+    PolicyRejected,
+    PolicyRetracted,
+    ProductDelisted,
+    ProductListed,
+    ShopClosed,
+    ShopRegistered,
+)
 from vitrine.runtime.logging import get_logger
+from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
 from vitrine_compliance import domain, repository
-from vitrine_compliance.domain import Cause, Decision, Policy, ScheduleOp
+from vitrine_compliance.domain import Cause, Policy, PolicyDecision, ScheduleOp
+from vitrine_compliance.repository import Store
 
 log = get_logger(__name__)
 OUTPUT = "compliance.rulings"
+
+#: The events of the projections' topics (each topic carries more types; only these fold).
+ItemEvent = ItemAdded | ItemRemoved | ItemSuspended | ItemRestored
+OfferEvent = OfferActivated | OfferWithdrawn | OfferSuspended | OfferRestored
+ProductEvent = ProductListed | ProductDelisted
+ShopEvent = ShopRegistered | ShopClosed
+
+
+def make_handlers(store: Callable[[UnitOfWork], Store]) -> dict[str, BatchHandler]:
+    """The handlers per input topic, reaching state through ``store(uow)``."""
+
+    def bind(handler: Callable[[list[Event[Any]], UnitOfWork, Store], Any]) -> BatchHandler:
+        async def handle(events: list[Event[Any]], uow: UnitOfWork) -> None:
+            await handler(events, uow, store(uow))
+
+        return handle
+
+    return {
+        "platform.policies": bind(on_policies),
+        "compliance.reports": bind(on_reports),
+        "showcase.items": bind(on_items),
+        "distribution.offers": bind(on_offers),
+        "catalog.products": bind(on_products),
+        "accounts.shops": bind(on_shops),
+    }
 
 
 # --- policies ----------------------------------------------------------------------------------
 
 
-async def on_policies(events: list[Event[Any]], uow: UnitOfWork) -> None:
+def decide(
+    policy: Policy | None, event: Event[PolicyAnnounced | PolicyRetracted], uow: UnitOfWork
+) -> PolicyDecision:
+    """The domain function for this input."""
+    match event.data:
+        case PolicyAnnounced() as ann:
+            cause = Cause(event.id, event.envelope.source, event.correlationid)
+            return domain.announce(policy, ann, uow.now(), cause)
+        case PolicyRetracted() as cmd:
+            return domain.retract(policy, cmd, uow.now())
+
+
+async def on_policies(
+    events: list[Event[PolicyAnnounced | PolicyRetracted]], uow: UnitOfWork, store: Store
+) -> None:
     """Announcements and retractions, in order, per policy.
 
     An accepted announcement is followed by its impact assessment, computed from the
     projections as they stand in this transaction.
     """
     policies: dict[str, Policy | None] = dict(
-        await repository.load_policies(uow.db, (e.data.policy_id for e in events), uow.session)
+        await store.load_policies(e.data.policy_id for e in events)
     )
     schedules: list[tuple[str, ScheduleOp]] = []
     impacts: dict[str, dict[str, Any]] = {}
     changed: set[str] = set()
     for event in events:
         pid = event.data.policy_id
-        now = uow.now()
-        if event.type == "policy.announced":
-            cause = Cause(event.id, event.envelope.source, event.correlationid)
-            decision = domain.announce(policies.get(pid), event.data, now, cause)
-        else:
-            decision = domain.retract(policies.get(pid), event.data, now)
+        decision = decide(policies.get(pid), event, uow)
         if not _applied(decision, event):
             continue
-        policy = decision.policy
+        policy = decision.state.policy
         policies[pid] = policy
         changed.add(pid)
-        schedules += [(pid, op) for op in decision.schedules]
-        for data in decision.events:
-            uow.emit(OUTPUT, data, subject=pid, cause=event)
-        if decision.assess and policy is not None:
-            impacts[pid] = impact = await _assess(uow, policy)
+        schedules += [(pid, op) for op in decision.state.schedules]
+        decision.emit(uow, cause=event)
+        if decision.state.assess and policy is not None:
+            impacts[pid] = impact = await _assess(uow, store, policy)
             uow.emit(
                 OUTPUT,
                 PolicyImpactAssessed(
@@ -75,23 +127,19 @@ async def on_policies(events: list[Event[Any]], uow: UnitOfWork) -> None:
             log.warning(
                 "policy.rejected", policy_id=pid, codes=[r.code for r in policy.last_rejection]
             )
-    await repository.write_schedules(uow.db, schedules, uow.now(), uow.session)
-    await repository.save_policies(
-        uow.db, (p for pid in changed if (p := policies[pid])), impacts, uow.session
-    )
+    await store.write_schedules(schedules, uow.now())
+    await store.save_policies((p for pid in changed if (p := policies[pid])), impacts)
 
 
-async def _assess(uow: UnitOfWork, policy: Policy) -> dict[str, Any]:
+async def _assess(uow: UnitOfWork, store: Store, policy: Policy) -> dict[str, Any]:
     assert policy.terms is not None
     terms = policy.terms
-    items, offers, products, accounts = await repository.candidates(
-        uow.db, terms.rules, uow.session
-    )
+    items, offers, products, accounts = await store.candidates(terms.rules)
     impact = domain.assess(terms.rules, terms.exemptions, items, offers, products, accounts)
     return {**impact.as_dict(), "assessed_at": uow.now(), "revision": policy.revision}
 
 
-def _applied(decision: Decision, event: Event[Any]) -> bool:
+def _applied(decision: PolicyDecision, event: Event[Any]) -> bool:
     if decision.ignored is not None:
         log.info(
             "policy.event_ignored", type=event.type, subject=event.subject, why=decision.ignored
@@ -100,10 +148,12 @@ def _applied(decision: Decision, event: Event[Any]) -> bool:
     return True
 
 
-async def on_reports(events: list[Event[Any]], uow: UnitOfWork) -> None:
+async def on_reports(
+    events: list[Event[EnforcementReported]], uow: UnitOfWork, store: Store
+) -> None:
     """Enforcement reports from showcase and distribution."""
     policies: dict[str, Policy | None] = dict(
-        await repository.load_policies(uow.db, (e.data.policy_id for e in events), uow.session)
+        await store.load_policies(e.data.policy_id for e in events)
     )
     changed: set[str] = set()
     for event in events:
@@ -111,138 +161,134 @@ async def on_reports(events: list[Event[Any]], uow: UnitOfWork) -> None:
         decision = domain.report(policies.get(pid), event.data, uow.now())
         if not _applied(decision, event):
             continue
-        policies[pid] = decision.policy
+        policies[pid] = decision.state.policy
         changed.add(pid)
-        for data in decision.events:
-            uow.emit(OUTPUT, data, subject=pid, cause=event)
-    await repository.save_policies(
-        uow.db, (p for pid in changed if (p := policies[pid])), {}, uow.session
-    )
+        decision.emit(uow, cause=event)
+    await store.save_policies((p for pid in changed if (p := policies[pid])), {})
 
 
 # --- projections -------------------------------------------------------------------------------
 
-Fold = Callable[[Document | None, Event[Any]], Document | None]
+E = TypeVar("E", bound=EventData)
 
 
 async def _project(
-    uow: UnitOfWork,
+    store: Store,
     collection: str,
     events: list[Event[Any]],
-    key: Callable[[Event[Any]], str],
-    fold: Fold,
+    model: type[E] | Any,
+    key: Callable[[E], str],
+    fold: Callable[[Document | None, E], Document | None],
 ) -> None:
-    """Load the documents the batch names, fold the events in order, write once."""
-    ids = {key(e) for e in events}
-    cursor = uow.db[collection].find({"_id": {"$in": list(ids)}}, session=uow.session)
-    docs: dict[str, Document | None] = {doc["_id"]: doc async for doc in cursor}
+    """Load the documents the batch names, fold the events of ``model`` in order, write once."""
+    wanted: list[E] = [e.data for e in events if isinstance(e.data, model)]
+    docs: dict[str, Document | None] = dict(
+        await store.load_projection(collection, {key(d) for d in wanted})
+    )
     touched: set[str] = set()
-    for event in events:
-        k = key(event)
+    for data in wanted:
+        k = key(data)
         before = docs.get(k)
-        after = fold(before, event)
+        after = fold(before, data)
         if after is before:
             continue
-        if after is not None:
-            after["_id"] = k
         docs[k] = after
         touched.add(k)
-    ops: list[Any] = [
-        ReplaceOne({"_id": k}, doc, upsert=True)
-        if (doc := docs[k]) is not None
-        else DeleteOne({"_id": k})
-        for k in sorted(touched)
-    ]
-    if ops:
-        await uow.db[collection].bulk_write(ops, ordered=False, session=uow.session)
+    await store.write_projection(collection, {k: docs[k] for k in touched})
 
 
-def _fold_item(doc: Document | None, event: Event[Any]) -> Document | None:
-    d = event.data
-    match event.type:
-        case "showcase.item_added":
+def _fold_item(doc: Document | None, d: ItemEvent) -> Document | None:
+    match d:
+        case ItemAdded():
             return {
                 "creator_id": d.creator_id,
                 "product_id": d.product_id,
                 "offer_id": d.offer_id,
                 "status": "active",
             }
-        case "showcase.item_removed":
+        case ItemRemoved():
             return None
-        case "showcase.item_suspended" if doc is not None:
+        case ItemSuspended() if doc is not None:
             return {**doc, "status": "suspended", "suspended_reason": d.reason}
-        case "showcase.item_restored" if doc is not None:
+        case ItemRestored() if doc is not None:
             return {**doc, "status": "active", "suspended_reason": None}
-    return doc  # refused, moved, or about an item we never saw added
+    return doc  # about an item we never saw added
 
 
-def _fold_offer(doc: Document | None, event: Event[Any]) -> Document | None:
-    d = event.data
-    match event.type:
-        case "offer.activated":
+def _fold_offer(doc: Document | None, d: OfferEvent) -> Document | None:
+    match d:
+        case OfferActivated():
             return {
                 **(doc or {}),
                 "product_id": d.product_id,
                 "merchant_id": d.merchant_id,
                 "status": "active" if doc is None else doc["status"],
             }
-        case "offer.withdrawn":
+        case OfferWithdrawn():
             return None
-        case "offer.suspended" if doc is not None:
+        case OfferSuspended() if doc is not None:
             return {**doc, "status": "suspended", "suspended_reason": d.reason}
-        case "offer.restored" if doc is not None:
+        case OfferRestored() if doc is not None:
             return {**doc, "status": "active", "suspended_reason": None}
     return doc
 
 
-def _fold_product(doc: Document | None, event: Event[Any]) -> Document | None:
-    d = event.data
-    match event.type:
-        case "product.listed":
+def _fold_product(doc: Document | None, d: ProductEvent) -> Document | None:
+    match d:
+        case ProductListed():
             return {
                 "merchant_id": d.merchant_id,
                 "source": d.source.model_dump(mode="json", exclude_none=True),
                 "listed": True,
                 "version": d.version,
             }
-        case "product.delisted" if doc is not None:
+        case ProductDelisted() if doc is not None:
             return {**doc, "listed": False}
     return doc
 
 
-def _fold_account(doc: Document | None, event: Event[Any]) -> Document | None:
-    d = event.data
+def _fold_account(doc: Document | None, d: ShopEvent) -> Document | None:
     shops = [s for s in (doc or {}).get("shops", []) if s["shop_id"] != d.shop_id]
-    if event.type == "shop.registered":
-        shops.append(
-            {
-                "shop_id": d.shop_id,
-                "shop_kind": d.shop_kind,
-                "service_provider_built": d.service_provider_built,
-            }
-        )
-    elif doc is None:
-        return None
+    match d:
+        case ShopRegistered():
+            shops.append(
+                {
+                    "shop_id": d.shop_id,
+                    "shop_kind": d.shop_kind,
+                    "service_provider_built": d.service_provider_built,
+                }
+            )
+        case ShopClosed() if doc is None:
+            return None
     return {"shops": shops}
 
 
-async def on_items(events: list[Event[Any]], uow: UnitOfWork) -> None:
+async def on_items(events: list[Event[Any]], uow: UnitOfWork, store: Store) -> None:
+    """``showcase.items``: which creators show which products, active or suspended."""
     await _project(
-        uow,
+        store,
         repository.ITEMS,
         events,
-        lambda e: repository.item_id(e.data.creator_id, e.data.product_id),
+        ItemEvent,
+        lambda d: repository.item_id(d.creator_id, d.product_id),
         _fold_item,
     )
 
 
-async def on_offers(events: list[Event[Any]], uow: UnitOfWork) -> None:
-    await _project(uow, repository.OFFERS, events, lambda e: e.data.offer_id, _fold_offer)
+async def on_offers(events: list[Event[Any]], uow: UnitOfWork, store: Store) -> None:
+    """``distribution.offers``: which merchants distribute which products."""
+    await _project(store, repository.OFFERS, events, OfferEvent, lambda d: d.offer_id, _fold_offer)
 
 
-async def on_products(events: list[Event[Any]], uow: UnitOfWork) -> None:
-    await _project(uow, repository.PRODUCTS, events, lambda e: e.data.product_id, _fold_product)
+async def on_products(events: list[Event[Any]], uow: UnitOfWork, store: Store) -> None:
+    """``catalog.products``: listed products' owners and sources."""
+    await _project(
+        store, repository.PRODUCTS, events, ProductEvent, lambda d: d.product_id, _fold_product
+    )
 
 
-async def on_shops(events: list[Event[Any]], uow: UnitOfWork) -> None:
-    await _project(uow, repository.ACCOUNTS, events, lambda e: e.data.account_id, _fold_account)
+async def on_shops(events: list[Event[Any]], uow: UnitOfWork, store: Store) -> None:
+    """``accounts.shops``: which shops each account holds."""
+    await _project(
+        store, repository.ACCOUNTS, events, ShopEvent, lambda d: d.account_id, _fold_account
+    )

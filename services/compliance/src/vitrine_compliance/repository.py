@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid
@@ -32,6 +32,7 @@ from vitrine.contract.events import (
     Rule,
     Source,
 )
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
 from vitrine_compliance.domain import (
     Account,
@@ -292,6 +293,136 @@ async def candidates(
         session,
     )
     return items, offers, products, accounts
+
+
+Candidates = tuple[list[Item], list[Offer], dict[str, ProductInfo], dict[str, Account]]
+
+
+class Store(Protocol):
+    """What compliance's handlers need: policies, schedules, and the four projections
+    (``items``, ``offers``, ``products``, ``accounts``: documents keyed by ``_id``)."""
+
+    async def load_policies(self, ids: Iterable[str]) -> dict[str, Policy]: ...
+
+    async def save_policies(
+        self, policies: Iterable[Policy], impacts: dict[str, dict[str, Any]]
+    ) -> None: ...
+
+    async def write_schedules(
+        self, changes: Sequence[tuple[str, ScheduleOp]], at: datetime
+    ) -> None: ...
+
+    async def candidates(self, rules: Sequence[Rule]) -> Candidates:
+        """The active items and offers the rules could touch, their products and accounts."""
+        ...
+
+    async def load_projection(self, collection: str, ids: Iterable[str]) -> dict[str, Document]:
+        """The documents of a projection with these ids that exist."""
+        ...
+
+    async def write_projection(self, collection: str, docs: dict[str, Document | None]) -> None:
+        """Replace (or delete: ``None``) these documents of a projection."""
+        ...
+
+
+class MongoStore:
+    """:class:`Store` in this batch's transaction."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.db, self.session = uow.db, uow.session
+
+    async def load_policies(self, ids: Iterable[str]) -> dict[str, Policy]:
+        return await load_policies(self.db, ids, self.session)
+
+    async def save_policies(
+        self, policies: Iterable[Policy], impacts: dict[str, dict[str, Any]]
+    ) -> None:
+        await save_policies(self.db, policies, impacts, self.session)
+
+    async def write_schedules(
+        self, changes: Sequence[tuple[str, ScheduleOp]], at: datetime
+    ) -> None:
+        await write_schedules(self.db, changes, at, self.session)
+
+    async def candidates(self, rules: Sequence[Rule]) -> Candidates:
+        return await candidates(self.db, rules, self.session)
+
+    async def load_projection(self, collection: str, ids: Iterable[str]) -> dict[str, Document]:
+        cursor = self.db[collection].find({"_id": {"$in": list(set(ids))}}, session=self.session)
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def write_projection(self, collection: str, docs: dict[str, Document | None]) -> None:
+        ops: list[Any] = [
+            ReplaceOne({"_id": k}, {**doc, "_id": k}, upsert=True)
+            if doc is not None
+            else DeleteOne({"_id": k})
+            for k, doc in sorted(docs.items())
+        ]
+        if ops:
+            await self.db[collection].bulk_write(ops, ordered=False, session=self.session)
+
+
+class InMemoryStore:
+    """:class:`Store` in dicts, for handler tests (kept across batches like the database)."""
+
+    def __init__(self) -> None:
+        self.policies: dict[str, Policy] = {}
+        self.impacts: dict[str, dict[str, Any]] = {}
+        #: schedule id → what :func:`write_schedules` would store (``status`` pending/cancelled)
+        self.schedules: dict[str, Document] = {}
+        self.projections: dict[str, dict[str, Document]] = {
+            c: {} for c in (ITEMS, OFFERS, PRODUCTS, ACCOUNTS)
+        }
+
+    async def load_policies(self, ids: Iterable[str]) -> dict[str, Policy]:
+        return {i: self.policies[i] for i in set(ids) if i in self.policies}
+
+    async def save_policies(
+        self, policies: Iterable[Policy], impacts: dict[str, dict[str, Any]]
+    ) -> None:
+        for p in policies:
+            self.policies[p.policy_id] = p
+            if p.policy_id in impacts:
+                self.impacts[p.policy_id] = impacts[p.policy_id]
+
+    async def write_schedules(
+        self, changes: Sequence[tuple[str, ScheduleOp]], at: datetime
+    ) -> None:
+        for policy_id, op in changes:
+            sid = schedule_id(policy_id, op.phase)
+            if op.due_at is not None:
+                self.schedules[sid] = {
+                    "policy_id": policy_id,
+                    "phase": op.phase,
+                    "due_at": op.due_at,
+                    "status": "pending",
+                    "revision": op.revision,
+                }
+            elif self.schedules.get(sid, {}).get("status") == "pending":
+                self.schedules[sid] = {**self.schedules[sid], "status": "cancelled"}
+
+    async def candidates(self, rules: Sequence[Rule]) -> Candidates:
+        # Every active item and offer: a superset of Mongo's indexed narrowing, which
+        # ``domain.assess`` filters the same way.
+        p = self.projections
+        items = [to_item(d) for d in p[ITEMS].values() if d["status"] == "active"]
+        offers = [
+            to_offer({**d, "_id": k}) for k, d in p[OFFERS].items() if d["status"] == "active"
+        ]
+        products = {k: to_product({**d, "_id": k}) for k, d in p[PRODUCTS].items()}
+        accounts = {k: to_account({**d, "_id": k}) for k, d in p[ACCOUNTS].items()}
+        return items, offers, products, accounts
+
+    async def load_projection(self, collection: str, ids: Iterable[str]) -> dict[str, Document]:
+        docs = self.projections[collection]
+        return {i: dict(docs[i]) for i in set(ids) if i in docs}
+
+    async def write_projection(self, collection: str, docs: dict[str, Document | None]) -> None:
+        for k, doc in docs.items():
+            if doc is None:
+                self.projections[collection].pop(k, None)
+            else:
+                self.projections[collection][k] = {**doc, "_id": k}
 
 
 #: Every collection of this database, created up front (see :func:`setup`).

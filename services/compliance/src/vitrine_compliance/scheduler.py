@@ -85,8 +85,8 @@ async def _fire(rt: Runtime, schedule: dict[str, Any]) -> bool:
             },
             session=session,
         )
-        if decision.changed and decision.policy is not None:
-            policy = decision.policy
+        if decision.changed and decision.state.policy is not None:
+            policy = decision.state.policy
             key = f"{sid}:{current.get('revision', 0)}"
             events = [
                 (OUTPUT, ruling(data, policy, key, seq, now))

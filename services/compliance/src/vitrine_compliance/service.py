@@ -11,14 +11,7 @@ DEFINITION = ServiceDefinition(
         "Owns platform policies: validates announcements, assesses their impact, publishes "
         "policy.in_force on schedule, collects enforcement reports, lifts retracted policies."
     ),
-    handlers={
-        "platform.policies": handlers.on_policies,
-        "compliance.reports": handlers.on_reports,
-        "showcase.items": handlers.on_items,
-        "distribution.offers": handlers.on_offers,
-        "catalog.products": handlers.on_products,
-        "accounts.shops": handlers.on_shops,
-    },
+    handlers=handlers.make_handlers(repository.MongoStore),
     publishes=["compliance.rulings"],
     setup=repository.setup,
     routes=http.routes,

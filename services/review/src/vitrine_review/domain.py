@@ -2,14 +2,15 @@
 and the audit trail of every decision. Pure: no I/O; the caller passes the time.
 
 ``review_requested``, ``manual_decided`` and ``audit_cancelled`` take the current
-:class:`Case` (or ``None``) and return an :class:`Outcome`: the new case, the decisions to
-publish, the audit entries to keep, or why the input was ignored.
+:class:`Case` (or ``None``) and return a :class:`~vitrine.runtime.decision.Decision` about a
+:class:`Reviewed` (the new case and the audit entries to keep): the verdicts to publish, or
+why the input was ignored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from vitrine.contract.events import (
@@ -22,6 +23,7 @@ from vitrine.contract.events import (
     ReviewManualDecided,
     ReviewRejected,
 )
+from vitrine.runtime.decision import Decision, Emit
 from vitrine_review import rules
 from vitrine_review.config import ReviewConfig
 
@@ -76,13 +78,20 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """The new case (unchanged when ignored), what to publish, what to keep."""
+class Reviewed:
+    """A case after one input (unchanged when ignored) and the audit entries it wrote."""
 
     case: Case | None
-    events: list[EventData] = field(default_factory=list)
-    audit: list[AuditEntry] = field(default_factory=list)
-    ignored: str | None = None
+    audit: tuple[AuditEntry, ...] = ()
+
+
+#: What every function here returns.
+CaseDecision = Decision[Reviewed]
+
+
+def _decided(case: Case, event: EventData | None, audit: Sequence[AuditEntry]) -> CaseDecision:
+    emits = [Emit(event, case.product_id)] if event is not None else []
+    return Decision(Reviewed(case, tuple(audit)), emits)
 
 
 def _entry(
@@ -123,14 +132,14 @@ def review_requested(
     titles: Mapping[str, Sequence[str]],
     now: datetime,
     cause_id: str | None = None,
-) -> Outcome:
+) -> CaseDecision:
     """Run the automated rules on a new draft version.
 
     A version not newer than one already seen is stale. A newer draft supersedes a pending
     escalation (catalog replaced the draft, so a verdict on the old one means nothing).
     """
     if case is not None and req.version <= case.last_version:
-        return Outcome(case, ignored="stale_request")
+        return Decision.ignore(Reviewed(case), "stale_request")
     current = case or Case(req.product_id, req.merchant_id)
     current = replace(current, merchant_id=req.merchant_id, last_version=req.version)
     audit: list[AuditEntry] = []
@@ -169,7 +178,7 @@ def review_requested(
     else:
         current = replace(current, title_key=key)
         event = ReviewApproved(product_id=req.product_id, version=req.version, reasons=reasons)
-    return Outcome(current, [event], audit)
+    return _decided(current, event, audit)
 
 
 def manual_decided(
@@ -177,12 +186,12 @@ def manual_decided(
     decision: ReviewManualDecided,
     now: datetime,
     cause_id: str | None = None,
-) -> Outcome:
+) -> CaseDecision:
     """A reviewer's verdict, applied only to the version currently escalated."""
     if case is None or case.pending is None:
-        return Outcome(case, ignored="not_escalated")
+        return Decision.ignore(Reviewed(case), "not_escalated")
     if case.pending.version != decision.version:
-        return Outcome(case, ignored="other_version")
+        return Decision.ignore(Reviewed(case), "other_version")
     pending = case.pending
     by = f"reviewer:{decision.reviewer_id}"
     pid, version = case.product_id, decision.version
@@ -199,7 +208,7 @@ def manual_decided(
         new, entry = _entry(case, version, "rejected", reasons, by, now, cause_id)
         new = replace(new, pending=None)
         event = ReviewRejected(product_id=pid, version=version, reasons=reasons)
-    return Outcome(new, [event], [entry])
+    return _decided(new, event, [entry])
 
 
 def audit_cancelled(
@@ -207,12 +216,12 @@ def audit_cancelled(
     cancelled: CatalogAuditCancelled,
     now: datetime,
     cause_id: str | None = None,
-) -> Outcome:
+) -> CaseDecision:
     """Catalog dropped the draft (merchant cancelled or withdrew): leave the queue."""
     if case is None or case.pending is None:
-        return Outcome(case, ignored="nothing_pending")
+        return Decision.ignore(Reviewed(case), "nothing_pending")
     if cancelled.version is not None and cancelled.version != case.pending.version:
-        return Outcome(case, ignored="other_version")
+        return Decision.ignore(Reviewed(case), "other_version")
     version = case.pending.version
     new, entry = _entry(
         replace(case, pending=None),
@@ -223,7 +232,7 @@ def audit_cancelled(
         now,
         cause_id,
     )
-    return Outcome(new, [], [entry])
+    return _decided(new, None, [entry])
 
 
 def move_title(

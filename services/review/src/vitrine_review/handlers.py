@@ -4,54 +4,84 @@ One bulk read and one bulk write per collection per batch, whatever its size (DE
 Each case records the events it applied (``inbox.with_applied``), so a redelivered event is
 recognised there and the pipeline writes no inbox entry for review's inputs; an event that
 changes no case is not recorded (applying it again changes nothing).
-The rules' configuration is injected: :func:`make_handlers` closes over a ``ReviewConfig``.
+The rules' configuration and the store are injected: :func:`make_handlers` closes over a
+``ReviewConfig`` and a :class:`~vitrine_review.repository.Cases` factory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
 
 from vitrine.contract.envelope import Event
+from vitrine.contract.events import (
+    CatalogAuditCancelled,
+    ProductReviewRequested,
+    ReviewManualDecided,
+)
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging import inbox
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
-from vitrine_review import domain, repository, rules
+from vitrine_review import domain, rules
 from vitrine_review.config import ReviewConfig
-from vitrine_review.domain import AuditEntry, Case, Outcome
+from vitrine_review.domain import AuditEntry, Case, CaseDecision
+from vitrine_review.repository import Cases
 
 log = get_logger(__name__)
-OUTPUT = "review.decisions"
 
-#: The catalog.products types review acts on; the rest (listed, rejected, …) are not its job.
+#: What review acts on: drafts to review, cancelled reviews, reviewers' verdicts.
+Input = ProductReviewRequested | CatalogAuditCancelled | ReviewManualDecided
+
 #: The catalog events review acts on (the service definition skips the others before the
 #: transaction, so they cost no inbox entry).
-CATALOG_TYPES = frozenset({"product.review_requested", "product.audit_cancelled"})
+CATALOG_TYPES = frozenset(m.event_type for m in (ProductReviewRequested, CatalogAuditCancelled))
 
 
-def make_handlers(config: ReviewConfig) -> dict[str, BatchHandler]:
+def make_handlers(
+    config: ReviewConfig, cases: Callable[[UnitOfWork], Cases]
+) -> dict[str, BatchHandler]:
     """The handlers per input topic, with the rules configured by ``config``."""
 
-    async def on_catalog(events: list[Event[Any]], uow: UnitOfWork) -> None:
+    async def on_catalog(events: list[Event[Input]], uow: UnitOfWork) -> None:
         """Drafts to review (``product.review_requested``) and cancelled reviews."""
-        wanted = [e for e in events if e.type in CATALOG_TYPES]
-        await _apply(wanted, uow, config)
+        wanted = [
+            e for e in events if isinstance(e.data, ProductReviewRequested | CatalogAuditCancelled)
+        ]
+        await apply_events(wanted, uow, cases(uow), config)
 
-    async def on_manual(events: list[Event[Any]], uow: UnitOfWork) -> None:
+    async def on_manual(events: list[Event[Input]], uow: UnitOfWork) -> None:
         """Reviewers' verdicts on escalated versions."""
-        await _apply(events, uow, config)
+        await apply_events(events, uow, cases(uow), config)
 
     return {"catalog.products": on_catalog, "review.manual": on_manual}
 
 
-async def _apply(events: list[Event[Any]], uow: UnitOfWork, config: ReviewConfig) -> None:
+def decide(
+    case: Case | None,
+    event: Event[Input],
+    config: ReviewConfig,
+    titles: dict[str, list[str]],
+    now: datetime,
+) -> CaseDecision:
+    """The domain function for this input."""
+    match event.data:
+        case ProductReviewRequested() as req:
+            return domain.review_requested(case, req, config, titles, now, event.id)
+        case ReviewManualDecided() as verdict:
+            return domain.manual_decided(case, verdict, now, event.id)
+        case CatalogAuditCancelled() as cancelled:
+            return domain.audit_cancelled(case, cancelled, now, event.id)
+
+
+async def apply_events(
+    events: list[Event[Input]], uow: UnitOfWork, store: Cases, config: ReviewConfig
+) -> None:
+    """Fold the events through the domain per case; one bulk save."""
     if not events:
         return
     now = uow.now()
-    loaded, applied = await repository.load_cases(
-        uow.db, (e.data.product_id for e in events), uow.session
-    )
+    loaded, applied = await store.load_cases(e.data.product_id for e in events)
     cases: dict[str, Case | None] = dict(loaded)
     queued = {pid for pid, c in loaded.items() if c.pending is not None}
     done = {pid: inbox.applied_keys(keys) for pid, keys in applied.items()}
@@ -66,18 +96,11 @@ async def _apply(events: list[Event[Any]], uow: UnitOfWork, config: ReviewConfig
     title_keys |= {
         k
         for e in events
-        if e.type == "product.review_requested"
+        if isinstance(e.data, ProductReviewRequested)
         and (k := rules.title_key(e.data.merchant_id, e.data.title)) is not None
     }
-    titles = await repository.load_titles(uow.db, title_keys, uow.session)
+    titles = await store.load_titles(title_keys)
 
-    deciders: dict[str, Callable[[Case | None, Event[Any]], Outcome]] = {
-        "product.review_requested": lambda c, e: domain.review_requested(
-            c, e.data, config, titles, now, e.id
-        ),
-        "review.manual_decided": lambda c, e: domain.manual_decided(c, e.data, now, e.id),
-        "product.audit_cancelled": lambda c, e: domain.audit_cancelled(c, e.data, now, e.id),
-    }
     changed: set[str] = set()
     changed_titles: set[str] = set()
     audit: list[AuditEntry] = []
@@ -88,26 +111,26 @@ async def _apply(events: list[Event[Any]], uow: UnitOfWork, config: ReviewConfig
             uow.duplicates.append(event)
             continue
         before = cases.get(pid)
-        outcome = deciders[event.type](before, event)
-        if outcome.ignored is not None or outcome.case is None:
+        decision = decide(before, event, config, titles, now)
+        after = decision.state.case
+        if not decision.changed or after is None:
             log.info(
                 "review.event_ignored",
                 product_id=pid,
                 type=event.type,
-                version=getattr(event.data, "version", None),
-                why=outcome.ignored,
+                version=event.data.version,
+                why=decision.ignored,
             )
             continue
-        after = outcome.case
         cases[pid] = after
         applied[pid] = inbox.with_applied(applied.get(pid), key, now)
         done.setdefault(pid, set()).add(key)
         changed.add(pid)
-        audit += outcome.audit
+        audit += decision.state.audit
         changed_titles |= domain.move_title(
             titles, pid, before.title_key if before else None, after.title_key
         )
-        for data in outcome.events:
+        for data in decision.events:
             log.info(
                 "review.decided",
                 product_id=pid,
@@ -115,13 +138,11 @@ async def _apply(events: list[Event[Any]], uow: UnitOfWork, config: ReviewConfig
                 version=getattr(data, "version", None),
                 codes=[r.code for r in getattr(data, "reasons", [])],
             )
-            uow.emit(OUTPUT, data, subject=pid, cause=event)
-    await repository.save(
-        uow.db,
+        decision.emit(uow, cause=event)
+    await store.save(
         (c for pid in changed if (c := cases[pid]) is not None),
         audit,
         {k: titles.get(k, []) for k in changed_titles},
-        uow.session,
         applied=applied,
         queued=queued,
     )

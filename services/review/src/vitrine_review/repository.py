@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import ASCENDING, DeleteOne, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -20,6 +20,7 @@ from pymongo.errors import CollectionInvalid, OperationFailure
 
 from vitrine.contract.events import Reason
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
 from vitrine_review.domain import AuditEntry, Case, Escalation
 
@@ -176,6 +177,92 @@ async def save(
             title_ops.append(DeleteOne({"_id": key}))
     if title_ops:
         await db[TITLES].bulk_write(title_ops, ordered=False, session=session)
+
+
+class Cases(Protocol):
+    """What review's handlers need: cases (with the events each applied), the duplicate
+    index, and one bulk save of what a batch changed."""
+
+    async def load_cases(
+        self, ids: Iterable[str]
+    ) -> tuple[dict[str, Case], dict[str, list[str]]]: ...
+
+    async def load_titles(self, keys: Iterable[str]) -> dict[str, list[str]]: ...
+
+    async def save(
+        self,
+        cases: Iterable[Case],
+        audit: list[AuditEntry],
+        titles: dict[str, list[str]],
+        *,
+        applied: dict[str, list[str]],
+        queued: set[str],
+    ) -> None: ...
+
+
+class MongoCases:
+    """:class:`Cases` in this batch's transaction."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.db, self.session = uow.db, uow.session
+
+    async def load_cases(self, ids: Iterable[str]) -> tuple[dict[str, Case], dict[str, list[str]]]:
+        return await load_cases(self.db, ids, self.session)
+
+    async def load_titles(self, keys: Iterable[str]) -> dict[str, list[str]]:
+        return await load_titles(self.db, keys, self.session)
+
+    async def save(
+        self,
+        cases: Iterable[Case],
+        audit: list[AuditEntry],
+        titles: dict[str, list[str]],
+        *,
+        applied: dict[str, list[str]],
+        queued: set[str],
+    ) -> None:
+        await save(self.db, cases, audit, titles, self.session, applied=applied, queued=queued)
+
+
+class InMemoryCases:
+    """:class:`Cases` in dicts, for handler tests (kept across batches like the database)."""
+
+    def __init__(self) -> None:
+        self.cases: dict[str, Case] = {}
+        self.applied: dict[str, list[str]] = {}
+        self.titles: dict[str, list[str]] = {}
+        self.audit: dict[str, AuditEntry] = {}
+
+    async def load_cases(self, ids: Iterable[str]) -> tuple[dict[str, Case], dict[str, list[str]]]:
+        found = {i: self.cases[i] for i in set(ids) if i in self.cases}
+        return found, {i: list(self.applied.get(i, [])) for i in found}
+
+    async def load_titles(self, keys: Iterable[str]) -> dict[str, list[str]]:
+        return {k: list(self.titles[k]) for k in set(keys) if k in self.titles}
+
+    @property
+    def queue(self) -> list[str]:
+        """The products waiting for a reviewer (the ``queue`` collection)."""
+        return sorted(pid for pid, c in self.cases.items() if c.pending is not None)
+
+    async def save(
+        self,
+        cases: Iterable[Case],
+        audit: list[AuditEntry],
+        titles: dict[str, list[str]],
+        *,
+        applied: dict[str, list[str]],
+        queued: set[str],
+    ) -> None:
+        for c in cases:
+            self.cases[c.product_id] = c
+            self.applied[c.product_id] = list(applied.get(c.product_id, []))
+        self.audit.update((e.id, e) for e in audit)
+        for key, pids in titles.items():
+            if pids:
+                self.titles[key] = list(pids)
+            else:
+                self.titles.pop(key, None)
 
 
 async def setup(db: AsyncDatabase[Document]) -> None:

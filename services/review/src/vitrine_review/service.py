@@ -12,7 +12,7 @@ def make_definition(config: ReviewConfig | None = None) -> ServiceDefinition:
     return ServiceDefinition(
         name="review",
         description="Automated product review with a manual queue and an audit trail.",
-        handlers=handlers.make_handlers(config or ReviewConfig()),
+        handlers=handlers.make_handlers(config or ReviewConfig(), repository.MongoCases),
         publishes=["review.decisions"],
         setup=repository.setup,
         routes=http.routes,
