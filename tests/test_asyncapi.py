@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from vitrine.contract.topics import TOPICS
+from vitrine.contract.envelope import CONTENT_TYPE, new_event
+from vitrine.contract.events import ProductListed, Source
+from vitrine.contract.reasons import CODE_SETS, DEAD_LETTER_REASONS
+from vitrine.contract.topics import DLQ_SUFFIX, TOPICS
+from vitrine.runtime.messaging import outbox
+from vitrine.runtime.messaging.dlq import DLQ_HEADERS
 from vitrine.runtime.service import build_app
 from vitrine.runtime.settings import Settings
 from vitrine.tools.cli import app, asyncapi
@@ -92,3 +98,90 @@ async def test_the_service_serves_the_same_document() -> None:
         page = await http.get("/asyncapi")
     assert served == json.loads(asyncapi.render(CATALOG))
     assert page.status_code == 200 and "asyncapi" in page.text.lower()
+
+
+# --- the documents describe the wire, not only the value ------------------------------------
+
+
+def _documents() -> dict[str, dict[str, Any]]:
+    found, _ = asyncapi.documents()
+    return {service: json.loads(text) for service, text in found.items()}
+
+
+def _message(doc: dict[str, Any], channel: dict[str, Any]) -> dict[str, Any]:
+    (ref,) = [m["$ref"] for m in channel["messages"].values()]
+    message: dict[str, Any] = doc["components"]["messages"][ref.rsplit("/", 1)[1]]
+    return message
+
+
+def test_event_messages_carry_the_headers_the_outbox_really_sets() -> None:
+    event = new_event(
+        "product.listed",
+        "p-1",
+        ProductListed(
+            product_id="p-1",
+            merchant_id="m-1",
+            version=1,
+            source=Source(kind="channels_shop"),
+            title="茶杯",
+            price_fen=100,
+        ),
+        source="/vitrine/catalog",
+    )
+    (record,) = outbox.records(outbox.outbox_rows([("catalog.products", event)])[0])
+    on_the_wire = {name for name, _ in record.headers}
+    doc = json.loads(asyncapi.render(CATALOG))
+    assert doc["defaultContentType"] == CONTENT_TYPE
+    channel = doc["channels"]["catalog.products:publish"]
+    headers = _message(doc, channel)["headers"]
+    assert on_the_wire == set(headers["properties"])
+    assert set(headers["required"]) <= on_the_wire
+    assert headers["properties"]["ce-type"]["enum"] == list(TOPICS["catalog.products"].types)
+    assert dict(record.headers)["content-type"].decode() == CONTENT_TYPE
+    assert headers["properties"]["content-type"]["const"] == CONTENT_TYPE
+
+
+def test_every_channel_has_its_kafka_binding_key_and_correlation_id() -> None:
+    for service, doc in _documents().items():
+        for channel in doc["channels"].values():
+            address = channel["address"]
+            binding = channel["bindings"]["kafka"]
+            message = _message(doc, channel)
+            assert binding["topic"] == address
+            if address.endswith(DLQ_SUFFIX):
+                assert binding["partitions"] == 1
+            else:
+                assert binding["partitions"] == TOPICS[address].partitions, address
+            assert message["contentType"] == CONTENT_TYPE
+            assert message["correlationId"]["location"] == "$message.payload#/correlationid"
+            assert message["bindings"]["kafka"]["key"]["type"] == "string"
+            assert "headers" in message, (service, address)
+        for operation in doc["operations"].values():
+            kafka = operation["bindings"]["kafka"]
+            assert kafka["clientId"]["enum"] == [f"vitrine-{service}"]
+            if operation["action"] == "receive":
+                assert kafka["groupId"]["enum"] == [service]
+
+
+def test_dead_letters_are_the_original_record_plus_the_dlq_headers() -> None:
+    doc = json.loads(asyncapi.render(CATALOG))
+    dead = doc["channels"]["merchants.products.dlq:publish"]
+    message = _message(doc, dead)
+    assert message["headers"]["required"] == list(DLQ_HEADERS)
+    assert message["headers"]["additionalProperties"] is True
+    reasons = message["headers"]["properties"]["dlq-reason"]["enum"]
+    assert reasons == [r.code for r in DEAD_LETTER_REASONS]
+    consumed = _message(doc, doc["channels"]["catalog:consume:merchants.products"])
+    original, anything = message["payload"]["anyOf"]
+    assert original == consumed["payload"]
+    assert set(anything) == {"description"}  # honest: any bytes at all
+
+
+def test_refusal_and_suspension_codes_are_enumerated() -> None:
+    doc = _documents()["showcase"]
+    schemas = doc["components"]["schemas"]
+    refused = schemas["ItemRefused"]["properties"]["reasons"]["items"]["allOf"][1]
+    expected = next(s for s in CODE_SETS if "showcase.item_refused" in s.event_types)
+    assert refused["properties"]["code"]["enum"] == expected.values
+    suspended = schemas["ItemSuspended"]["properties"]["reason"]
+    assert {"product_delisted", "policy"} <= set(suspended["enum"])

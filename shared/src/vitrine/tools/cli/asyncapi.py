@@ -53,8 +53,7 @@ def render(definition: object) -> str:
         kafka_sasl_mechanism=None,
         otel_enabled=False,
     )
-    spec = build_app(definition, settings).state.specification
-    document = json.loads(spec.to_specification().to_json())
+    document = build_app(definition, settings).state.asyncapi_document()
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
