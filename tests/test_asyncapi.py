@@ -26,10 +26,11 @@ from vitrine.tools.cli import app, asyncapi
 from vitrine_catalog.service import DEFINITION as CATALOG
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "asyncapi"
+CONTRACT = DOCS.parent / "CONTRACT.md"
 
 
 def test_committed_documents_are_up_to_date() -> None:
-    problems = asyncapi.check(DOCS)
+    problems = asyncapi.check(DOCS, CONTRACT)
     assert not problems, (
         "AsyncAPI documents are stale: "
         + "; ".join(f"{p.path.name}: {p.what}" for p in problems)
@@ -39,10 +40,21 @@ def test_committed_documents_are_up_to_date() -> None:
 
 def test_check_fails_for_a_missing_or_stale_document(tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["asyncapi", "--dir", str(tmp_path)])
+    contract = tmp_path / "CONTRACT.md"
+    contract.write_text(CONTRACT.read_text(encoding="utf-8"), encoding="utf-8")
+    where = ["--dir", str(tmp_path), "--contract", str(contract)]
+    result = runner.invoke(app, ["asyncapi", *where])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "catalog.json").exists()
-    assert runner.invoke(app, ["asyncapi", "--check", "--dir", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(app, ["asyncapi", "--check", *where]).exit_code == 0
+
+    # A hand edit inside a generated table of CONTRACT.md is stale too, and is rewritten.
+    edited = contract.read_text(encoding="utf-8").replace("| `shop_id` | id | yes |", "", 1)
+    contract.write_text(edited, encoding="utf-8")
+    result = runner.invoke(app, ["asyncapi", "--check", *where])
+    assert result.exit_code == 1 and "CONTRACT.md: generated tables are stale" in result.stderr
+    assert runner.invoke(app, ["asyncapi", *where]).exit_code == 0
+    assert contract.read_text(encoding="utf-8") == CONTRACT.read_text(encoding="utf-8")
 
     doc = json.loads((tmp_path / "catalog.json").read_text())
     doc["info"]["description"] = "edited by hand"
@@ -50,7 +62,7 @@ def test_check_fails_for_a_missing_or_stale_document(tmp_path: Path) -> None:
     others = sorted(p for p in tmp_path.glob("*.json") if p.name != "catalog.json")
     for path in others[:1]:
         path.unlink()
-    result = runner.invoke(app, ["asyncapi", "--check", "--dir", str(tmp_path)])
+    result = runner.invoke(app, ["asyncapi", "--check", *where])
     assert result.exit_code == 1
     assert "catalog.json: stale" in result.stderr
     for path in others[:1]:

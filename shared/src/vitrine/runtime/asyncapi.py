@@ -233,7 +233,9 @@ _DLQ_HEADER_TEXT = {
 
 def _dead_letter_headers() -> Schema:
     """The ``dlq-*`` headers of ``vitrine.runtime.messaging.dlq``, after the original ones."""
-    properties: Schema = {k: {"type": "string", "description": v} for k, v in _DLQ_HEADER_TEXT.items()}
+    properties: Schema = {
+        name: {"type": "string", "description": text} for name, text in _DLQ_HEADER_TEXT.items()
+    }
     properties["dlq-reason"]["enum"] = [r.code for r in DEAD_LETTER_REASONS]
     properties["dlq-partition"]["pattern"] = "^[0-9]+$"
     properties["dlq-offset"]["pattern"] = "^[0-9]+$"
@@ -290,7 +292,6 @@ def _code_schema(code_set: CodeSet) -> Schema:
             "anyOf": [enum, {"type": "string", "minLength": 1, "maxLength": 64}],
         }
     return {**enum, "description": text}
-
 
 
 class _Rendered:
