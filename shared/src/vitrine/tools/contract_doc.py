@@ -178,10 +178,11 @@ def render(text: str) -> str:
         pattern = re.compile(
             rf"(<!-- generated:{name} [^\n]*-->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.DOTALL
         )
-        if not pattern.search(text):
+        match = pattern.search(text)
+        if match is None:
             raise ValueError(f"CONTRACT.md has no generated:{name} section")
-        body = make()
-        text = pattern.sub(lambda m, body=body: f"{m.group(1)}{body}\n{m.group(2)}", text)
+        section = f"{match.group(1)}{make()}\n{match.group(2)}"
+        text = text[: match.start()] + section + text[match.end() :]
     return text
 
 
