@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON_PREFERENCE := only-system
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: install run test lint types pytest test-faults bench check-deploy asyncapi clean
+.PHONY: install run test lint types pytest test-faults bench check-deploy asyncapi check-asyncapi clean
 
 install:  ## Install uv (if missing) and the locked workspace into .venv
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
@@ -37,8 +37,12 @@ bench: install  ## Benchmarks with raw baselines, written to docs/PERFORMANCE.md
 check-deploy:  ## Validate docker-compose.yml, the Kustomize manifests and the Dockerfile
 	bash deploy/check.sh
 
-asyncapi: install  ## Regenerate docs/asyncapi/*.json from the code
+asyncapi: install  ## Regenerate docs/asyncapi/*.json (and CONTRACT.md's tables) from the code
 	$(UV) run vitrine asyncapi
+
+check-asyncapi:  ## Validate docs/asyncapi/*.json with the official AsyncAPI parser (Node 20, npm)
+	npm ci --prefix tools/asyncapi-check --no-audit --no-fund --loglevel=error
+	node tools/asyncapi-check/check.mjs
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache

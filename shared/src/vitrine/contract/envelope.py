@@ -1,6 +1,6 @@
 """The CloudEvents 1.0 envelope (structured JSON mode) and how raw Kafka records become events.
 
-DESIGN.md §2: every message is one JSON object, key == ``subject``; anything that cannot be
+docs/CONTRACT.md: every message is one JSON object, key == ``subject``; anything that cannot be
 trusted becomes an :class:`InvalidEvent` with a reason for the DLQ, never an exception.
 """
 
@@ -56,7 +56,7 @@ class CloudEvent(BaseModel):
 
     @property
     def dedupe_key(self) -> str:
-        """Consumers dedupe on (source, id) — DESIGN.md §2."""
+        """Consumers dedupe on (source, id) — docs/CONTRACT.md."""
         return f"{self.source} {self.id}"
 
 

@@ -1,4 +1,4 @@
-"""The topic registry: every topic of the contract (DESIGN.md §3), its key and partitions.
+"""The topic registry: every topic of the contract (docs/CONTRACT.md), its key and partitions.
 
 Tansu does not auto-create topics and real Kafka is configured not to either, so topics are
 created from this registry (``vitrine topics ensure``); partitions bound how far each

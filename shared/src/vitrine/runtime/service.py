@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import operator
 import os
@@ -24,7 +25,6 @@ from faststream.kafka import KafkaBroker, Topic
 from faststream.kafka.subscriber.specification import KafkaSubscriberSpecification
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
-from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import Field, create_model
 from pymongo import AsyncMongoClient
@@ -37,7 +37,7 @@ from starlette.routing import BaseRoute, Route
 from vitrine.contract.envelope import CONTENT_TYPE, CloudEvent
 from vitrine.contract.events.base import EventData
 from vitrine.contract.topics import DLQ_SUFFIX, TOPICS
-from vitrine.runtime import metrics, mongo
+from vitrine.runtime import asyncapi, metrics, mongo
 from vitrine.runtime.logging import configure_logging, get_logger
 from vitrine.runtime.messaging import inbox
 from vitrine.runtime.messaging.outbox import OutboxRelay
@@ -385,11 +385,18 @@ def build_app(
     async def metrics_endpoint(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    @functools.cache
+    def asyncapi_document() -> dict[str, Any]:
+        generated = json.loads(spec.to_specification().to_json())
+        return asyncapi.describe(
+            generated, service=defn.name, inputs=list(defn.handlers), publishes=defn.publishes
+        )
+
     async def asyncapi_json(_: Request) -> Response:
-        return Response(spec.to_specification().to_json(), media_type="application/json")
+        return JSONResponse(asyncapi_document())
 
     async def asyncapi_html(_: Request) -> Response:
-        return HTMLResponse(get_asyncapi_html(spec.to_specification()))
+        return HTMLResponse(asyncapi.page(asyncapi_document()))
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
@@ -404,6 +411,7 @@ def build_app(
     app.state.definition = defn
     app.state.broker = broker
     app.state.specification = spec
+    app.state.asyncapi_document = asyncapi_document
     app.state.runtime = runtime
     return app
 

@@ -1,4 +1,4 @@
-"""The ``data`` models of every event in DESIGN.md §3, and which types each topic carries.
+"""The ``data`` models of every event in docs/CONTRACT.md, and which types each topic carries.
 
 ``EVENT_TYPES_BY_TOPIC[topic]`` is what :func:`vitrine.contract.envelope.decode` takes as
 ``data_models``: a type not listed for a topic is dead-lettered as ``unknown_type``.
@@ -101,7 +101,7 @@ def _by_type(*models: type[EventData]) -> dict[str, type[EventData]]:
     return table
 
 
-#: Topics upstream systems publish to (DESIGN.md §3).
+#: Topics upstream systems publish to (docs/CONTRACT.md).
 INPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
     "accounts.shops": _by_type(ShopRegistered, ShopClosed),
     "merchants.products": _by_type(ProductSubmitted, ProductWithdrawn, ProductAuditCancelled),
@@ -114,7 +114,7 @@ INPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
     "platform.policies": _by_type(PolicyAnnounced, PolicyRetracted),
 }
 
-#: Topics the services publish to (DESIGN.md §3).
+#: Topics the services publish to (docs/CONTRACT.md).
 OUTPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
     "catalog.products": _by_type(
         ProductReviewRequested,

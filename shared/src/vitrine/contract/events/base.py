@@ -1,6 +1,6 @@
 """Base types shared by every event's ``data`` model.
 
-Every input is bounded (lengths, list sizes) and strict (no silent coercion), as DESIGN.md §6
+Every input is bounded (lengths, list sizes) and strict (no silent coercion), as docs/CONTRACT.md
 asks; every output is built from the same models so producers and consumers cannot drift.
 """
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-#: Opaque ids: 1–64 chars of ``[A-Za-z0-9._:-]`` (DESIGN.md §2).
+#: Opaque ids: 1–64 chars of ``[A-Za-z0-9._:-]`` (docs/CONTRACT.md).
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:\-]+$")]
 #: Free text shown to people (titles, messages). Bounded so one event cannot bloat a document.
 Text = Annotated[str, StringConstraints(max_length=2000)]
@@ -44,7 +44,7 @@ class EventData(BaseModel):
 
 
 class Reason(BaseModel):
-    """Why something was refused, escalated or suspended (DESIGN.md §3)."""
+    """Why something was refused, escalated or suspended (codes: ``vitrine.contract.reasons``)."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 

@@ -1,6 +1,6 @@
 """Bounded field types shared by the event modules (on top of :mod:`vitrine.contract.events.base`).
 
-Every string and list is bounded and every integer fits a MongoDB int64 (DESIGN.md §6).
+Every string and list is bounded and every integer fits a MongoDB int64 (docs/CONTRACT.md).
 """
 
 from __future__ import annotations

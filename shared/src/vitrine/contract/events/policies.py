@@ -1,5 +1,5 @@
 """Policies: ``platform.policies`` (announcements), ``compliance.rulings`` and
-``compliance.reports`` (DESIGN.md §4–§5).
+``compliance.reports`` (docs/CONTRACT.md).
 
 An announcement keeps its rules as raw dicts: a rule compliance cannot understand must come
 back as a ``policy.rejected`` with ``unknown_rule`` / ``empty_rule``, not go to the DLQ.
@@ -158,7 +158,7 @@ def parse_rules(raw: Sequence[Any]) -> tuple[list[Rule], list[Reason]]:
 
 
 class PolicyAnnounced(EventData):
-    """A platform policy (DESIGN.md §5). ``rules`` stay raw here: see :func:`parse_rules`."""
+    """A platform policy. ``rules`` stay raw here: see :func:`parse_rules`."""
 
     event_type: ClassVar[str] = "policy.announced"
 

@@ -158,7 +158,7 @@ class CatalogAuditCancelled(EventData):
 class ProductRefused(EventData):
     """Catalog refused a merchant's command (e.g. ``not_product_owner``); nothing changed.
 
-    Not in DESIGN.md §3's list: added so a refused command gets a clear answer on
+    Beyond the design's list of catalog outputs: added so a refused command gets a clear answer on
     ``catalog.products`` rather than only a log line.
     """
 

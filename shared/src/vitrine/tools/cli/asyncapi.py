@@ -1,7 +1,8 @@
 """``vitrine asyncapi [--check]``: each service's AsyncAPI 3 document, generated from its code.
 
-The documents are committed under ``docs/asyncapi/<service>.json``; ``--check`` (and
-``tests/test_asyncapi.py``) fails when one is missing or differs from what the code says.
+The documents are committed under ``docs/asyncapi/<service>.json``, beside the generated
+tables of ``docs/CONTRACT.md`` (topics, event fields, codes), which the same command rewrites;
+``--check`` (and ``tests/test_asyncapi.py``) fails when either differs from what the code says.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Annotated
 import typer
 
 from vitrine.runtime.settings import DEFAULT_PORTS, Settings
+from vitrine.tools import contract_doc
 from vitrine.tools.cli._app import app
 from vitrine.tools.cli._output import console, err
 
@@ -53,8 +55,7 @@ def render(definition: object) -> str:
         kafka_sasl_mechanism=None,
         otel_enabled=False,
     )
-    spec = build_app(definition, settings).state.specification
-    document = json.loads(spec.to_specification().to_json())
+    document = build_app(definition, settings).state.asyncapi_document()
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -77,10 +78,12 @@ class Problem:
     what: str
 
 
-def check(directory: Path) -> list[Problem]:
-    """What is missing or stale in ``directory`` compared with the code."""
+def check(directory: Path, contract: Path | None = None) -> list[Problem]:
+    """What is missing or stale in ``directory`` (and ``contract``) compared with the code."""
     found, _ = documents()
     problems: list[Problem] = []
+    if contract is not None and not contract_doc.is_current(contract):
+        problems.append(Problem(contract, "generated tables are stale (differ from the code)"))
     for service, text in found.items():
         path = directory / f"{service}.json"
         if not path.exists():
@@ -93,9 +96,12 @@ def check(directory: Path) -> list[Problem]:
     return problems
 
 
-def write(directory: Path) -> tuple[list[Path], list[str]]:
-    """Write every document; returns the files written and the services skipped."""
+def write(directory: Path, contract: Path | None = None) -> tuple[list[Path], list[str]]:
+    """Write every document (and ``contract``'s tables); returns the files and the services
+    skipped."""
     found, absent = documents()
+    if contract is not None and contract_doc.write(contract):
+        console.print(f"updated {contract}", markup=False)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for service, text in found.items():
@@ -114,10 +120,14 @@ def asyncapi_command(
     directory: Annotated[
         Path, typer.Option("--dir", help="Where the documents live.")
     ] = DEFAULT_DIR,
+    contract: Annotated[
+        Path | None,
+        typer.Option("--contract", help="CONTRACT.md whose generated tables to keep current."),
+    ] = contract_doc.DEFAULT_PATH,
 ) -> None:
     """Write each service's AsyncAPI 3 document to docs/asyncapi/SERVICE.json."""
     if check_only:
-        problems = check(directory)
+        problems = check(directory, contract)
         for problem in problems:
             err.print(f"{problem.path}: {problem.what}", markup=False)
         if problems:
@@ -127,7 +137,7 @@ def asyncapi_command(
             raise typer.Exit(1)
         console.print(f"AsyncAPI documents in {directory} are up to date.", markup=False)
         return
-    written, absent = write(directory)
+    written, absent = write(directory, contract)
     for path in written:
         console.print(f"wrote {path}", markup=False)
     if absent:
