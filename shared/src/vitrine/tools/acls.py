@@ -101,7 +101,8 @@ def principals(services: Sequence[str] = SERVICES) -> list[str]:
 
 
 def _bindings(grants: Iterable[Grant]) -> list[Any]:
-    from confluent_kafka.admin import (
+    # confluent-kafka's stubs do not re-export these names; they are its public API.
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
         AclBinding,
         AclOperation,
         AclPermissionType,
@@ -149,16 +150,19 @@ def apply(grants: Sequence[Grant], config: dict[str, Any], timeout: float = 30.0
 
 def create_users(passwords: dict[str, str], config: dict[str, Any], timeout: float = 30.0) -> int:
     """Create or update SCRAM-SHA-256 credentials (KRaft keeps them in its metadata)."""
-    from confluent_kafka.admin import (
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
         AdminClient,
         ScramCredentialInfo,
         ScramMechanism,
+        UserScramCredentialAlteration,
         UserScramCredentialUpsertion,
     )
 
     admin = AdminClient(config)
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192)
-    upserts = [UserScramCredentialUpsertion(u, info, p.encode()) for u, p in passwords.items()]
+    upserts: list[UserScramCredentialAlteration] = [
+        UserScramCredentialUpsertion(u, info, p.encode()) for u, p in passwords.items()
+    ]
     for future in admin.alter_user_scram_credentials(upserts, request_timeout=timeout).values():
         future.result(timeout)
     return len(upserts)
