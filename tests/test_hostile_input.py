@@ -53,6 +53,8 @@ pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 
 SERVICES = ("catalog", "review", "showcase", "distribution", "compliance")
 STORM_SIZE = 200
+#: What one generated record may weigh at most: under the broker's default 1 MB record limit.
+BROKER_SAFE_BYTES = 700_000
 ANSWER_TIMEOUT = 90.0
 STOP_TIMEOUT = 45.0
 HEADERS = [("content-type", CONTENT_TYPE.encode())]
@@ -119,9 +121,9 @@ TEMPLATES: dict[str, dict[str, Callable[[Ids], dict[str, Any]]]] = {
             "stock": 5,
             "source": {"kind": "channels_shop"},
             "attributes": {"colour": "blue"},
-            "skus": [
-                {"sku_id": "blue", "price_fen": 1990, "stock": 5, "attributes": {"size": "M"}}
-            ],
+            # Small on purpose: a huge_list of it (10,001 copies) must stay under the broker's
+            # 1 MB record limit to reach the consumers (and be dead-lettered as too_large).
+            "skus": [{"sku_id": "blue", "price_fen": 1990, "stock": 5}],
         },
         "product.stock_updated": lambda i: {
             "product_id": i["p"],
@@ -374,7 +376,10 @@ def materialise(spec: Spec, tag: str, n: int) -> Message:
     elif kind == "envelope_wrong_type":
         event[m["field"]] = m["value"]
     elif kind == "huge_string":
-        data[m["field"]] = m["char"] * m["size"]
+        # Bounded so the record stays under the broker's 1 MB limit once JSON-escaped (an
+        # astral char is 12 bytes as \\uXXXX\\uXXXX): still far over the consumers' 256 KiB.
+        escaped = len(json.dumps(m["char"])) - 2
+        data[m["field"]] = m["char"] * min(m["size"], BROKER_SAFE_BYTES // escaped)
     elif kind == "huge_list":
         data[m["field"]] = [data.get(m["field"]) or "x"] * m["size"]
     elif kind == "unknown_type":

@@ -95,7 +95,7 @@ CODE_SETS: tuple[CodeSet, ...] = (
         (
             _c("not_product_owner", "the command's merchant_id is not the product's merchant"),
             _c("unknown_sku", "the live version has no such SKU (`product.stock_updated`)"),
-            _c("product_not_listed", "no live version to update the stock of"),
+            _c("product_not_listed", "unknown product, or no live version (stock)"),
             _c("product_banned", "a banned product takes no command and no reinstatement"),
         ),
     ),
