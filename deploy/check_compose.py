@@ -28,7 +28,6 @@ SERVICES = {
 SERVICE_ENV = {
     "VITRINE_KAFKA_BOOTSTRAP": "kafka:9092",
     "VITRINE_MONGO_URL": "mongodb://mongo:27017/?replicaSet=rs0&journal=true",
-    "VITRINE_KAFKA_IDEMPOTENT": "true",
     "VITRINE_LOG_FORMAT": "json",
 }
 KAFKA_ENV = {
@@ -43,6 +42,25 @@ KAFKA_ENV = {
 }
 
 errors: list[str] = []
+
+
+def embedded_kafka_version() -> str:
+    """The Apache Kafka version the embedded dev stack runs (compose must run the same)."""
+    import re
+
+    source = ROOT / "shared/src/vitrine/tools/devstack/apache_kafka.py"
+    found = re.search(r'^KAFKA_VERSION = "([^"]+)"', source.read_text(), re.M)
+    assert found, f"KAFKA_VERSION not found in {source}"
+    return found.group(1)
+
+
+def check_image_tags(services: dict[str, Any]) -> None:
+    """Two services that build must not tag the same image (compose would race the builds)."""
+    built: dict[str, str] = {}
+    for name, svc in services.items():
+        if isinstance(svc, dict) and svc.get("build") and svc.get("image"):
+            other = built.setdefault(svc["image"], name)
+            check(other == name, f"{name} and {other} both build image {svc['image']}")
 
 
 def check(cond: bool, msg: str) -> None:
@@ -80,7 +98,8 @@ def depends(svc: dict[str, Any]) -> dict[str, str]:
 
 
 def check_kafka(k: dict[str, Any]) -> None:
-    check(k.get("image") == "apache/kafka:3.9.0", "kafka: image must be apache/kafka:3.9.0")
+    wanted = f"apache/kafka:{embedded_kafka_version()}"
+    check(k.get("image") == wanted, f"kafka: image must be {wanted} (the embedded broker's)")
     env = env_of(k)
     for key, want in KAFKA_ENV.items():
         check(env.get(key, "").lower() == want.lower(), f"kafka: {key} must be {want!r}")
@@ -197,6 +216,7 @@ def main() -> int:
     for name, port in SERVICES.items():
         if name in services:
             check_service(name, port, services[name])
+    check_image_tags(services)
     published = [str(p).rsplit(":", 1)[0] for s in services.values() for p in s.get("ports", [])]
     check(len(published) == len(set(published)), f"host ports collide: {published}")
     return report(path)
