@@ -17,6 +17,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from vitrine.contract.ids import dedupe_key
 from vitrine.tools.testing.probe import Publisher, TopicProbe, cloud_event
 from vitrine.tools.testing.services import running
 from vitrine_distribution.domain import SHANGHAI, commission_for
@@ -670,7 +671,7 @@ async def test_an_order_never_reapplies_an_event_it_holds(
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongo_url)
     try:
         inbox = client["distribution"]["inbox"]
-        keys = [f"/orders {pay['id']}", f"/orders {refund['id']}"]
+        keys = [dedupe_key("/orders", e["id"], e["subject"]) for e in (pay, refund)]
         deleted = await inbox.delete_many({"_id": {"$in": keys}})
         assert deleted.deleted_count == 2
     finally:

@@ -36,6 +36,7 @@ from vitrine.contract.events import (
     PolicyRejected,
     PolicyRetracted,
     Reason,
+    ReportPhase,
     RequireShop,
     Rule,
     Source,
@@ -382,7 +383,7 @@ def report(current: Policy | None, rep: EnforcementReported, at: datetime) -> Po
     return _decided(policy, done)
 
 
-def _complete(policy: Policy, phase: str, at: datetime) -> tuple[Policy, list[EventData]]:
+def _complete(policy: Policy, phase: ReportPhase, at: datetime) -> tuple[Policy, list[EventData]]:
     if phase not in COMPLETABLE or phase in policy.completed or not policy.expects(phase):
         return policy, []
     if policy.waiting_for(phase):

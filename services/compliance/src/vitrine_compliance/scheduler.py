@@ -20,12 +20,12 @@ min(time to the next due schedule, 0.5 s), measured on the injectable clock.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import datetime
 from typing import Any
 
-from vitrine.contract.envelope import EVENT_ID_NAMESPACE, CloudEvent
+from vitrine.contract.envelope import CloudEvent
 from vitrine.contract.events import EventData, dump
+from vitrine.contract.ids import output_event_id
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging import outbox
 from vitrine.runtime.service import Runtime
@@ -41,7 +41,13 @@ MAX_SLEEP = 0.5
 def ruling(data: EventData, policy: domain.Policy, key: str, seq: int, at: datetime) -> CloudEvent:
     """A ruling caused by a schedule: a deterministic id, correlated with the announcement."""
     cause = policy.cause
-    event_id = str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{SOURCE}|schedule|{key}|{seq}"))
+    event_id = output_event_id(
+        source=SOURCE,
+        type=data.event_type,
+        subject=policy.policy_id,
+        cause=("schedule", key),
+        key=seq,
+    )
     return CloudEvent(
         specversion="1.0",
         id=event_id,

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any, Final
 
 from vitrine.contract.envelope import Event
-from vitrine.contract.events import DisallowSource, EnforcementReported
+from vitrine.contract.events import DisallowSource, EnforcementReported, ReportPhase
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_distribution import domain, repository
@@ -218,7 +218,7 @@ async def apply_rulings(events: list[Event[Any]], uow: UnitOfWork) -> None:
             )
             held = await repository.offers_held_by(db, domain.policy_hold(data.policy_id), session)
             result = domain.lift(data.policy_id, held.values(), now)
-            phase = "lifted"
+            phase: ReportPhase = "lifted"
         else:
             if known is not None and known.lifted:
                 log.info("policy.ruling_after_lift_ignored", policy_id=data.policy_id)

@@ -13,12 +13,11 @@ item the id it got the first time.
 from __future__ import annotations
 
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import replace
 from typing import Any, Final
 
-from vitrine.contract.envelope import EVENT_ID_NAMESPACE, CloudEvent, Event
+from vitrine.contract.envelope import Event
 from vitrine.contract.events import (
     EnforcementReported,
     EventData,
@@ -29,8 +28,8 @@ from vitrine.contract.events import (
     ItemRestored,
     ItemSuspended,
     Reason,
+    ReportPhase,
     Source,
-    dump,
 )
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging import outbox
@@ -61,21 +60,9 @@ SWEEP_CHUNK: Final = 5_000
 def emit_keyed(
     uow: UnitOfWork, topic: str, data: EventData, *, subject: str, cause: Event[Any], key: str
 ) -> None:
-    """Like ``uow.emit``, but the id derives from (cause, ``key``) instead of the cause's
-    running counter: stable whatever part of a sweep an earlier attempt already did."""
-    env = cause.envelope
-    event = CloudEvent(
-        specversion="1.0",
-        id=str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{uow.source}|{env.source}|{env.id}|{key}")),
-        source=uow.source,
-        type=data.event_type,
-        subject=subject,
-        time=uow.now(),
-        correlationid=env.correlationid or env.id,
-        causationid=env.id,
-        data=dump(data),
-    )
-    uow.emitted.append((topic, event))
+    """``uow.emit`` with ``key``: the id derives from (cause, ``key``) instead of the emission
+    order, so it is stable whatever part of a sweep an earlier attempt already did."""
+    uow.emit(topic, data, subject=subject, cause=cause, key=key)
 
 
 async def stage_emitted(uow: UnitOfWork) -> None:
@@ -521,7 +508,9 @@ async def _lifted(event: Event[Any], uow: UnitOfWork) -> None:
     )
 
 
-def _report(uow: UnitOfWork, policy_id: str, phase: str, affected: int, cause: Event[Any]) -> None:
+def _report(
+    uow: UnitOfWork, policy_id: str, phase: ReportPhase, affected: int, cause: Event[Any]
+) -> None:
     emit_keyed(
         uow,
         REPORTS,

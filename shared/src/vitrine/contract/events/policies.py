@@ -29,8 +29,10 @@ from vitrine.contract.events.common import Count, Nested, ReasonList
 MAX_RULES = 50
 PolicyTitle = Annotated[str, StringConstraints(max_length=500)]
 Phase = Literal["block_new", "enforce_existing"]
-#: Phase of an enforcement report: ``enforce_existing`` or ``lifted``.
-ReportPhase = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+#: Phase of an enforcement report: a ruling's phase, or ``lifted``. An enumeration, not any
+#: string: compliance keys its record of reports by phase, so a free string would become a
+#: MongoDB field name (``$where``, ``a.b``) — anything else is dead-lettered ``invalid_data``.
+ReportPhase = Literal["block_new", "enforce_existing", "lifted"]
 EnforcingService = Literal["showcase", "distribution"]
 Surfaces = Annotated[list[Surface], Field(min_length=1, max_length=10)]
 RawRule = Annotated[dict[str, Any], Field(max_length=20)]
