@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -16,6 +17,7 @@ from vitrine.contract.events.base import EventData
 from vitrine.runtime.mongo import Document
 
 Clock = Callable[[], datetime]
+D = TypeVar("D", bound=EventData)
 
 
 def system_clock() -> datetime:
@@ -82,3 +84,76 @@ class UnitOfWork:
         )
         self.emitted.append((topic, event))
         return event
+
+
+# --- in memory -----------------------------------------------------------------------------------
+
+#: The in-memory unit of work's default time: fixed, so handler tests are deterministic.
+FIXED_TIME = datetime(2022, 7, 1, 4, 0, tzinfo=UTC)
+
+
+class _NoDatabase:
+    """Stands in for ``db`` in memory: any use says which repository to use instead."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(
+            f"InMemoryUnitOfWork has no database (db.{name}): give the handler its service's "
+            "in-memory repository"
+        )
+
+    def __getitem__(self, name: str) -> Any:
+        return self.__getattr__(f"[{name!r}]")
+
+
+def _no_database() -> AsyncDatabase[Document]:
+    return cast("AsyncDatabase[Document]", _NoDatabase())
+
+
+@dataclass
+class InMemoryUnitOfWork(UnitOfWork):
+    """The unit of work of handler tests: no database, no Kafka, a fixed clock.
+
+    It *is* a :class:`UnitOfWork` — ``emit`` derives ids exactly as in production — but its
+    ``db`` refuses every use, so a handler must reach its state through the in-memory
+    repository it is given. Emitted events are kept in ``emitted``; :meth:`events` returns
+    them as their typed models (re-validated against the contract, so an output that would
+    not decode downstream fails the test). Move time with :meth:`advance`.
+    """
+
+    db: AsyncDatabase[Document] = field(default_factory=lambda: _no_database())
+    session: AsyncClientSession | None = None
+    service: str = "test"
+    at: datetime = FIXED_TIME
+
+    def __post_init__(self) -> None:
+        if self.clock is system_clock:
+            self.clock = lambda: self.at
+
+    def advance(self, **delta: float) -> datetime:
+        """Move the clock forward (``advance(hours=1)``); the new time."""
+        self.at += timedelta(**delta)
+        return self.at
+
+    def events(self, topic: str | None = None, type: str | None = None) -> list[EventData]:
+        """The emitted events' data (optionally of one topic / type), in order, typed."""
+        from vitrine.contract.events import EVENT_TYPES_BY_TOPIC
+
+        out: list[EventData] = []
+        for t, event in self.emitted:
+            if (topic is None or t == topic) and (type is None or event.type == type):
+                model = EVENT_TYPES_BY_TOPIC[t][event.type]
+                out.append(model.model_validate_json(json.dumps(event.data), strict=True))
+        return out
+
+    def clear(self) -> None:
+        """Forget what was emitted and counted (between two batches of one test)."""
+        self.emitted.clear()
+        self.duplicates.clear()
+
+
+def incoming(data: D, subject: str, *, source: str = "/tests", id: str | None = None) -> Event[D]:
+    """An input event as the pipeline hands it to a handler (valid, typed), for tests."""
+    envelope = new_event(data.event_type, subject, data, source=source)
+    if id is not None:
+        envelope = envelope.model_copy(update={"id": id})
+    return Event(envelope, data)
