@@ -203,6 +203,12 @@ def test_compliance_estimates_what_showcase_and_distribution_suspend(
         if decision is not None:
             assert decision.state.holds == {"policy:pol"}
             held.append(item)
+            # the sweep's indexed pre-selection finds it (by source, or a creator lacking a shop)
+            by_source = any(
+                s.kind == source.kind and s.platform in (None, source.platform)
+                for s in policy.source_candidates()
+            )
+            assert by_source or showcase.lacks_required_shop(policy, accounts.get(c))
 
     # distribution: enforce_existing over the offers
     offers = [

@@ -164,6 +164,13 @@ def placement(
     return Placement(SURFACE, merchant_id, source, merchant=merchant, account=creator)
 
 
+def lacks_required_shop(policy: Policy, creator: Account | None) -> bool:
+    """Whether the creator fails a ``require_shop`` rule of the policy (before the per-item
+    merchant exemption): whose items an enforcement sweep must look at."""
+    where = placement(source=None, merchant_id="", creator=creator, merchant=None)
+    return bool(policy_kernel.unmet_shop_rules(policy, where))
+
+
 def bars(policy: Policy, item: Item, creator: Account | None, merchant: Account | None) -> bool:
     """Whether ``policy`` bars an existing item (the kernel decides; exemptions applied)."""
     where = placement(

@@ -345,7 +345,8 @@ async def _candidates(
     if policy.requires_shop():
         with_items = await store.creators_with_items()
         accounts = await store.load_accounts(with_items)
-        for item in await store.items_of_creators(with_items):
+        lacking = [c for c in with_items if domain.lacks_required_shop(policy, accounts.get(c))]
+        for item in await store.items_of_creators(lacking):
             candidates.setdefault(item.key, item)
     items = [i for _, i in sorted(candidates.items())]
     merchants = {i.merchant_id for i in items} - set(accounts)
