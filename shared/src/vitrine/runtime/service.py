@@ -49,6 +49,20 @@ from vitrine.runtime.settings import Settings
 
 log = get_logger(__name__)
 
+#: Seconds uvicorn gives open HTTP connections after SIGTERM, before the lifespan shutdown.
+HTTP_GRACEFUL_SECONDS = 30
+#: Upper bound of each step of the graceful shutdown (see ``build_app``'s lifespan).
+SHUTDOWN_STEP_SECONDS = {
+    "consumer": 35.0,
+    "outbox": 12.0,
+    "tasks": 5.0,
+    "producer": 10.0,
+    "mongo": 5.0,
+}
+#: The longest a service takes to stop after SIGTERM: an orchestrator's grace period must
+#: exceed it (deploy/k8s sets 120 s = 5 s preStop + this 97 s + margin).
+SHUTDOWN_SECONDS = HTTP_GRACEFUL_SECONDS + sum(SHUTDOWN_STEP_SECONDS.values())
+
 
 @dataclass
 class Runtime:
@@ -349,14 +363,15 @@ def build_app(
             # (what is not flushed stays in the outbox, what is not committed is redelivered).
             health.stopping = True
             log.info("service.stopping")
-            await _bounded("consumer", broker.stop(), 35.0)
+            bounds = SHUTDOWN_STEP_SECONDS
+            await _bounded("consumer", broker.stop(), bounds["consumer"])
             for task in tasks[1:]:
                 task.cancel()
-            await _bounded("outbox", relay.flush(), 12.0)
+            await _bounded("outbox", relay.flush(), bounds["outbox"])
             tasks[0].cancel()
-            await _bounded("tasks", asyncio.gather(*tasks, return_exceptions=True), 5.0)
-            await _bounded("producer", producer.stop(), 10.0)
-            await _bounded("mongo", client.close(), 5.0)
+            await _bounded("tasks", asyncio.gather(*tasks, return_exceptions=True), bounds["tasks"])
+            await _bounded("producer", producer.stop(), bounds["producer"])
+            await _bounded("mongo", client.close(), bounds["mongo"])
             log.info("service.stopped")
 
     async def healthz(_: Request) -> Response:
@@ -461,7 +476,7 @@ def run(defn: ServiceDefinition) -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=HTTP_GRACEFUL_SECONDS,
     )
 
 
