@@ -26,7 +26,7 @@ from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import Field, create_model
+from pydantic import Field, ValidationError, create_model
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.applications import Starlette
@@ -37,7 +37,7 @@ from starlette.routing import BaseRoute, Route
 from vitrine.contract.envelope import CONTENT_TYPE, CloudEvent
 from vitrine.contract.events.base import EventData
 from vitrine.contract.topics import DLQ_SUFFIX, TOPICS
-from vitrine.runtime import metrics, mongo
+from vitrine.runtime import metrics, mongo, retries
 from vitrine.runtime.logging import configure_logging, get_logger
 from vitrine.runtime.messaging import inbox
 from vitrine.runtime.messaging.outbox import OutboxRelay
@@ -322,7 +322,8 @@ def build_app(
         client = mongo.connect(settings.mongo_url, app_name=f"vitrine-{defn.name}")
         db = mongo.database(client, settings.database)
         guard = mongo.TransactionGuard(client, settings.database)
-        await _wait_for("mongo", lambda: _recover_and_setup(guard, db, defn))
+        await _wait_for("mongo (recovery, setup)", lambda: _recover_and_setup(guard, db, defn))
+        await _wait_for("kafka", lambda: _kafka_preflight(settings))
         producer = make_producer(settings)
         await _wait_for("kafka", producer.start)
         relay = OutboxRelay(db, producer, service=defn.name, guard=guard)
@@ -445,17 +446,62 @@ async def _bounded(step: str, work: Awaitable[Any], seconds: float) -> None:
         log.warning("service.stop_step_failed", step=step, error=repr(exc)[:300])
 
 
+class StartupError(Exception):
+    """A service cannot start and waiting will not help (credentials, a bug, a bad setting)."""
+
+
 async def _wait_for(what: str, start: Callable[[], Awaitable[Any]]) -> None:
-    """Start a dependency, waiting (with a log line) until it answers."""
-    delay = 0.2
-    while True:
+    """Start a dependency, waiting out transient faults (with a log line per retry); fail
+    fast with :class:`StartupError` on anything else."""
+
+    def waiting(exc: Exception) -> bool:
+        if not retries.is_transient(exc):
+            return False
+        log.warning("dependency.waiting", dependency=what, error=repr(exc)[:200])
+        return True
+
+    try:
+        async for attempt in retries.forever(waiting):
+            with attempt:
+                await start()
+    except Exception as exc:
+        reason = f"{what}: {type(exc).__name__}: {exc}"[:500]
+        log.error("service.startup_failed", dependency=what, error=reason)
+        raise StartupError(reason) from exc
+
+
+async def _kafka_preflight(settings: Settings) -> None:
+    """Open one connection the way the clients will, SASL handshake included.
+
+    aiokafka's clients report every bootstrap failure as "Unable to bootstrap" (transient);
+    a direct connection raises what really happened, e.g. SaslAuthenticationFailedError.
+    """
+    from aiokafka.conn import create_conn
+
+    args = settings.kafka_client_args()
+    failures: list[Exception] = []
+    for server in settings.kafka_bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
         try:
-            await start()
-            return
+            conn = await create_conn(
+                host.strip("[]"),
+                int(port),
+                client_id=f"vitrine-{settings.service}",
+                request_timeout_ms=10000,
+                ssl_context=args.get("ssl_context"),
+                security_protocol=args["security_protocol"],
+                sasl_mechanism=args.get("sasl_mechanism", "PLAIN"),
+                sasl_plain_username=args.get("sasl_plain_username"),
+                sasl_plain_password=args.get("sasl_plain_password"),
+            )
         except Exception as exc:
-            log.warning("dependency.waiting", dependency=what, error=repr(exc)[:200])
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            if not retries.is_transient(exc):
+                raise
+            failures.append(exc)
+            continue
+        conn.close()
+        return
+    raise failures[-1]
 
 
 async def _kafka_ok(broker: KafkaBroker) -> bool:
@@ -466,10 +512,26 @@ async def _kafka_ok(broker: KafkaBroker) -> bool:
 
 
 def run(defn: ServiceDefinition) -> None:
-    """Entry point of ``python -m vitrine_<service>``: serve until SIGINT/SIGTERM."""
-    settings = Settings(service=defn.name)
+    """Entry point of ``python -m vitrine_<service>``: serve until SIGINT/SIGTERM.
+
+    A setting that is not valid, or a dependency that refuses the service for good (see
+    :mod:`vitrine.runtime.retries`), ends the process at start-up with one error line.
+    """
+    try:
+        settings = Settings(service=defn.name)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        configure_logging(defn.name)
+        log.error(
+            "service.startup_failed",
+            error=f"invalid setting VITRINE_{where.upper()}: {first['msg']}",
+        )
+        raise SystemExit(2) from None
     configure_logging(defn.name, settings.log_format, settings.log_level)
     app = build_app(defn, settings)
+    # uvicorn echoes the lifespan's traceback; a StartupError has been said in one line.
+    logging.getLogger("uvicorn.error").addFilter(_NoStartupErrorEcho())
     uvicorn.run(
         app,
         host=settings.http_host,
@@ -480,4 +542,17 @@ def run(defn: ServiceDefinition) -> None:
     )
 
 
-__all__ = ["CONTENT_TYPE", "Runtime", "ServiceDefinition", "build_app", "run"]
+class _NoStartupErrorEcho(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "StartupError" not in record.getMessage()
+
+
+__all__ = [
+    "CONTENT_TYPE",
+    "SHUTDOWN_SECONDS",
+    "Runtime",
+    "ServiceDefinition",
+    "StartupError",
+    "build_app",
+    "run",
+]

@@ -63,6 +63,15 @@ class Kafka:
         )
 
 
+async def start(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """Start a client; if it cannot, close it (no "Unclosed AIOKafka…" warning) and re-raise."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+
+
 async def topic_partitions(
     consumer: AIOKafkaConsumer, topics: Iterable[str]
 ) -> list[TopicPartition]:
