@@ -209,10 +209,19 @@ def _telemetry_middlewares(service: str, settings: Settings) -> list[Any]:
     return [KafkaTelemetryMiddleware(tracer_provider=_tracer_provider(service))]
 
 
+def _tracer(service: str, settings: Settings) -> Any:
+    """The tracer of per-record and outbox spans (None when tracing is off)."""
+    if not settings.otel_enabled:
+        return None
+    return _tracer_provider(service).get_tracer("vitrine.runtime")
+
+
+@functools.cache
 def _tracer_provider(service: str) -> Any:
     """The process's tracer provider if one is configured (``opentelemetry-instrument``),
-    else an SDK provider exporting as ``OTEL_TRACES_EXPORTER`` says (``otlp`` needs the
-    ``opentelemetry-exporter-otlp`` package installed; ``console``; ``none``)."""
+    else an SDK provider exporting as ``OTEL_TRACES_EXPORTER`` says: ``otlp`` (the default:
+    OTLP over HTTP to ``OTEL_EXPORTER_OTLP_ENDPOINT``, default http://localhost:4318),
+    ``console`` or ``none``. One per process and service (the broker and the pipeline share it)."""
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -326,7 +335,8 @@ def build_app(
         await _wait_for("kafka", lambda: _kafka_preflight(settings))
         producer = make_producer(settings)
         await _wait_for("kafka", producer.start)
-        relay = OutboxRelay(db, producer, service=defn.name, guard=guard)
+        tracer = _tracer(defn.name, settings)
+        relay = OutboxRelay(db, producer, service=defn.name, guard=guard, tracer=tracer)
         health = Health()
         pipeline = BatchPipeline(
             service=defn.name,
@@ -342,6 +352,7 @@ def build_app(
             guard=guard,
             acts_on=defn.acts_on,
             dedupes_in_aggregate=defn.dedupes_in_aggregate,
+            tracer=tracer,
         )
         holder["runtime"] = rt = Runtime(
             settings, client, db, producer, broker, relay, pipeline, clock, health, guard
