@@ -527,7 +527,10 @@ async def test_run_starts_stack_and_services_then_stops_them_on_sigterm(tmp_path
 
     try:
         await read_until("all services ready", 120)
-        assert any(line.startswith("catalog ") and "│" in line for line in output)
+        # Quiet by default: the service's info lines go to its log file, not the terminal.
+        assert not any(line.startswith("catalog ") and "[info" in line for line in output)
+        assert any(f"service logs: in {tmp_path / 'data' / 'logs'}" in x for x in output)
+        assert "service.started" in (tmp_path / "data" / "logs" / "catalog.log").read_text()
         async with httpx.AsyncClient() as http:
             ready = await http.get(f"http://127.0.0.1:{base + 1}/readyz")
             assert ready.status_code == 200, ready.text
@@ -575,3 +578,36 @@ async def test_supervisor_kills_a_service_that_ignores_sigterm(tmp_path: Path, c
     assert proc.returncode == -signal.SIGKILL
     assert time.monotonic() - started < 10
     assert "did not stop in 1s: killing it" in capsys.readouterr().out
+
+
+async def test_supervisor_shows_only_warnings_and_errors_unless_asked(
+    tmp_path: Path, capsys
+) -> None:
+    package = tmp_path / "vitrine_chatty"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(
+        "print('2022-11-30T00:00:00.000000Z [info     ] event.handled type=a', flush=True)\n"
+        "print('2022-11-30T00:00:01.000000Z [warning  ] pipeline.waiting error=x', flush=True)\n"
+        "print('2022-11-30T00:00:02.000000Z [error    ] handler.failed id=1', flush=True)\n"
+        "print('Traceback (most recent call last):', flush=True)\n"
+        "print('  File \"x.py\", line 1', flush=True)\n"
+        "print('2022-11-30T00:00:03.000000Z [info     ] event.handled type=b', flush=True)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for terminal_logs in (False, True):
+        logs = tmp_path / f"logs-{terminal_logs}"
+        supervisor = cli_stack.Supervisor(
+            ["chatty"], env, {"chatty": _free_port()}, log_dir=logs, terminal_logs=terminal_logs
+        )
+        await supervisor.start()
+        await asyncio.wait_for(asyncio.gather(*supervisor.pumps), 30)
+        shown = [x for x in capsys.readouterr().out.splitlines() if x.startswith("chatty ")]
+        in_file = (logs / "chatty.log").read_text().splitlines()
+        assert len(in_file) == 6 and "event.handled type=b" in in_file[-1]
+        if terminal_logs:
+            assert len(shown) == 6
+        else:
+            assert len(shown) == 4, shown  # the warning, the error and its traceback
+            assert "pipeline.waiting" in shown[0] and "handler.failed" in shown[1]
+            assert "Traceback" in shown[2] and 'File "x.py"' in shown[3]

@@ -38,7 +38,7 @@ from vitrine.contract.envelope import CONTENT_TYPE, CloudEvent
 from vitrine.contract.events.base import EventData
 from vitrine.contract.topics import DLQ_SUFFIX, TOPICS
 from vitrine.runtime import metrics, mongo, retries
-from vitrine.runtime.logging import configure_logging, get_logger
+from vitrine.runtime.logging import configure_logging, get_logger, library_logger
 from vitrine.runtime.messaging import inbox
 from vitrine.runtime.messaging.outbox import OutboxRelay
 from vitrine.runtime.messaging.pipeline import BatchHandler, BatchPipeline, Health
@@ -114,8 +114,9 @@ def build_broker(defn: ServiceDefinition, settings: Settings) -> KafkaBroker:
         security=settings.faststream_security(),
         middlewares=_telemetry_middlewares(defn.name, settings),
         # FastStream's own per-batch "Received/Processed" lines: debug only; the pipeline logs
-        # one structured line per event instead.
+        # one structured line per event instead. Its other lines go through our handler.
         log_level=logging.DEBUG,
+        logger=library_logger(),
     )
     # Publishers are declared for the AsyncAPI document only: the outbox relay does the
     # sending. Each names the CloudEvents types on its topic (one schema per type).
