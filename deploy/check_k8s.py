@@ -19,6 +19,7 @@ Needs PyYAML.
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from typing import Any
 import yaml
 
 K8S = Path(__file__).resolve().parent / "k8s"
+SERVICE_PY = K8S.parents[1] / "shared/src/vitrine/runtime/service.py"
+PRESTOP_SECONDS = 5
 NAMESPACE = "vitrine"
 PART_OF = ("app.kubernetes.io/part-of", "vitrine")
 SERVICES = ["catalog", "review", "showcase", "distribution", "compliance"]
@@ -49,6 +52,18 @@ CLUSTER_SCOPED = {
 }
 
 errors: list[str] = []
+
+
+def shutdown_seconds() -> float:
+    """The service's own shutdown bound, read from the runtime (HTTP drain + every step)."""
+    values: dict[str, Any] = {}
+    for node in ast.parse(SERVICE_PY.read_text()).body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+            name = getattr(target, "id", "")
+            if name in ("HTTP_GRACEFUL_SECONDS", "SHUTDOWN_STEP_SECONDS") and node.value:
+                values[name] = ast.literal_eval(node.value)
+    return float(values["HTTP_GRACEFUL_SECONDS"] + sum(values["SHUTDOWN_STEP_SECONDS"].values()))
 
 
 def check(cond: bool, msg: str) -> None:
@@ -232,7 +247,14 @@ def check_deployment(d: dict[str, Any], name: str, configmaps: set[str]) -> dict
         and ann.get("prometheus.io/path") == "/metrics",
         f"{where}: prometheus annotations",
     )
-    check(pod.get("terminationGracePeriodSeconds") == 30, f"{where}: grace period 30 s")
+    grace, bound = (
+        pod.get("terminationGracePeriodSeconds") or 30,
+        PRESTOP_SECONDS + shutdown_seconds(),
+    )
+    check(
+        grace >= bound + 10,
+        f"{where}: terminationGracePeriodSeconds {grace} < preStop + shutdown bound {bound} + 10",
+    )
     containers = pod.get("containers") or []
     check(len(containers) == 1, f"{where}: exactly one container")
     if not containers:

@@ -49,8 +49,24 @@ def configure_logging(service: str, fmt: str = "auto", level: str = "INFO") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    logging.getLogger("pymongo").setLevel(logging.WARNING)
+    # The libraries' INFO lines (consumer assignments, "callback for Task … is being
+    # executed", one per batch) say nothing an operator acts on: they log at the chosen
+    # level but never below WARNING, except when the chosen level is DEBUG.
+    library_level = max(logging.getLevelName(level), logging.WARNING)
+    if logging.getLevelName(level) <= logging.DEBUG:
+        library_level = logging.DEBUG
+    for name in ("aiokafka", "pymongo", LIBRARY_LOGGER):
+        logging.getLogger(name).setLevel(library_level)
+
+
+#: The logger FastStream is given (``KafkaBroker(logger=…)``): through the root handler, in
+#: the service's format, instead of FastStream's own stdout handler.
+LIBRARY_LOGGER = "vitrine.faststream"
+
+
+def library_logger() -> logging.Logger:
+    """The stdlib logger to hand to FastStream's broker (see ``LIBRARY_LOGGER``)."""
+    return logging.getLogger(LIBRARY_LOGGER)
 
 
 def get_logger(name: str | None = None) -> Any:

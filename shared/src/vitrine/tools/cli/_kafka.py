@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import stamina
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from vitrine.runtime.settings import Settings
@@ -61,6 +62,15 @@ class Kafka:
             request_timeout_ms=15000,
             **self.client_args,
         )
+
+
+async def start(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """Start a client; if it cannot, close it (no "Unclosed AIOKafka…" warning) and re-raise."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
 
 
 async def topic_partitions(
@@ -168,18 +178,13 @@ async def close(consumer: AIOKafkaConsumer) -> None:
 
 async def wait_for_broker(kafka: Kafka, timeout: float) -> None:
     """Return once the broker answers metadata requests, or raise after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    delay = 0.3
-    while True:
-        consumer = kafka.consumer()
-        try:
-            await consumer.start()
-            await consumer.topics()
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 3.0)
-        finally:
-            await close(consumer)
+    async for attempt in stamina.retry_context(
+        on=Exception, attempts=None, timeout=timeout, wait_initial=0.3, wait_max=3.0
+    ):
+        with attempt:
+            consumer = kafka.consumer()
+            try:
+                await start(consumer)
+                await consumer.topics()
+            finally:
+                await close(consumer)
