@@ -449,6 +449,7 @@ async def _recover_and_setup(
 ) -> None:
     if await guard.recover():
         log.warning("mongo.orphan_transaction_rolled_back", journal=str(guard.journal))
+    log.info("mongo.profile", server=guard.profile.name)
     await inbox.setup_inbox(db)
     # Collections must exist before a transaction first reads them (nx-27017).
     existing = set(await db.list_collection_names())
