@@ -62,15 +62,28 @@ from vitrine.contract.events.policies import (
     parse_rules,
 )
 from vitrine.contract.events.products import (
+    DEFAULT_SKU,
+    MAX_SKUS,
     CatalogAuditCancelled,
+    ListedSku,
+    PlatformDelistReason,
     ProductAuditCancelled,
+    ProductBackInStock,
     ProductDelisted,
     ProductListed,
+    ProductPlatformDelisted,
+    ProductPlatformReinstated,
     ProductRefused,
     ProductRejected,
     ProductReviewRequested,
+    ProductSoldOut,
+    ProductStockChanged,
+    ProductStockUpdated,
     ProductSubmitted,
     ProductWithdrawn,
+    Sku,
+    SkuPrice,
+    TotalStock,
 )
 from vitrine.contract.events.review import (
     ReviewApproved,
@@ -104,7 +117,9 @@ def _by_type(*models: type[EventData]) -> dict[str, type[EventData]]:
 #: Topics upstream systems publish to (docs/CONTRACT.md).
 INPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
     "accounts.shops": _by_type(ShopRegistered, ShopClosed),
-    "merchants.products": _by_type(ProductSubmitted, ProductWithdrawn, ProductAuditCancelled),
+    "merchants.products": _by_type(
+        ProductSubmitted, ProductStockUpdated, ProductWithdrawn, ProductAuditCancelled
+    ),
     "review.manual": _by_type(ReviewManualDecided),
     "creators.showcase": _by_type(
         ShowcaseAddRequested, ShowcaseRemoveRequested, ShowcaseMoveRequested
@@ -112,6 +127,7 @@ INPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
     "merchants.offers": _by_type(OfferPublished, OfferWithdrawRequested),
     "orders.lifecycle": _by_type(OrderPaid, OrderCompleted, OrderRefunded),
     "platform.policies": _by_type(PolicyAnnounced, PolicyRetracted),
+    "platform.actions": _by_type(ProductPlatformDelisted, ProductPlatformReinstated),
 }
 
 #: Topics the services publish to (docs/CONTRACT.md).
@@ -122,6 +138,9 @@ OUTPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
         ProductRejected,
         ProductDelisted,
         CatalogAuditCancelled,
+        ProductStockChanged,
+        ProductSoldOut,
+        ProductBackInStock,
         ProductRefused,
     ),
     "review.decisions": _by_type(ReviewApproved, ReviewRejected, ReviewEscalated),
@@ -159,9 +178,11 @@ def models_for(topic: str) -> dict[str, type[EventData]]:
 
 
 __all__ = [
+    "DEFAULT_SKU",
     "EVENT_TYPES_BY_TOPIC",
     "INPUT_TOPICS",
     "MAX_RULES",
+    "MAX_SKUS",
     "OUTPUT_TOPICS",
     "RULE_KINDS",
     "Bps",
@@ -185,6 +206,7 @@ __all__ = [
     "ItemRemoved",
     "ItemRestored",
     "ItemSuspended",
+    "ListedSku",
     "OfferActivated",
     "OfferPublished",
     "OfferRefused",
@@ -197,6 +219,7 @@ __all__ = [
     "OrderRefunded",
     "Phase",
     "Plan",
+    "PlatformDelistReason",
     "PolicyAccepted",
     "PolicyAnnounced",
     "PolicyEnforcementCompleted",
@@ -207,11 +230,17 @@ __all__ = [
     "PolicyRetracted",
     "Position",
     "ProductAuditCancelled",
+    "ProductBackInStock",
     "ProductDelisted",
     "ProductListed",
+    "ProductPlatformDelisted",
+    "ProductPlatformReinstated",
     "ProductRefused",
     "ProductRejected",
     "ProductReviewRequested",
+    "ProductSoldOut",
+    "ProductStockChanged",
+    "ProductStockUpdated",
     "ProductSubmitted",
     "ProductWithdrawn",
     "Reason",
@@ -230,11 +259,14 @@ __all__ = [
     "ShowcaseMoveRequested",
     "ShowcaseRemoveRequested",
     "SignedFen",
+    "Sku",
+    "SkuPrice",
     "Source",
     "SourceKind",
     "SourceMatch",
     "Surface",
     "Text",
+    "TotalStock",
     "Verdict",
     "Version",
     "dump",
