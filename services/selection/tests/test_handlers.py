@@ -18,8 +18,10 @@ from vitrine.contract.events import (
     OrderRefunded,
     PolicyInForce,
     PolicyLifted,
+    ProductBackInStock,
     ProductDelisted,
     ProductListed,
+    ProductSoldOut,
     ShopRegistered,
 )
 from vitrine.runtime.messaging.unit_of_work import FIXED_TIME, InMemoryUnitOfWork, incoming
@@ -269,3 +271,25 @@ async def test_a_targeted_plan_is_shown_only_to_its_creators() -> None:
     s = Selection()
     await s.feed(listed(), activated(plan="targeted", creator_ids=["c-1", "c-2"]))
     assert s.doc()["audience"] == ["c-1", "c-2"]
+
+
+async def test_sold_out_goods_stay_listed_and_come_back_in_stock() -> None:
+    s = Selection()
+    await s.feed(listed(), activated())
+    await s.handlers["catalog.products"](
+        [
+            Event(
+                incoming(ProductSoldOut(product_id="p-1"), "p-1").envelope.model_copy(
+                    update={"time": FIXED_TIME}
+                ),
+                ProductSoldOut(product_id="p-1"),
+            )
+        ],
+        s.uow,
+    )
+    assert s.doc()["sold_out"] and s.doc()["visible"]
+    back = ProductBackInStock(product_id="p-1", total_stock=5)
+    await s.handlers["catalog.products"](
+        [Event(incoming(back, "p-1").envelope.model_copy(update={"time": FIXED_TIME}), back)], s.uow
+    )
+    assert not s.doc()["sold_out"]

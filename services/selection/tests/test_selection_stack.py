@@ -389,3 +389,17 @@ async def test_indexes_serve_the_queries_where_the_server_explains_them(stack: A
         await client.drop_database(db.name)
     finally:
         await client.close()
+
+
+async def test_sold_out_goods_leave_a_creators_view_only(
+    http: Any, catalog: Upstream, publisher: Publisher
+) -> None:
+    uid = catalog.uid
+    pid = f"p-{uid}-5"
+    await publisher.send(
+        "catalog.products",
+        cloud_event("product.sold_out", pid, {"product_id": pid}, source="/vitrine/catalog"),
+    )
+    who = f"{catalog.cat}&creator_id=c-{uid}&surface=live"
+    await until(http, f"/offers?{who}", lambda b: len(b["offers"]) == 4)
+    assert f"o-{uid}-5" in await offer_ids(http, catalog.cat)

@@ -43,8 +43,10 @@ from vitrine.contract.events import (
     PolicyAccepted,
     PolicyInForce,
     PolicyLifted,
+    ProductBackInStock,
     ProductDelisted,
     ProductListed,
+    ProductSoldOut,
     Rule,
     ShopClosed,
     ShopRegistered,
@@ -87,7 +89,7 @@ class Product:
     seen_at: datetime | None = None
 
 
-ProductInput = ProductListed | ProductDelisted
+ProductInput = ProductListed | ProductDelisted | ProductSoldOut | ProductBackInStock
 
 
 def _stale(seen_at: datetime | None, at: datetime) -> bool:
@@ -108,27 +110,23 @@ def apply_product(product: Product | None, data: ProductInput, at: datetime) -> 
                 merchant_id=data.merchant_id,
                 title=data.title,
                 category=data.category,
-                images=tuple(getattr(data, "images", ()) or ()),
+                images=tuple(data.images),
                 price_fen=data.price_fen,
                 source=data.source,
                 listed=True,
                 version=data.version,
+                # A version goes live with its SKUs' stock (catalog also says sold_out after).
+                sold_out=sum(k.stock for k in data.skus) == 0 if data.skus else current.sold_out,
             )
         case ProductDelisted():
             new = replace(
                 current, listed=False, merchant_id=data.merchant_id or current.merchant_id
             )
+        case ProductSoldOut():
+            new = replace(current, sold_out=True)
+        case ProductBackInStock():
+            new = replace(current, sold_out=False)
     return Decision(replace(new, seen_at=max(at, current.seen_at or at)))
-
-
-def mark_sold_out(
-    product: Product | None, product_id: str, sold_out: bool, at: datetime
-) -> Decision[Product]:
-    """``product.sold_out`` / ``product.back_in_stock``: still listed, buyable or not."""
-    current = product or Product(product_id)
-    if _stale(current.seen_at, at):
-        return Decision.ignore(current, "stale")
-    return Decision(replace(current, sold_out=sold_out, seen_at=max(at, current.seen_at or at)))
 
 
 # --- offers: status, terms and the rate schedule -----------------------------------------------

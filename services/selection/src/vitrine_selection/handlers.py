@@ -24,8 +24,10 @@ from vitrine.contract.events import (
     PolicyAccepted,
     PolicyInForce,
     PolicyLifted,
+    ProductBackInStock,
     ProductDelisted,
     ProductListed,
+    ProductSoldOut,
     ShopClosed,
     ShopRegistered,
 )
@@ -38,7 +40,7 @@ from vitrine_selection.repository import Store
 
 log = get_logger(__name__)
 
-ProductInput = ProductListed | ProductDelisted
+ProductInput = ProductListed | ProductDelisted | ProductSoldOut | ProductBackInStock
 OfferInput = OfferActivated | OfferSuspended | OfferRestored | OfferWithdrawn
 OrderInput = OrderPaid | OrderRefunded
 ShopInput = ShopRegistered | ShopClosed
@@ -46,7 +48,9 @@ RulingInput = PolicyAccepted | PolicyInForce | PolicyLifted
 
 #: Per input topic, the only types selection acts on (the rest are acknowledged untouched).
 ACTS_ON: dict[str, frozenset[str]] = {
-    "catalog.products": frozenset(m.event_type for m in (ProductListed, ProductDelisted)),
+    "catalog.products": frozenset(
+        m.event_type for m in (ProductListed, ProductDelisted, ProductSoldOut, ProductBackInStock)
+    ),
     "distribution.offers": frozenset(
         m.event_type for m in (OfferActivated, OfferSuspended, OfferRestored, OfferWithdrawn)
     ),
