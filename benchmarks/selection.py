@@ -95,7 +95,9 @@ async def measure(n: int, rate: float, duration: float) -> Report:
         base = procs["selection"].url("")
         prod = producer(stack.kafka_bootstrap)
         await prod.start()
-        http = httpx.AsyncClient(base_url=base, timeout=30.0)
+        http = httpx.AsyncClient(
+            base_url=base, timeout=30.0, limits=httpx.Limits(max_connections=2000)
+        )
         try:
             t0 = time.monotonic()
             pairs = [offer_records(i) for i in range(n)]
@@ -122,9 +124,13 @@ async def measure(n: int, rate: float, duration: float) -> Report:
             async def one(path: str) -> None:
                 nonlocal errors
                 started = time.perf_counter()
-                resp = await http.get(path)
+                try:
+                    resp = await http.get(path)
+                    errors += resp.status_code != 200
+                except httpx.HTTPError:
+                    errors += 1
+                # A failed or timed-out query counts with the time it took (not dropped).
                 latencies.append((time.perf_counter() - started) * 1000)
-                errors += resp.status_code != 200
 
             async def queries() -> None:
                 rnd, tasks, i, start = random.Random(7), [], 0, time.monotonic()
@@ -160,11 +166,13 @@ async def measure(n: int, rate: float, duration: float) -> Report:
 
             async def freshness() -> None:
                 while (
-                    (time.monotonic() < stop + 10
-                    and len(seen) < len(published))
-                    or time.monotonic() < stop
-                ):
-                    body = (await http.get("/offers?category=fresh&sort=newest&limit=100")).json()
+                    time.monotonic() < stop + 10 and len(seen) < len(published)
+                ) or time.monotonic() < stop:
+                    try:
+                        resp = await http.get("/offers?category=fresh&sort=newest&limit=100")
+                        body = resp.json()
+                    except httpx.HTTPError:
+                        continue
                     now = time.monotonic()
                     for o in body["offers"]:
                         seen.setdefault(o["offer_id"], now)
