@@ -41,11 +41,11 @@ from vitrine.contract.events import (
     Surface,
     parse_rules,
 )
-from vitrine.runtime.decision import Decision, Emit
 
 # the kernel's accounts, re-exported for the repository and tests
 from vitrine.contract.policy_kernel import Account as Account
 from vitrine.contract.policy_kernel import Shop as Shop
+from vitrine.runtime.decision import Decision, Emit
 
 State = Literal["announced", "accepted", "rejected", "scheduled", "in_force", "lifted"]
 PHASES: tuple[Phase, ...] = ("block_new", "enforce_existing")
