@@ -10,7 +10,9 @@ from benchmarks.common import PROFILE, log
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("which", nargs="?", default="all", choices=["p1", "p2", "p3", "p4", "all"])
+    parser.add_argument(
+        "which", nargs="?", default="all", choices=["p1", "p2", "p3", "p4", "selection", "all"]
+    )
     parser.add_argument(
         "--n",
         type=int,
@@ -58,6 +60,10 @@ def main() -> None:
         from benchmarks import p3_latency
 
         reports.append(p3_latency.run(args.rate, args.duration))
+    if args.which in ("selection", "all"):
+        from benchmarks import selection
+
+        reports.append(selection.run(args.n or 100_000, 50.0, min(args.duration, 30.0)))
     for report in reports:
         print(report.markdown())
         if not args.no_doc:

@@ -23,6 +23,7 @@ SERVICES = {
     "review": 8002,
     "showcase": 8003,
     "distribution": 8004,
+    "selection": 8007,
     "compliance": 8005,
 }
 SERVICE_ENV = {

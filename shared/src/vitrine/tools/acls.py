@@ -25,7 +25,7 @@ Resource = Literal["topic", "group"]
 Operation = Literal["READ", "WRITE", "DESCRIBE"]
 
 #: The services whose definitions the plan is derived from (package ``vitrine_<name>``).
-SERVICES = ("catalog", "review", "showcase", "distribution", "compliance")
+SERVICES = ("catalog", "review", "showcase", "distribution", "compliance", "selection")
 
 #: Upstream systems and the input topics each may write (and nothing else).
 UPSTREAM_WRITERS: dict[str, tuple[str, ...]] = {
@@ -34,7 +34,7 @@ UPSTREAM_WRITERS: dict[str, tuple[str, ...]] = {
     "upstream-review-desk": ("review.manual",),
     "upstream-creators": ("creators.showcase",),
     "upstream-orders": ("orders.lifecycle",),
-    "upstream-platform": ("platform.policies",),
+    "upstream-platform": ("platform.policies", "platform.actions"),
 }
 
 #: Reads every topic and describes groups (tail, dlq list, lag); writes nothing.
