@@ -265,7 +265,9 @@ def report(path: Path, secure: bool = False) -> int:
         return 1
     print(f"check_compose: ok ({path.name}: services, Kafka/Mongo settings, ordering, ports)")
     if secure:
-        print("check_compose: ok (secure override: authorizer, one principal per service, acls job)")
+        print(
+            "check_compose: ok (secure override: authorizer, one principal per service, acls job)"
+        )
     return 0
 
 

@@ -96,7 +96,9 @@ def check_broker(kafka: dict[str, Any], check: Callable[[bool, str], None]) -> N
     check(props.get("super.users") == "User:ANONYMOUS", "kafka: super.users User:ANONYMOUS only")
     check(props.get("sasl.enabled.mechanisms") == SASL_MECHANISM, f"kafka: {SASL_MECHANISM}")
     listeners = _listeners(props.get("listeners", ""))
-    protocols = dict(p.split(":", 1) for p in props.get("listener.security.protocol.map", "").split(","))
+    protocols = dict(
+        p.split(":", 1) for p in props.get("listener.security.protocol.map", "").split(",")
+    )
     check(bool(listeners), "kafka: no listeners")
     for name, address in listeners.items():
         protocol = protocols.get(name, "")
@@ -112,7 +114,8 @@ def check_broker(kafka: dict[str, Any], check: Callable[[bool, str], None]) -> N
     voters = props.get("controller.quorum.voters", "")
     check(voters.endswith("@127.0.0.1:9093"), "kafka: the controller quorum is on loopback")
     check(
-        f"--bootstrap-server {ADMIN_BOOTSTRAP}" in _text((kafka.get("healthcheck") or {}).get("test")),
+        f"--bootstrap-server {ADMIN_BOOTSTRAP}"
+        in _text((kafka.get("healthcheck") or {}).get("test")),
         f"kafka: healthcheck must use the admin listener {ADMIN_BOOTSTRAP}",
     )
 
@@ -120,7 +123,9 @@ def check_broker(kafka: dict[str, Any], check: Callable[[bool, str], None]) -> N
 def sasl_addresses(kafka: dict[str, Any]) -> set[str]:
     """The advertised host:port of every SASL listener (where a service may connect)."""
     props = broker_properties(_env(kafka))
-    protocols = dict(p.split(":", 1) for p in props.get("listener.security.protocol.map", "").split(","))
+    protocols = dict(
+        p.split(":", 1) for p in props.get("listener.security.protocol.map", "").split(",")
+    )
     advertised = _listeners(props.get("advertised.listeners", ""))
     return {a for n, a in advertised.items() if protocols.get(n, "").startswith("SASL_")}
 
@@ -157,7 +162,10 @@ def check_service(
 def check_admin_job(name: str, svc: dict[str, Any], check: Callable[[bool, str], None]) -> None:
     check(svc.get("network_mode") == "service:kafka", f"{name}: network_mode service:kafka")
     env = _env(svc)
-    check(env.get("VITRINE_KAFKA_BOOTSTRAP") == ADMIN_BOOTSTRAP, f"{name}: bootstrap {ADMIN_BOOTSTRAP}")
+    check(
+        env.get("VITRINE_KAFKA_BOOTSTRAP") == ADMIN_BOOTSTRAP,
+        f"{name}: bootstrap {ADMIN_BOOTSTRAP}",
+    )
     check(
         env.get("VITRINE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT") == "PLAINTEXT",
         f"{name}: the admin listener is PLAINTEXT",
@@ -165,7 +173,9 @@ def check_admin_job(name: str, svc: dict[str, Any], check: Callable[[bool, str],
     check(svc.get("restart") == "no", f'{name}: restart must be "no" (one-shot job)')
 
 
-def check_secure(base: dict[str, Any], override: dict[str, Any], services: Iterable[str]) -> list[str]:
+def check_secure(
+    base: dict[str, Any], override: dict[str, Any], services: Iterable[str]
+) -> list[str]:
     """Every problem of the merged files, as messages (empty: all good)."""
     errors: list[str] = []
 
@@ -194,7 +204,9 @@ def check_secure(base: dict[str, Any], override: dict[str, Any], services: Itera
     declared = doc.get("secrets") or {}
     check(set(declared) == everyone, f"top-level secrets must be the principals {sorted(everyone)}")
     for who, spec in declared.items():
-        check(str((spec or {}).get("file", "")).endswith(f"/{who}"), f"secret {who}: file .../{who}")
+        check(
+            str((spec or {}).get("file", "")).endswith(f"/{who}"), f"secret {who}: file .../{who}"
+        )
     if "topics" in svcs:
         check_admin_job("topics", svcs["topics"], check)
     acls = svcs.get("acls") or {}

@@ -26,9 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import kafka_users
+import yaml
 
 K8S = Path(__file__).resolve().parent / "k8s"
 SERVICE_PY = K8S.parents[1] / "shared/src/vitrine/runtime/service.py"
@@ -332,7 +331,9 @@ def check_principal(c: dict[str, Any], name: str, where: str) -> None:
 
 def check_jobs(jobs: dict[str, dict[str, Any]], configmaps: set[str]) -> None:
     """vitrine-topics and vitrine-acls, both as the admin principal."""
-    check(set(jobs) == {"vitrine-topics", "vitrine-acls"}, "Jobs must be vitrine-topics, vitrine-acls")
+    check(
+        set(jobs) == {"vitrine-topics", "vitrine-acls"}, "Jobs must be vitrine-topics, vitrine-acls"
+    )
     for jname, job in jobs.items():
         where = f"Job/{jname}"
         pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}

@@ -97,9 +97,7 @@ def main() -> int:
         print("\n".join(principals()))
         return 0
     written = ensure_passwords(args.dir, set(args.rotate))
-    stale = sorted(
-        f.name for f in args.dir.iterdir() if f.is_file() and f.name not in principals()
-    )
+    stale = sorted(f.name for f in args.dir.iterdir() if f.is_file() and f.name not in principals())
     print(f"{args.dir}: new passwords for {', '.join(written) or 'nobody'}")
     if stale:
         print(f"not in the plan any more (delete them): {', '.join(stale)}", file=sys.stderr)
