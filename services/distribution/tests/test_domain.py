@@ -15,9 +15,11 @@ from vitrine.contract.events import (
     OfferWithdrawRequested,
     OrderPaid,
     Reason,
+    RequireShop,
     Source,
     SourceMatch,
 )
+from vitrine.contract.policy_kernel import Account, Shop
 from vitrine_distribution import domain
 from vitrine_distribution.domain import (
     SHANGHAI,
@@ -34,6 +36,8 @@ from vitrine_distribution.domain import (
 T0 = datetime(2024, 3, 10, 15, 0, tzinfo=UTC)  # 23:00 Asia/Shanghai
 MIDNIGHT = datetime(2024, 3, 11, 0, 0, tzinfo=SHANGHAI).astimezone(UTC)
 MS = timedelta(milliseconds=1)
+PROVIDER_BUILT_M1 = Account("m-1", (Shop("s-1", "mini_program", service_provider_built=True),))
+SPB = {"m-spb": Account("m-spb", (Shop("s-spb", "mini_program", service_provider_built=True),))}
 
 
 def sh(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, us: int = 0) -> datetime:
@@ -75,7 +79,7 @@ def publish(
     args: dict[str, object] = {
         "product": product(cmd.product_id),
         "policies": [],
-        "service_provider_built": False,
+        "merchant": None,
         "general_live": False,
     }
     args.update(kw)
@@ -242,7 +246,7 @@ def test_source_disallowed_names_the_policy_and_respects_exemptions() -> None:
     spb = mini_shop_policy(service_provider_built=True)
     assert publish(None, published(), product=mini, policies=[spb]).refused
     assert not publish(
-        None, published(), product=mini, policies=[spb], service_provider_built=True
+        None, published(), product=mini, policies=[spb], merchant=PROVIDER_BUILT_M1
     ).refused
     # a rule on another surface does not apply to distribution
     showcase_only = PolicyView(
@@ -348,7 +352,7 @@ def test_holds_delisting_and_policy() -> None:
     assert enforced.affected == 1 and not enforced.events  # already suspended: no second event
     assert held.holds == {"product_delisted", "policy:pol-1"}
     relisted = domain.product_listed(
-        held, product(kind="wechat_mini_shop"), t3, policies=[policy], service_provider_built=False
+        held, product(kind="wechat_mini_shop"), t3, policies=[policy], merchant=None
     )
     assert (
         relisted.offer is not None and relisted.offer.status == "suspended" and not relisted.events
@@ -385,12 +389,28 @@ def test_enforce_skips_exempt_withdrawn_and_other_sources() -> None:
         "p-e": product("p-e", "m-e", kind="channels_shop"),
     }
     policy = mini_shop_policy(merchant_ids=["m-exempt"], service_provider_built=True)
-    result = domain.enforce(policy, offers, products, {"m-spb": True}, T0 + MS)
+    result = domain.enforce(policy, offers, products, SPB, T0 + MS)
     assert set(result.offers) == {"o-a"} and result.affected == 1
-    again = domain.enforce(
-        policy, [result.offers["o-a"], *offers[1:]], products, {"m-spb": True}, T0
-    )
+    again = domain.enforce(policy, [result.offers["o-a"], *offers[1:]], products, SPB, T0)
     assert again.affected == 1 and not again.events  # idempotent
+
+
+def test_require_shop_on_distribution_judges_the_offers_merchant() -> None:
+    """A ``require_shop`` rule on ``distribution``: only merchants holding the shop may offer
+    goods there (the merchant is the account using that surface; §5, policy kernel)."""
+    rule = RequireShop(surfaces=["distribution"], shop_kind="channels_shop")
+    policy = PolicyView("pol-shop", "enforce_existing", (rule,))
+    channels = Account("m-1", (Shop("s-1", "channels_shop"),))
+    out = publish(None, published(), policies=[policy], merchant=None)
+    assert [(r.code, r.policy_id) for r in out.refused] == [("shop_required", "pol-shop")]
+    assert not publish(None, published(), policies=[policy], merchant=channels).refused
+    offers = [
+        Offer("o-a", "p-a", "m-a", history=(domain.StatusChange(T0, "active"),)),
+        Offer("o-b", "p-b", "m-1", history=(domain.StatusChange(T0, "active"),)),
+    ]
+    products = {"p-a": product("p-a", "m-a"), "p-b": product("p-b", "m-1")}
+    result = domain.enforce(policy, offers, products, {"m-1": channels}, T0 + MS)
+    assert set(result.offers) == {"o-a"} and result.affected == 1
 
 
 # --- commissions -------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def _offers(bps_by_creator: dict[str, int]) -> dict[str, domain.Offer]:
             T0,
             product=ProductView("p-1", "m-1", True, Source(kind="channels_shop")),
             policies=[],
-            service_provider_built=False,
+            merchant=None,
             general_live=False,
         )
         assert out.offer is not None

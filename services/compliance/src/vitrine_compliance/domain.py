@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from vitrine.contract import policy_kernel
 from vitrine.contract.events import (
-    DisallowSource,
     EnforcementReported,
     EventData,
     Exemptions,
@@ -36,12 +36,15 @@ from vitrine.contract.events import (
     PolicyRejected,
     PolicyRetracted,
     Reason,
-    RequireShop,
     Rule,
     Source,
     Surface,
     parse_rules,
 )
+
+# the kernel's accounts, re-exported for the repository and tests
+from vitrine.contract.policy_kernel import Account as Account
+from vitrine.contract.policy_kernel import Shop as Shop
 from vitrine.runtime.decision import Decision, Emit
 
 State = Literal["announced", "accepted", "rejected", "scheduled", "in_force", "lifted"]
@@ -405,28 +408,6 @@ def _complete(policy: Policy, phase: str, at: datetime) -> tuple[Policy, list[Ev
 
 
 @dataclass(frozen=True)
-class Shop:
-    shop_id: str
-    shop_kind: str
-    service_provider_built: bool = False
-
-
-@dataclass(frozen=True)
-class Account:
-    """An account's shops (merchants and creators share the account id space)."""
-
-    account_id: str
-    shops: tuple[Shop, ...] = ()
-
-    def holds(self, shop_kind: str) -> bool:
-        return any(s.shop_kind == shop_kind for s in self.shops)
-
-    @property
-    def service_provider_built(self) -> bool:
-        return any(s.service_provider_built for s in self.shops)
-
-
-@dataclass(frozen=True)
 class ProductInfo:
     """What catalog's ``product.listed`` told us about a product."""
 
@@ -477,63 +458,6 @@ class Impact:
         }
 
 
-def merchant_exempt(merchant_id: str | None, exemptions: Exemptions) -> bool:
-    """``merchant_ids``: these merchants' goods are never refused or suspended (any rule)."""
-    return merchant_id is not None and merchant_id in exemptions.merchant_ids
-
-
-def provider_built(account_id: str | None, accounts: Mapping[str, Account]) -> bool:
-    account = accounts.get(account_id) if account_id is not None else None
-    return account is not None and account.service_provider_built
-
-
-def satisfies_shop(
-    account_id: str, rule: RequireShop, exemptions: Exemptions, accounts: Mapping[str, Account]
-) -> bool:
-    """A creator (or an offer's merchant) holding the shop; or a provider-built one if exempt."""
-    account = accounts.get(account_id)
-    if account is None:
-        return False
-    return account.holds(rule.shop_kind) or (
-        exemptions.service_provider_built and account.service_provider_built
-    )
-
-
-def touches(
-    surface: Surface,
-    actor_id: str,
-    product: ProductInfo,
-    rules: Sequence[Rule],
-    exemptions: Exemptions,
-    accounts: Mapping[str, Account],
-) -> bool:
-    """Whether the rules bar ``product`` on ``surface`` for ``actor_id``.
-
-    The actor is the creator on ``showcase``/``live`` and the offer's merchant on
-    ``distribution``.
-    """
-    if merchant_exempt(product.merchant_id, exemptions):
-        return False
-    # service_provider_built: such a merchant's goods are not disallowed by source.
-    source_exempt = exemptions.service_provider_built and provider_built(
-        product.merchant_id, accounts
-    )
-    for rule in rules:
-        if not rule.applies_to(surface):
-            continue
-        if (
-            isinstance(rule, DisallowSource)
-            and not source_exempt
-            and rule.disallows(product.source, surface)
-        ):
-            return True
-        if isinstance(rule, RequireShop) and not satisfies_shop(
-            actor_id, rule, exemptions, accounts
-        ):
-            return True
-    return False
-
-
 def assess(
     rules: Sequence[Rule],
     exemptions: Exemptions,
@@ -542,7 +466,13 @@ def assess(
     products: Mapping[str, ProductInfo],
     accounts: Mapping[str, Account],
 ) -> Impact:
-    """Count the active showcase items and offers the rules would suspend now."""
+    """Count the active showcase items and offers the rules would suspend now.
+
+    Judged by :mod:`vitrine.contract.policy_kernel`, the same calls showcase and distribution
+    make when they enforce: an item is placed on ``showcase`` by its creator, an offer on
+    ``distribution`` by its merchant.
+    """
+    terms = policy_kernel.Terms("", rules, exemptions)
     n_items = n_offers = unknown = 0
     creators: set[str] = set()
     merchants: set[str] = set()
@@ -553,7 +483,14 @@ def assess(
         if product is None:
             unknown += 1
             continue
-        if touches("showcase", item.creator_id, product, rules, exemptions, accounts):
+        placement = policy_kernel.Placement(
+            "showcase",
+            product.merchant_id,
+            product.source,
+            merchant=accounts.get(product.merchant_id),
+            account=accounts.get(item.creator_id),
+        )
+        if policy_kernel.bars(terms, placement):
             n_items += 1
             creators.add(item.creator_id)
             merchants.add(product.merchant_id)
@@ -564,8 +501,11 @@ def assess(
         if known is None:
             unknown += 1
             continue
-        product = replace(known, merchant_id=offer.merchant_id)
-        if touches("distribution", offer.merchant_id, product, rules, exemptions, accounts):
+        merchant = accounts.get(offer.merchant_id)
+        placement = policy_kernel.Placement(
+            "distribution", offer.merchant_id, known.source, merchant=merchant, account=merchant
+        )
+        if policy_kernel.bars(terms, placement):
             n_offers += 1
             merchants.add(offer.merchant_id)
     return Impact(n_items, n_offers, len(creators), len(merchants), unknown)

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any, Final
 
 from vitrine.contract.envelope import Event
-from vitrine.contract.events import DisallowSource, EnforcementReported
+from vitrine.contract.events import DisallowSource, EnforcementReported, RequireShop
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_distribution import domain, repository
@@ -44,7 +44,7 @@ async def apply_offer_commands(events: list[Event[Any]], uow: UnitOfWork) -> Non
     # every offer of these products: "is there a live general plan?" for targeted plans
     offers = {**await repository.offers_for_products(db, product_ids, session), **offers}
     policies = await repository.policies_in_force(db, session)
-    spb = await repository.service_provider_built(
+    merchants = await repository.merchant_accounts(
         db, {p.merchant_id for p in products.values()}, session
     )
     changed: set[str] = set()
@@ -59,7 +59,7 @@ async def apply_offer_commands(events: list[Event[Any]], uow: UnitOfWork) -> Non
                 now,
                 product=product,
                 policies=policies,
-                service_provider_built=spb.get(product.merchant_id, False) if product else False,
+                merchant=merchants.get(product.merchant_id) if product else None,
                 general_live=domain.general_live(offers.values(), data.product_id, data.offer_id),
             )
             product_id: str | None = data.product_id
@@ -113,7 +113,7 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork) -> None:
     for offer in sorted(offers.values(), key=lambda o: o.offer_id):
         by_product[offer.product_id].append(offer.offer_id)
     policies = [p for p in await repository.policies_in_force(db, session) if p.enforcing]
-    spb = await repository.service_provider_built(
+    merchants = await repository.merchant_accounts(
         db, {o.merchant_id for o in offers.values()}, session
     )
     changed_products: set[str] = set()
@@ -146,7 +146,7 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork) -> None:
                     product,
                     now,
                     policies=policies,
-                    service_provider_built=spb.get(offer.merchant_id, False),
+                    merchant=merchants.get(offer.merchant_id),
                 )
             else:
                 outcome = domain.product_delisted(offer, now)
@@ -196,6 +196,10 @@ def _distribution_source_kinds(policy: PolicyView) -> set[str]:
     }
 
 
+def _requires_shop(policy: PolicyView) -> bool:
+    return any(isinstance(r, RequireShop) and r.applies_to("distribution") for r in policy.rules)
+
+
 async def apply_rulings(events: list[Event[Any]], uow: UnitOfWork) -> None:
     """``policy.in_force`` (record; ``enforce_existing`` suspends in bulk) and ``policy.lifted``.
 
@@ -232,11 +236,20 @@ async def apply_rulings(events: list[Event[Any]], uow: UnitOfWork) -> None:
             products = await repository.products_with_source_kinds(
                 db, _distribution_source_kinds(policy), session
             )
-            offers = await repository.offers_for_products(db, products, session, live_only=True)
-            spb = await repository.service_provider_built(
+            if _requires_shop(policy):  # any merchant may lack the shop: judge every offer
+                offers = await repository.live_offers(db, session)
+                products = {
+                    **await repository.load_products(
+                        db, {o.product_id for o in offers.values()}, session
+                    ),
+                    **products,
+                }
+            else:
+                offers = await repository.offers_for_products(db, products, session, live_only=True)
+            merchants = await repository.merchant_accounts(
                 db, {o.merchant_id for o in offers.values()}, session
             )
-            result = domain.enforce(policy, offers.values(), products, spb, now)
+            result = domain.enforce(policy, offers.values(), products, merchants, now)
             await repository.save_policy(db, policy, session, affected=result.affected)
             phase = "enforce_existing"
         await repository.save_offers(db, result.offers.values(), session)

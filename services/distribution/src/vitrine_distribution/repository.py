@@ -28,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid
 
 from vitrine.contract.events import EventData, Exemptions, Reason, Rule, Source
+from vitrine.contract.policy_kernel import Account, Shop
 from vitrine.runtime.mongo import Document
 from vitrine_distribution.domain import (
     Entry,
@@ -130,6 +131,12 @@ async def offers_for_products(
     return {doc["_id"]: to_offer(doc) async for doc in cursor}
 
 
+async def live_offers(db: Db, session: Session = None) -> dict[str, Offer]:
+    """Every offer not withdrawn (a ``require_shop`` sweep judges every merchant's offers)."""
+    cursor = db[OFFERS].find({"withdrawn": False}, session=session)
+    return {doc["_id"]: to_offer(doc) async for doc in cursor}
+
+
 async def offers_held_by(db: Db, hold: str, session: Session = None) -> dict[str, Offer]:
     # {"holds": {"$in": [...]}}, not {"holds": hold}: on nx-27017 an equality match on an
     # indexed array field finds nothing (measured with nx-27017 0.8.1); $in matches correctly
@@ -197,13 +204,20 @@ async def load_accounts(
     }
 
 
-async def service_provider_built(
+async def merchant_accounts(
     db: Db, account_ids: Iterable[str], session: Session = None
-) -> dict[str, bool]:
-    """Which of these accounts hold an open shop built by a service provider (§5 exemption)."""
+) -> dict[str, Account]:
+    """These accounts' open shops, as the policy kernel judges them (§5 ``require_shop`` and
+    the ``service_provider_built`` exemption)."""
     accounts = await load_accounts(db, account_ids, session)
     return {
-        account: any(shop.get("service_provider_built") for shop in shops.values())
+        account: Account(
+            account,
+            tuple(
+                Shop(s["shop_id"], s["shop_kind"], bool(s.get("service_provider_built")))
+                for s in shops.values()
+            ),
+        )
         for account, shops in accounts.items()
     }
 

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import ClassVar, Literal
 
+from vitrine.contract import policy_kernel
 from vitrine.contract.events import (
-    DisallowSource,
     EventData,
     Exemptions,
     OfferActivated,
@@ -54,6 +54,7 @@ from vitrine.contract.events import (
     Source,
 )
 from vitrine.contract.events.common import Code
+from vitrine.contract.policy_kernel import Account, Breach, Placement
 from vitrine_distribution.domain.rates import RateEntry, rate_at, schedule, to_ms
 
 Status = Literal["active", "suspended", "withdrawn"]
@@ -106,21 +107,13 @@ class PolicyView:
     def enforcing(self) -> bool:
         return self.phase == "enforce_existing" and not self.lifted
 
-    def exempt(self, merchant_id: str, service_provider_built: bool) -> bool:
-        return merchant_id in self.exemptions.merchant_ids or (
-            self.exemptions.service_provider_built and service_provider_built
-        )
-
-    def disallows(
-        self, source: Source | None, merchant_id: str, service_provider_built: bool
-    ) -> bool:
-        """Whether this policy bars goods of ``source`` by ``merchant_id`` from distribution."""
-        if self.lifted or source is None or self.exempt(merchant_id, service_provider_built):
-            return False
-        return any(
-            isinstance(rule, DisallowSource) and rule.disallows(source, SURFACE)
-            for rule in self.rules
-        )
+    def breaches(self, product: ProductView, merchant: Account | None) -> list[Breach]:
+        """What bars an offer of ``product`` by ``product.merchant_id`` (the policy kernel
+        decides; that merchant, ``merchant``, is the account using the surface)."""
+        if self.lifted:
+            return []
+        placement = Placement(SURFACE, product.merchant_id, product.source, merchant, merchant)
+        return policy_kernel.breaches(self, placement)
 
 
 # --- the offer ----------------------------------------------------------------------------------
@@ -222,7 +215,7 @@ def judge_publish(
     *,
     product: ProductView | None,
     policies: Iterable[PolicyView],
-    service_provider_built: bool,
+    merchant: Account | None,
     general_live: bool,
 ) -> list[Reason]:
     """Every reason the publish is refused (empty when it is accepted)."""
@@ -265,17 +258,15 @@ def judge_publish(
             )
         )
     if product is not None:
-        owner = product.merchant_id
         for policy in sorted(policies, key=lambda p: p.policy_id):
-            if policy.disallows(product.source, owner, service_provider_built):
-                reasons.append(
-                    _reason(
-                        "source_disallowed",
-                        f"goods from this source may not be distributed ({policy.policy_id})",
-                        "product_id",
-                        policy.policy_id,
-                    )
-                )
+            for breach in policy.breaches(product, merchant):
+                if breach.code == "source_disallowed":
+                    message = f"goods from this source may not be distributed ({breach.policy_id})"
+                    reasons.append(_reason(breach.code, message, "product_id", breach.policy_id))
+                else:
+                    kind = getattr(breach.rule, "shop_kind", "")
+                    message = f"a {kind} shop is required to distribute ({breach.policy_id})"
+                    reasons.append(_reason(breach.code, message, "merchant_id", breach.policy_id))
     if cmd.plan == "targeted" and not general_live:
         reasons.append(
             _reason(
@@ -302,7 +293,7 @@ def publish(
     *,
     product: ProductView | None,
     policies: Iterable[PolicyView],
-    service_provider_built: bool,
+    merchant: Account | None,
     general_live: bool,
 ) -> OfferOutcome:
     """Accept (activate, or change the terms of) an offer, or refuse it with every reason."""
@@ -312,7 +303,7 @@ def publish(
         cmd,
         product=product,
         policies=policies,
-        service_provider_built=service_provider_built,
+        merchant=merchant,
         general_live=general_live,
     )
     if reasons:
@@ -432,15 +423,15 @@ def product_listed(
     now: datetime,
     *,
     policies: Iterable[PolicyView],
-    service_provider_built: bool,
+    merchant: Account | None,
 ) -> OfferOutcome:
     """The product is (re)listed: new policy holds first (its source may have changed), then
     the delisting hold goes, so the offer is restored only if nothing holds it."""
     events: list[EventData] = []
     current = offer
     for policy in sorted(policies, key=lambda p: p.policy_id):
-        if policy.enforcing and policy.disallows(
-            product.source, offer.merchant_id, service_provider_built
+        if policy.enforcing and policy.breaches(
+            replace(product, merchant_id=offer.merchant_id), merchant
         ):
             out = hold(current, policy_hold(policy.policy_id), now, "policy", policy.policy_id)
             current, events = out.offer or current, events + out.events
@@ -461,10 +452,11 @@ def enforce(
     policy: PolicyView,
     offers: Iterable[Offer],
     products: Mapping[str, ProductView],
-    service_provider_built: Mapping[str, bool],
+    merchants: Mapping[str, Account],
     now: datetime,
 ) -> Enforcement:
-    """``enforce_existing``: hold every non-withdrawn offer whose product the policy disallows.
+    """``enforce_existing``: hold every non-withdrawn offer the policy bars (its product's
+    source, or its merchant lacking a required shop; ``merchants`` holds their accounts).
 
     ``affected`` counts the offers the policy holds after this (including ones it already held,
     so a repeated ruling reports the same number); one ``offer.suspended`` per offer it turns
@@ -478,9 +470,8 @@ def enforce(
         product = products.get(offer.product_id)
         if offer.withdrawn or product is None:
             continue
-        if not policy.disallows(
-            product.source, offer.merchant_id, service_provider_built.get(offer.merchant_id, False)
-        ):
+        merchant = merchants.get(offer.merchant_id) or Account(offer.merchant_id)
+        if not policy.breaches(replace(product, merchant_id=offer.merchant_id), merchant):
             continue
         affected += 1
         out = hold(offer, key, now, "policy", policy.policy_id)
