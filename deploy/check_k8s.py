@@ -19,6 +19,7 @@ Needs PyYAML.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import yaml
 K8S = Path(__file__).resolve().parent / "k8s"
 NAMESPACE = "vitrine"
 PART_OF = ("app.kubernetes.io/part-of", "vitrine")
-SERVICES = ["catalog", "review", "showcase", "distribution", "compliance"]
+SERVICES = ["catalog", "review", "showcase", "distribution", "compliance", "live"]
 CONFIG = "vitrine-config"
 SECRET = "vitrine-secrets"  # noqa: S105 - the Secret object's name, not a credential
 CONFIG_KEYS = {
@@ -157,7 +158,8 @@ def check_secret_example(kdir: Path) -> None:
 def check_in_step(kdir: Path) -> None:
     """The five service files are one template; a fix in one must reach all."""
     texts = {
-        s: (kdir / f"{s}.yaml").read_text().replace(s, "NAME")
+        # whole words: "live" is also in "livenessProbe"
+        s: re.sub(rf"\b{s}\b", "NAME", (kdir / f"{s}.yaml").read_text())
         for s in SERVICES
         if (kdir / f"{s}.yaml").is_file()
     }

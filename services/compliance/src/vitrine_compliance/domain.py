@@ -49,12 +49,11 @@ from vitrine.runtime.decision import Decision, Emit
 
 State = Literal["announced", "accepted", "rejected", "scheduled", "in_force", "lifted"]
 PHASES: tuple[Phase, ...] = ("block_new", "enforce_existing")
-#: Which service enforces each surface. ``live`` has no service yet: rules on it are
-#: accepted and recorded, and nobody is waited for.
-ENFORCER: dict[Surface, str | None] = {
+#: Which service enforces each surface (and reports before ``policy.enforcement_completed``).
+ENFORCER: dict[Surface, str] = {
     "showcase": "showcase",
     "distribution": "distribution",
-    "live": None,
+    "live": "live",
 }
 #: Report phases after which compliance publishes ``policy.enforcement_completed``.
 COMPLETABLE = ("enforce_existing", "lifted")
@@ -163,7 +162,7 @@ def _decided(
 def expected_services(rules: Iterable[Rule]) -> tuple[str, ...]:
     """The services that enforce the rules' surfaces, in a stable order."""
     wanted = {ENFORCER[s] for r in rules for s in r.surfaces}
-    return tuple(s for s in ("showcase", "distribution") if s in wanted)
+    return tuple(s for s in ("showcase", "live", "distribution") if s in wanted)
 
 
 # --- validation --------------------------------------------------------------------------------
