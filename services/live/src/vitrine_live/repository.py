@@ -4,6 +4,7 @@
 - ``sessions``: one document per session, ``_id`` = session_id, with ``creator_id, title,
   open, explaining, started_at, ended_at`` and its cart ``items[]`` (``product_id,
   merchant_id, source, position, offer_id, holds``; ≤ 500, so one document stays small).
+  ``product_ids``/``offer_ids`` repeat the cart's ids flat, for the finds of the sweeps.
   Indexed on ``creator_id``+``open`` (a creator's open session) and on ``open`` (the sweeps
   only look at open sessions: ended ones are history); writes go by ``_id``.
 - ``products`` / ``offers`` / ``accounts`` / ``policies``: projections keyed by their id;
@@ -92,6 +93,9 @@ def session_document(session: Session) -> Document:
         "explaining": session.explaining,
         "started_at": session.started_at,
         "ended_at": session.ended_at,
+        # flat copies for the sweeps' finds (membership in a plain array of strings)
+        "product_ids": sorted(i.product_id for i in session.items),
+        "offer_ids": sorted({i.offer_id for i in session.items if i.offer_id}),
         "items": [
             {
                 "product_id": i.product_id,
@@ -180,11 +184,11 @@ class MongoLiveStore:
         return {s.creator_id: s for s in map(to_session, docs)}
 
     async def open_sessions_with_products(self, product_ids: Iterable[str]) -> list[Session]:
-        query = {"open": True, "items.product_id": {"$in": sorted(set(product_ids))}}
+        query = {"open": True, "product_ids": {"$in": sorted(set(product_ids))}}
         return [to_session(d) for d in await self._find(SESSIONS, query)]
 
     async def open_sessions_with_offers(self, offer_ids: Iterable[str]) -> list[Session]:
-        query = {"open": True, "items.offer_id": {"$in": sorted(set(offer_ids))}}
+        query = {"open": True, "offer_ids": {"$in": sorted(set(offer_ids))}}
         return [to_session(d) for d in await self._find(SESSIONS, query)]
 
     async def open_sessions(self) -> list[Session]:
