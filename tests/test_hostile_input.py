@@ -51,7 +51,7 @@ from vitrine.tools.testing.services import running
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 
-SERVICES = ("catalog", "review", "showcase", "distribution", "compliance")
+SERVICES = ("catalog", "review", "showcase", "distribution", "compliance", "live")
 STORM_SIZE = 200
 ANSWER_TIMEOUT = 90.0
 STOP_TIMEOUT = 45.0
@@ -63,6 +63,7 @@ KEY_FIELD = {
     "merchants.products": "product_id",
     "review.manual": "product_id",
     "creators.showcase": "creator_id",
+    "creators.live": "creator_id",
     "merchants.offers": "offer_id",
     "orders.lifecycle": "order_id",
     "platform.policies": "policy_id",
@@ -139,6 +140,29 @@ TEMPLATES: dict[str, dict[str, Callable[[Ids], dict[str, Any]]]] = {
             "product_id": i["p"],
             "position": 0,
         },
+    },
+    "creators.live": {
+        "live.start_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "title": "直播",
+        },
+        "live.add_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "product_id": i["p"],
+        },
+        "live.remove_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "product_id": i["p"],
+        },
+        "live.explain_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "product_id": i["p"],
+        },
+        "live.end_requested": lambda i: {"creator_id": i["c"], "session_id": i["p"]},
     },
     "merchants.offers": {
         "offer.published": lambda i: {
@@ -603,6 +627,13 @@ async def canaries(publisher: Any, probe: Any, tag: str, timeout: float = 30.0) 
                 "showcase.items", type="showcase.item_refused", subject=cid, timeout=timeout
             )
         )
+    if "live" in DEFINITIONS:
+        cid = f"{tag}-canary-lc"
+        data = {"creator_id": cid, "session_id": f"{tag}-nothing"}
+        await publisher.send("creators.live", cloud_event("live.end_requested", cid, data))
+        checks.append(
+            probe.wait_for("live.rooms", type="live.session_refused", subject=cid, timeout=timeout)
+        )
     if "distribution" in DEFINITIONS:
         oid = f"{tag}-canary-o"
         data = TEMPLATES["merchants.offers"]["offer.published"](
@@ -869,3 +900,23 @@ async def test_a_creators_request_keyed_to_another_creator_changes_nothing(
     assert answer.subject == me
     assert not probe.events("showcase.items", type="showcase.item_added", subject=victim)
     assert not probe.events("showcase.items", type="showcase.item_added", subject=me)
+
+
+@pytest.mark.skipif("live" not in DEFINITIONS, reason="live not importable")
+async def test_a_live_request_keyed_to_another_creator_changes_nothing(
+    services: Services, probe: Any, publisher: Any
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    me, victim = f"lc-{tag}", f"lvictim-{tag}"
+    start = cloud_event(
+        "live.start_requested",
+        me,
+        {"creator_id": victim, "session_id": f"ls-{tag}", "title": "直播"},
+    )
+    await publisher.send("creators.live", start)
+    (answer,) = await probe.wait_for("live.rooms", type="live.session_refused", subject=me)
+    assert answer.event.get("causationid") == start["id"]
+    assert [r["code"] for r in answer.data["reasons"]] == ["not_session_owner"]
+    await probe.settle()
+    assert not probe.events("live.rooms", type="live.session_started", subject=victim)
+    assert not probe.events("live.rooms", type="live.session_started", subject=me)
