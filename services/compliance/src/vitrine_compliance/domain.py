@@ -418,12 +418,14 @@ class ProductInfo:
 
 @dataclass(frozen=True)
 class Item:
-    """An item on a creator's showcase, from ``showcase.items``."""
+    """An item on a creator's showcase (``showcase.items``) or in an open live cart
+    (``live.rooms``: ``surface`` ``live``)."""
 
     creator_id: str
     product_id: str
     offer_id: str | None = None
     status: Literal["active", "suspended"] = "active"
+    surface: Surface = "showcase"
 
 
 @dataclass(frozen=True)
@@ -446,6 +448,8 @@ class Impact:
     merchants: int = 0
     #: Active items/offers whose product compliance has not seen listed (source unknown).
     unknown_products: int = 0
+    #: Active items of open live carts it would suspend (``items`` counts showcase items).
+    cart_items: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -454,6 +458,7 @@ class Impact:
             "creators": self.creators,
             "merchants": self.merchants,
             "unknown_products": self.unknown_products,
+            "cart_items": self.cart_items,
         }
 
 
@@ -465,14 +470,14 @@ def assess(
     products: Mapping[str, ProductInfo],
     accounts: Mapping[str, Account],
 ) -> Impact:
-    """Count the active showcase items and offers the rules would suspend now.
+    """Count the active showcase items, live cart items and offers the rules would suspend now.
 
     Judged by :mod:`vitrine.contract.policy_kernel`, the same calls showcase and distribution
     make when they enforce: an item is placed on ``showcase`` by its creator, an offer on
     ``distribution`` by its merchant.
     """
     terms = policy_kernel.Terms("", rules, exemptions)
-    n_items = n_offers = unknown = 0
+    n_items = n_cart = n_offers = unknown = 0
     creators: set[str] = set()
     merchants: set[str] = set()
     for item in items:
@@ -483,14 +488,17 @@ def assess(
             unknown += 1
             continue
         placement = policy_kernel.Placement(
-            "showcase",
+            item.surface,
             product.merchant_id,
             product.source,
             merchant=accounts.get(product.merchant_id),
             account=accounts.get(item.creator_id),
         )
         if policy_kernel.bars(terms, placement):
-            n_items += 1
+            if item.surface == "live":
+                n_cart += 1
+            else:
+                n_items += 1
             creators.add(item.creator_id)
             merchants.add(product.merchant_id)
     for offer in offers:
@@ -507,4 +515,4 @@ def assess(
         if policy_kernel.bars(terms, placement):
             n_offers += 1
             merchants.add(offer.merchant_id)
-    return Impact(n_items, n_offers, len(creators), len(merchants), unknown)
+    return Impact(n_items, n_offers, len(creators), len(merchants), unknown, n_cart)
