@@ -69,3 +69,104 @@ async def test_merchant_products_limit_is_clamped(http, probe, publisher) -> Non
         resp = await http.get(url, params={"limit": limit})
         assert resp.status_code == 200, (limit, resp.text)
         assert len(resp.json()["products"]) == expected, limit
+
+
+async def _listed(pid: str, probe, publisher, **over: object) -> None:
+    await publisher.send(
+        "merchants.products", cloud_event("product.submitted", pid, _product(pid, **over))
+    )
+    await probe.wait_for("catalog.products", type="product.review_requested", subject=pid)
+    await publisher.send(
+        "review.decisions",
+        cloud_event(
+            "review.approved", pid, {"product_id": pid, "version": 1}, source="/vitrine/review"
+        ),
+    )
+    await probe.wait_for("catalog.products", type="product.listed", subject=pid)
+
+
+def _stock(pid: str, sku: str, stock: int, merchant: str = "m-1") -> dict[str, object]:
+    data = {"product_id": pid, "merchant_id": merchant, "sku_id": sku, "stock": stock}
+    return cloud_event("product.stock_updated", pid, data)
+
+
+async def test_stock_updates_without_review_sell_out_and_refuse(http, probe, publisher) -> None:
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    skus = [
+        {"sku_id": "s-250g", "price_fen": 1990, "stock": 1},
+        {"sku_id": "s-500g", "price_fen": 3590, "stock": 0},
+    ]
+    await _listed(pid, probe, publisher, skus=skus)
+    for event in (
+        _stock(pid, "s-250g", 0),
+        _stock(pid, "s-1kg", 3),
+        _stock(pid, "s-250g", 5, merchant="m-2"),
+        _stock(pid, "s-500g", 2),
+    ):
+        await publisher.send("merchants.products", event)
+    await probe.wait_for("catalog.products", type="product.back_in_stock", subject=pid)
+    [sold_out] = probe.events("catalog.products", type="product.sold_out", subject=pid)
+    assert sold_out.data["version"] == 1
+    changed = probe.events("catalog.products", type="product.stock_changed", subject=pid)
+    assert [c.data["total_stock"] for c in changed] == [0, 2]
+    refused = await probe.wait_for("catalog.products", type="product.refused", subject=pid, count=2)
+    assert sorted(r.data["reasons"][0]["code"] for r in refused) == [
+        "not_product_owner",
+        "unknown_sku",
+    ]
+    assert not probe.events("catalog.products", type="product.review_requested", subject=pid)[1:]
+    doc = (await http.get(f"/products/{pid}")).json()
+    assert (doc["status"], doc["status_code"], doc["total_stock"]) == ("listed", 5, 2)
+
+    # A product that never went live takes no stock update.
+    draft = f"p-{uuid.uuid4().hex[:8]}"
+    await publisher.send(
+        "merchants.products", cloud_event("product.submitted", draft, _product(draft))
+    )
+    await publisher.send("merchants.products", _stock(draft, "default", 1))
+    [refusal] = await probe.wait_for("catalog.products", type="product.refused", subject=draft)
+    assert refusal.data["reasons"][0]["code"] == "product_not_listed"
+    doc = (await http.get(f"/products/{draft}")).json()
+    assert (doc["status"], doc["audit_state"], doc["draft_version"]) == ("draft_only", "pending", 1)
+    assert "status_code" not in doc
+
+
+async def test_platform_delisting_reinstatement_and_ban(http, probe, publisher) -> None:
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    await _listed(pid, probe, publisher)
+    platform = "/trust-and-safety"
+    delisted = {"product_id": pid, "reason": "violation", "note": "counterfeit report"}
+    await publisher.send(
+        "platform.actions",
+        cloud_event("product.platform_delisted", pid, delisted, source=platform),
+    )
+    [event] = await probe.wait_for("catalog.products", type="product.delisted", subject=pid)
+    assert event.data["reason"] == "violation"
+    doc = (await http.get(f"/products/{pid}")).json()
+    assert (doc["status"], doc["status_code"], doc["listed"]) == ("violation", 13, False)
+
+    await publisher.send(
+        "platform.actions",
+        cloud_event("product.platform_reinstated", pid, {"product_id": pid}, source=platform),
+    )
+    relisted = await probe.wait_for("catalog.products", type="product.listed", subject=pid, count=2)
+    assert relisted[-1].data["version"] == 1
+
+    banned = {"product_id": pid, "reason": "banned"}
+    await publisher.send(
+        "platform.actions", cloud_event("product.platform_delisted", pid, banned, source=platform)
+    )
+    await probe.wait_for("catalog.products", type="product.delisted", subject=pid, count=2)
+    await publisher.send(
+        "platform.actions",
+        cloud_event("product.platform_reinstated", pid, {"product_id": pid}, source=platform),
+    )
+    await publisher.send("merchants.products", cloud_event("product.submitted", pid, _product(pid)))
+    refused = await probe.wait_for("catalog.products", type="product.refused", subject=pid, count=2)
+    assert {r.data["command"] for r in refused} == {
+        "product.platform_reinstated",
+        "product.submitted",
+    }
+    assert {r.data["reasons"][0]["code"] for r in refused} == {"product_banned"}
+    doc = (await http.get(f"/products/{pid}")).json()
+    assert (doc["status"], doc["status_code"]) == ("banned", 20)

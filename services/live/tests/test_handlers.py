@@ -328,3 +328,26 @@ async def test_ended_sessions_follow_nothing() -> None:
         )
         == []
     )
+
+
+async def test_cart_follows_sold_out_and_back_in_stock_and_refuses_sold_out_goods() -> None:
+    from vitrine.contract.events import ProductBackInStock, ProductSoldOut
+
+    store = await a_live_cart()
+    await run(store, "catalog.products", listed("p2"))
+    await run(store, "showcase.items", ItemAdded(creator_id="c1", product_id="p2", position=1))
+    out = await run(
+        store,
+        "catalog.products",
+        ProductSoldOut(product_id="p1", merchant_id="m1"),
+        ProductSoldOut(product_id="p2", merchant_id="m1"),
+    )
+    assert [(type(e), getattr(e, "reason", None)) for e in out] == [(LiveItemSuspended, "sold_out")]
+    (refusal,) = await run(store, "creators.live", add("p2"))
+    assert isinstance(refusal, LiveItemRefused)
+    assert [r.code for r in refusal.reasons] == ["sold_out"]
+    (back,) = await run(
+        store, "catalog.products", ProductBackInStock(product_id="p1", total_stock=3)
+    )
+    assert isinstance(back, LiveItemRestored) and back.reason == "sold_out"
+    assert store.products["p1"].sold_out is False and store.products["p2"].sold_out is True

@@ -199,3 +199,28 @@ async def test_cart_follows_delisting_offers_and_policies(stack, probe, room) ->
             ROOMS, type="live.item_restored", subject=c, product_id=p_show, count=2
         )
         assert restored[-1].data["policy_id"] == pol
+
+
+async def test_sold_out_goods_are_refused_and_cart_items_follow_stock(stack, probe, room) -> None:
+    u = room.uid()
+    c, m, sid, p_in, p_out = f"c-{u}", f"m-{u}", f"s-{u}", f"p1-{u}", f"p2-{u}"
+    async with running(DEFINITION, stack):
+        await room.shop(c, "channels_shop")
+        for pid in (p_in, p_out):
+            await room.listed(pid, m)
+            await room.in_showcase(c, pid)
+        await room.start(c, sid)
+        assert (await room.add(c, sid, p_in)).type == "live.item_added"
+        for pid in (p_in, p_out):
+            data = {"product_id": pid, "merchant_id": m}
+            await room.send("catalog.products", "product.sold_out", pid, data, "/vitrine/catalog")
+        await room.projected("products", p_out, lambda d: bool(d["sold_out"]))
+        assert codes(await room.add(c, sid, p_out)) == ["sold_out"]
+        (held,) = await probe.wait_for(
+            ROOMS, type="live.item_suspended", subject=c, product_id=p_in
+        )
+        assert held.data["reason"] == "sold_out"
+        data = {"product_id": p_in, "merchant_id": m, "total_stock": 4}
+        await room.send("catalog.products", "product.back_in_stock", p_in, data, "/vitrine/catalog")
+        (back,) = await probe.wait_for(ROOMS, type="live.item_restored", subject=c, product_id=p_in)
+        assert back.data["reason"] == "sold_out"

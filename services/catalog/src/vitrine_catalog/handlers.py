@@ -14,6 +14,9 @@ from collections.abc import Callable
 from vitrine.contract.envelope import Event
 from vitrine.contract.events import (
     ProductAuditCancelled,
+    ProductPlatformDelisted,
+    ProductPlatformReinstated,
+    ProductStockUpdated,
     ProductSubmitted,
     ProductWithdrawn,
     ReviewApproved,
@@ -30,14 +33,17 @@ from vitrine_catalog.repository import Products
 
 log = get_logger(__name__)
 
-#: Everything catalog consumes: merchants' commands and review's decisions.
+#: Everything catalog consumes: merchants' commands, review's decisions, platform actions.
 Input = (
     ProductSubmitted
+    | ProductStockUpdated
     | ProductWithdrawn
     | ProductAuditCancelled
     | ReviewApproved
     | ReviewRejected
     | ReviewEscalated
+    | ProductPlatformDelisted
+    | ProductPlatformReinstated
 )
 
 
@@ -46,6 +52,8 @@ def decide(product: Product | None, data: Input) -> ProductDecision | None:
     match data:
         case ProductSubmitted():
             return domain.submit(product, data)
+        case ProductStockUpdated():
+            return domain.update_stock(product, data)
         case ProductWithdrawn():
             return domain.withdraw(product, data)
         case ProductAuditCancelled():
@@ -56,10 +64,15 @@ def decide(product: Product | None, data: Input) -> ProductDecision | None:
             return domain.reject(product, data)
         case ReviewEscalated():  # the draft simply stays pending
             return None
+        case ProductPlatformDelisted():
+            return domain.platform_delist(product, data)
+        case ProductPlatformReinstated():
+            return domain.platform_reinstate(product, data)
 
 
 async def apply_events(events: list[Event[Input]], uow: UnitOfWork, products: Products) -> None:
-    """Apply merchants' commands and review's decisions to the products they name."""
+    """Apply merchants' commands, review's decisions and platform actions to the products
+    they name."""
     loaded, applied = await products.load(e.data.product_id for e in events)
     state: dict[str, Product | None] = dict(loaded)
     done = {pid: inbox.applied_keys(keys) for pid, keys in applied.items()}
@@ -99,4 +112,8 @@ def make_handlers(products: Callable[[UnitOfWork], Products]) -> dict[str, Batch
     async def on_events(events: list[Event[Input]], uow: UnitOfWork) -> None:
         await apply_events(events, uow, products(uow))
 
-    return {"merchants.products": on_events, "review.decisions": on_events}
+    return {
+        "merchants.products": on_events,
+        "review.decisions": on_events,
+        "platform.actions": on_events,
+    }

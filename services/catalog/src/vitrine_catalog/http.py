@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Route
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
 from vitrine.runtime.service import Runtime
 from vitrine_catalog import repository
+from vitrine_catalog.domain import status_of
 
 
 def _limit(raw: str | None, default: int = 100, most: int = 1000) -> int:
@@ -24,7 +25,8 @@ def _limit(raw: str | None, default: int = 100, most: int = 1000) -> int:
 
 def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
     async def product(request: Request) -> Response:
-        """One product: live version, pending draft, listed or not."""
+        """One product: live version, pending draft, ``status`` with the WeChat shop
+        ``status_code`` beside it, and the draft's ``audit_state``."""
         doc = (
             await runtime()
             .db[repository.PRODUCTS]
@@ -32,7 +34,11 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         )
         if doc is None:
             return JSONResponse({"error": "not_found"}, status_code=404)
+        product = repository.to_product(doc)
         doc["product_id"] = doc.pop("_id")
+        # Computed from the state, not read from the stored copy (older documents lack it).
+        doc.update(status_of(product))
+        doc["draft_version"] = product.draft.number if product.draft else None
         return JSONResponse(doc)
 
     async def merchant_products(request: Request) -> Response:
@@ -51,6 +57,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
                 {
                     "product_id": doc["_id"],
                     "listed": doc["listed"],
+                    "status": doc.get("status"),
                     "live_version": (doc.get("live") or {}).get("number"),
                     "draft_version": (doc.get("draft") or {}).get("number"),
                 }

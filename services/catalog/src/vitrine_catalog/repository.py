@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
-from vitrine_catalog.domain import Product, Version
+from vitrine_catalog.domain import Product, Version, status_of
 
 PRODUCTS = "products"
 
@@ -29,9 +29,10 @@ def to_product(doc: Document) -> Product:
         merchant_id=doc["merchant_id"],
         last_version=doc["last_version"],
         live=_version(doc.get("live")),
-        listed=doc["listed"],
         draft=_version(doc.get("draft")),
-        delisted_reason=doc.get("delisted_reason"),
+        # Documents written before platform delisting kept only ``delisted_reason``.
+        withdrawn=doc.get("withdrawn", doc.get("delisted_reason") == "withdrawn"),
+        platform_hold=doc.get("platform_hold"),
     )
 
 
@@ -44,9 +45,13 @@ def to_document(p: Product) -> Document:
         "merchant_id": p.merchant_id,
         "last_version": p.last_version,
         "live": version(p.live),
-        "listed": p.listed,
         "draft": version(p.draft),
+        "withdrawn": p.withdrawn,
+        "platform_hold": p.platform_hold,
+        # Derived, stored for the read-only queries (never read back).
+        "listed": p.listed,
         "delisted_reason": p.delisted_reason,
+        **status_of(p),
     }
 
 

@@ -7,11 +7,14 @@ from vitrine_catalog import handlers, http, repository
 
 DEFINITION = ServiceDefinition(
     name="catalog",
-    description="System of record for products: live versions, drafts under review, listing.",
+    description=(
+        "System of record for products: live versions, drafts under review, SKUs and stock,"
+        " listing and platform delisting."
+    ),
     handlers=handlers.make_handlers(repository.MongoProducts),
     publishes=["catalog.products"],
     # Products record the events they applied (handlers.py): no inbox entry per event.
-    dedupes_in_aggregate=frozenset({"merchants.products", "review.decisions"}),
+    dedupes_in_aggregate=frozenset({"merchants.products", "review.decisions", "platform.actions"}),
     setup=repository.setup,
     routes=http.routes,
 )

@@ -31,8 +31,10 @@ from vitrine.contract.events import (
     OfferWithdrawn,
     PolicyInForce,
     PolicyLifted,
+    ProductBackInStock,
     ProductDelisted,
     ProductListed,
+    ProductSoldOut,
     ShopClosed,
     ShopRegistered,
 )
@@ -50,10 +52,8 @@ REPORTS: Final = "compliance.reports"
 SERVICE: Final = "live"
 #: Sessions per step of a bulk sweep: events staged and sessions written together.
 SWEEP_CHUNK: Final = 1_000
-#: ``catalog.products`` types for stock (engineer "commerce" adds their models); matched by
-#: type so live follows them as soon as the contract carries them.
-SOLD_OUT: Final = "product.sold_out"
-BACK_IN_STOCK: Final = "product.back_in_stock"
+#: The ``catalog.products`` events live follows (the others change nothing it keeps).
+CatalogEvent = ProductListed | ProductDelisted | ProductSoldOut | ProductBackInStock
 
 
 def make_handlers(store: Callable[[UnitOfWork], LiveStore]) -> dict[str, BatchHandler]:
@@ -214,12 +214,7 @@ async def apply_showcase(events: list[Event[Any]], uow: UnitOfWork, store: LiveS
 async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: LiveStore) -> None:
     """Project products; cart items of open sessions follow delisting, relisting, sold out
     and back in stock."""
-    relevant = [
-        e
-        for e in events
-        if isinstance(e.data, ProductListed | ProductDelisted)
-        or e.type in (SOLD_OUT, BACK_IN_STOCK)
-    ]
+    relevant = [e for e in events if isinstance(e.data, CatalogEvent)]
     if not relevant:
         return
     pids = {e.data.product_id for e in relevant}
@@ -254,7 +249,7 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: LiveSt
             for session in state.with_product(pid):
                 state.apply(domain.product_delisted(session, pid), uow, event)
         else:
-            sold_out = event.type == SOLD_OUT
+            sold_out = isinstance(d, ProductSoldOut)
             product = None if known is None else replace(known, sold_out=sold_out)
             for session in state.with_product(pid):
                 state.apply(domain.stock_changed(session, pid, sold_out=sold_out), uow, event)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from vitrine.contract.events import ProductReviewRequested, Reason
+from vitrine.contract.events import DEFAULT_SKU, ProductReviewRequested, Reason
 from vitrine_review.config import ReviewConfig, normalise_text
 
 MAX_TITLE_CHARS = 60
@@ -23,6 +23,9 @@ MAX_PRICE_FEN = 100_000_000
 PRICE_JUMP_PERCENT = 50
 _MESSAGE_CHARS = 500
 _FIELD_CHARS = 64
+#: At most this many per-SKU reasons of one code; the rest are summed up in one more reason
+#: (a product has up to 500 SKUs, a reason list at most 100 entries).
+MAX_SKU_REASONS = 20
 
 Outcome = Literal["approved", "rejected", "escalated"]
 
@@ -85,7 +88,7 @@ def hard_reasons(req: ProductReviewRequested, config: ReviewConfig) -> list[Reas
         reasons.append(_reason("missing_field", "category is required", "category"))
     if req.source is None:
         reasons.append(_reason("missing_field", "source is required", "source"))
-    if req.price_fen is None:
+    if not req.skus and req.price_fen is None:
         reasons.append(_reason("missing_field", "price_fen is required", "price_fen"))
 
     if req.title is not None and len(req.title.strip()) > MAX_TITLE_CHARS:
@@ -96,14 +99,7 @@ def hard_reasons(req: ProductReviewRequested, config: ReviewConfig) -> list[Reas
                 "title",
             )
         )
-    if req.price_fen is not None and not 0 < req.price_fen <= MAX_PRICE_FEN:
-        reasons.append(
-            _reason(
-                "invalid_price",
-                f"price_fen {req.price_fen} must be > 0 and <= {MAX_PRICE_FEN}",
-                "price_fen",
-            )
-        )
+    reasons += _sku_price_reasons(req)
     if not req.images:
         reasons.append(_reason("no_images", "at least one image is required", "images"))
     else:
@@ -141,6 +137,77 @@ def hard_reasons(req: ProductReviewRequested, config: ReviewConfig) -> list[Reas
     return reasons
 
 
+def _price_field(req: ProductReviewRequested, index: int) -> str:
+    """Where a SKU's price came from: ``price_fen`` for the implicit ``default`` SKU of a
+    product submitted without ``skus[]``, else ``skus[i].price_fen``."""
+    if len(req.skus) == 1 and req.skus[0].sku_id == DEFAULT_SKU:
+        return "price_fen"
+    return f"skus[{index}].price_fen"
+
+
+def _capped(reasons: list[Reason]) -> list[Reason]:
+    """``reasons`` (all of one code), the ones past :data:`MAX_SKU_REASONS` summed up."""
+    if len(reasons) <= MAX_SKU_REASONS:
+        return reasons
+    kept, rest = reasons[: MAX_SKU_REASONS - 1], len(reasons) - MAX_SKU_REASONS + 1
+    return [*kept, _reason(kept[0].code, f"and {rest} more SKUs", "skus")]
+
+
+def _invalid_price(price_fen: int, field: str) -> Reason:
+    return _reason(
+        "invalid_price", f"{field} {price_fen} must be > 0 and <= {MAX_PRICE_FEN}", field
+    )
+
+
+def _sku_price_reasons(req: ProductReviewRequested) -> list[Reason]:
+    """``missing_field`` / ``invalid_price`` for every SKU (or the top-level price of a
+    request that carries no SKUs)."""
+    if not req.skus:
+        if req.price_fen is not None and not 0 < req.price_fen <= MAX_PRICE_FEN:
+            return [_invalid_price(req.price_fen, "price_fen")]
+        return []
+    missing: list[Reason] = []
+    invalid: list[Reason] = []
+    for i, sku in enumerate(req.skus):
+        field = _price_field(req, i)
+        if sku.price_fen is None:
+            missing.append(_reason("missing_field", f"{field} is required", field))
+        elif not 0 < sku.price_fen <= MAX_PRICE_FEN:
+            invalid.append(_invalid_price(sku.price_fen, field))
+    return _capped(missing) + _capped(invalid)
+
+
+def _price_jump_reasons(req: ProductReviewRequested) -> list[Reason]:
+    """``price_jump`` per SKU against the live version's SKU of the same id (a new SKU is
+    never a jump); a request without SKUs compares the top-level prices."""
+    if not req.skus:
+        if not price_jumped(req.price_fen, req.live_price_fen):
+            return []
+        return [
+            _reason(
+                "price_jump",
+                f"price_fen {req.price_fen} vs live {req.live_price_fen} "
+                f"(version {req.live_version}): more than {PRICE_JUMP_PERCENT} % change",
+                "price_fen",
+            )
+        ]
+    live = {sku.sku_id: sku.price_fen for sku in req.live_skus}
+    jumps: list[Reason] = []
+    for i, sku in enumerate(req.skus):
+        was = live.get(sku.sku_id)
+        if price_jumped(sku.price_fen, was):
+            field = _price_field(req, i)
+            jumps.append(
+                _reason(
+                    "price_jump",
+                    f"{field} {sku.price_fen} vs live {was} of SKU {sku.sku_id} "
+                    f"(version {req.live_version}): more than {PRICE_JUMP_PERCENT} % change",
+                    field,
+                )
+            )
+    return _capped(jumps)
+
+
 def price_jumped(price_fen: int | None, live_price_fen: int | None) -> bool:
     """True when the price moves more than 50 % away from the live version's price."""
     if price_fen is None or live_price_fen is None or live_price_fen <= 0:
@@ -150,16 +217,7 @@ def price_jumped(price_fen: int | None, live_price_fen: int | None) -> bool:
 
 def soft_reasons(req: ProductReviewRequested, *, duplicate_of: Iterable[str] = ()) -> list[Reason]:
     """Why a person should look at the draft (empty: no reason)."""
-    reasons: list[Reason] = []
-    if price_jumped(req.price_fen, req.live_price_fen):
-        reasons.append(
-            _reason(
-                "price_jump",
-                f"price_fen {req.price_fen} vs live {req.live_price_fen} "
-                f"(version {req.live_version}): more than {PRICE_JUMP_PERCENT} % change",
-                "price_fen",
-            )
-        )
+    reasons = _price_jump_reasons(req)
     others = sorted(duplicate_of)
     if others:
         reasons.append(

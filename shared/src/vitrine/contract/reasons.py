@@ -49,14 +49,20 @@ def _c(code: str, meaning: str, *, planned: bool = False) -> ReasonCode:
 _REVIEW_HARD = (
     _c("missing_field", "title, category, source or price_fen is missing (`field` says which)"),
     _c("title_too_long", "the title is longer than 60 characters"),
-    _c("invalid_price", "price_fen ≤ 0, or over 100,000,000 fen"),
+    _c(
+        "invalid_price",
+        "a price ≤ 0 or over 100,000,000 fen (`field`: `price_fen`, `skus[i].price_fen`)",
+    ),
     _c("no_images", "no image"),
     _c("invalid_image_url", "an image is not an https URL with a host"),
     _c("banned_term", "the title uses an absolute term barred by the PRC Advertising Law art. 9"),
     _c("prohibited_category", "the category is on the prohibited list"),
 )
 _REVIEW_SOFT = (
-    _c("price_jump", "the price changed by more than 50 % from the live version"),
+    _c(
+        "price_jump",
+        "a SKU's price changed by more than 50 % from the same SKU of the live version",
+    ),
     _c("possible_duplicate", "another product of the merchant has the same title"),
 )
 _MANUAL_REJECT = _c("manual_reject", "a reviewer rejected it without giving reasons")
@@ -91,8 +97,9 @@ CODE_SETS: tuple[CodeSet, ...] = (
         "reasons",
         (
             _c("not_product_owner", "the command's merchant_id is not the product's merchant"),
-            _c("unknown_sku", "the product has no such SKU", planned=True),
-            _c("product_banned", "a banned product takes no command", planned=True),
+            _c("unknown_sku", "the live version has no such SKU (`product.stock_updated`)"),
+            _c("product_not_listed", "no live version to update the stock of"),
+            _c("product_banned", "a banned product takes no command and no reinstatement"),
         ),
     ),
     CodeSet(
@@ -101,10 +108,10 @@ CODE_SETS: tuple[CodeSet, ...] = (
         "reason",
         (
             _c("withdrawn", "the merchant withdrew the product"),
-            _c("violation", "the platform delisted it for a violation", planned=True),
-            _c("deposit_insufficient", "the merchant's deposit is insufficient", planned=True),
-            _c("brand_expired", "the brand authorisation expired", planned=True),
-            _c("banned", "banned by the platform for good", planned=True),
+            _c("violation", "the platform delisted it for a violation"),
+            _c("deposit_insufficient", "the merchant's deposit is insufficient"),
+            _c("brand_expired", "the brand authorisation expired"),
+            _c("banned", "banned by the platform for good"),
         ),
     ),
     CodeSet(

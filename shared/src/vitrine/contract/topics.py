@@ -61,6 +61,7 @@ TOPICS: dict[str, Topic] = {
             "Policy announcements",
             _RETAIN_FOREVER,
         ),
+        Topic("platform.actions", "product_id", 3, "upstream", "Platform delistings of products"),
         Topic("catalog.products", "product_id", 12, "catalog", "Product lifecycle"),
         Topic("review.decisions", "product_id", 12, "review", "Automated and manual verdicts"),
         Topic("showcase.items", "creator_id", 12, "showcase", "Showcase item changes"),

@@ -34,7 +34,7 @@ UPSTREAM_WRITERS: dict[str, tuple[str, ...]] = {
     "upstream-review-desk": ("review.manual",),
     "upstream-creators": ("creators.showcase", "creators.live"),
     "upstream-orders": ("orders.lifecycle",),
-    "upstream-platform": ("platform.policies",),
+    "upstream-platform": ("platform.policies", "platform.actions"),
 }
 
 #: Reads every topic and describes groups (tail, dlq list, lag); writes nothing.

@@ -78,15 +78,28 @@ from vitrine.contract.events.policies import (
     parse_rules,
 )
 from vitrine.contract.events.products import (
+    DEFAULT_SKU,
+    MAX_SKUS,
     CatalogAuditCancelled,
+    ListedSku,
+    PlatformDelistReason,
     ProductAuditCancelled,
+    ProductBackInStock,
     ProductDelisted,
     ProductListed,
+    ProductPlatformDelisted,
+    ProductPlatformReinstated,
     ProductRefused,
     ProductRejected,
     ProductReviewRequested,
+    ProductSoldOut,
+    ProductStockChanged,
+    ProductStockUpdated,
     ProductSubmitted,
     ProductWithdrawn,
+    Sku,
+    SkuPrice,
+    TotalStock,
 )
 from vitrine.contract.events.review import (
     ReviewApproved,
@@ -120,7 +133,9 @@ def _by_type(*models: type[EventData]) -> dict[str, type[EventData]]:
 #: Topics upstream systems publish to (docs/CONTRACT.md).
 INPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
     "accounts.shops": _by_type(ShopRegistered, ShopClosed),
-    "merchants.products": _by_type(ProductSubmitted, ProductWithdrawn, ProductAuditCancelled),
+    "merchants.products": _by_type(
+        ProductSubmitted, ProductStockUpdated, ProductWithdrawn, ProductAuditCancelled
+    ),
     "review.manual": _by_type(ReviewManualDecided),
     "creators.showcase": _by_type(
         ShowcaseAddRequested, ShowcaseRemoveRequested, ShowcaseMoveRequested
@@ -135,6 +150,7 @@ INPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
     ),
     "orders.lifecycle": _by_type(OrderPaid, OrderCompleted, OrderRefunded),
     "platform.policies": _by_type(PolicyAnnounced, PolicyRetracted),
+    "platform.actions": _by_type(ProductPlatformDelisted, ProductPlatformReinstated),
 }
 
 #: Topics the services publish to (docs/CONTRACT.md).
@@ -145,6 +161,9 @@ OUTPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
         ProductRejected,
         ProductDelisted,
         CatalogAuditCancelled,
+        ProductStockChanged,
+        ProductSoldOut,
+        ProductBackInStock,
         ProductRefused,
     ),
     "review.decisions": _by_type(ReviewApproved, ReviewRejected, ReviewEscalated),
@@ -193,9 +212,11 @@ def models_for(topic: str) -> dict[str, type[EventData]]:
 
 
 __all__ = [
+    "DEFAULT_SKU",
     "EVENT_TYPES_BY_TOPIC",
     "INPUT_TOPICS",
     "MAX_RULES",
+    "MAX_SKUS",
     "OUTPUT_TOPICS",
     "RULE_KINDS",
     "Bps",
@@ -219,6 +240,7 @@ __all__ = [
     "ItemRemoved",
     "ItemRestored",
     "ItemSuspended",
+    "ListedSku",
     "LiveAddRequested",
     "LiveEndRequested",
     "LiveExplainRequested",
@@ -245,6 +267,7 @@ __all__ = [
     "OrderRefunded",
     "Phase",
     "Plan",
+    "PlatformDelistReason",
     "PolicyAccepted",
     "PolicyAnnounced",
     "PolicyEnforcementCompleted",
@@ -255,11 +278,17 @@ __all__ = [
     "PolicyRetracted",
     "Position",
     "ProductAuditCancelled",
+    "ProductBackInStock",
     "ProductDelisted",
     "ProductListed",
+    "ProductPlatformDelisted",
+    "ProductPlatformReinstated",
     "ProductRefused",
     "ProductRejected",
     "ProductReviewRequested",
+    "ProductSoldOut",
+    "ProductStockChanged",
+    "ProductStockUpdated",
     "ProductSubmitted",
     "ProductWithdrawn",
     "Reason",
@@ -278,11 +307,14 @@ __all__ = [
     "ShowcaseMoveRequested",
     "ShowcaseRemoveRequested",
     "SignedFen",
+    "Sku",
+    "SkuPrice",
     "Source",
     "SourceKind",
     "SourceMatch",
     "Surface",
     "Text",
+    "TotalStock",
     "Verdict",
     "Version",
     "dump",

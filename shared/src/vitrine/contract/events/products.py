@@ -7,12 +7,12 @@ with a reason code, not go to the DLQ. It is still bounded.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import AfterValidator, Field, StringConstraints
 
-from vitrine.contract.events.base import EventData, Fen, Id, Source
-from vitrine.contract.events.common import Code, ReasonList, SignedFen, Version
+from vitrine.contract.events.base import EventData, Fen, Id, Source, Text
+from vitrine.contract.events.common import Code, Nested, ReasonList, SignedFen, Version
 
 #: A title as submitted (review refuses > 60 chars with ``title_too_long``).
 ProductTitle = Annotated[str, StringConstraints(max_length=1000)]
@@ -49,6 +49,62 @@ Attributes = Annotated[
 ]
 
 
+#: At most this many SKUs (规格) per product.
+MAX_SKUS = 500
+#: The SKU a product submitted without ``skus[]`` has (top-level ``price_fen``/``stock``).
+DEFAULT_SKU = "default"
+#: A product's total stock: the sum over its SKUs.
+TotalStock = Annotated[int, Field(ge=0, le=MAX_SKUS * 10**9)]
+
+
+class Sku(Nested):
+    """One SKU as submitted. The price is lenient like the top-level one: review judges it
+    (``invalid_price`` / ``missing_field`` with ``field`` = ``skus[i].price_fen``)."""
+
+    sku_id: Id
+    price_fen: SignedFen | None = None
+    stock: Stock
+    attributes: Attributes = Field(default_factory=dict)
+
+
+class SkuPrice(Nested):
+    """A live SKU's price, which review compares a draft's SKU of the same id with."""
+
+    sku_id: Id
+    price_fen: SignedFen
+
+
+class ListedSku(Nested):
+    """One SKU of a live version (passed review, so its price is valid)."""
+
+    sku_id: Id
+    price_fen: Fen
+    stock: Stock
+    attributes: Attributes = Field(default_factory=dict)
+
+
+_S = TypeVar("_S", Sku, SkuPrice, ListedSku)
+
+
+def _unique_sku_ids(skus: list[_S]) -> list[_S]:
+    seen: set[str] = set()
+    for sku in skus:
+        if sku.sku_id in seen:
+            raise ValueError(f"sku_id {sku.sku_id!r} appears twice")
+        seen.add(sku.sku_id)
+    return skus
+
+
+#: A submission's SKUs: 1–500, ``sku_id`` unique within the product (else dead-lettered).
+Skus = Annotated[
+    list[Sku], Field(min_length=1, max_length=MAX_SKUS), AfterValidator(_unique_sku_ids)
+]
+SkuPrices = Annotated[list[SkuPrice], Field(max_length=MAX_SKUS), AfterValidator(_unique_sku_ids)]
+ListedSkus = Annotated[list[ListedSku], Field(max_length=MAX_SKUS), AfterValidator(_unique_sku_ids)]
+#: Why the platform delists a product (``banned`` is for good).
+PlatformDelistReason = Literal["violation", "deposit_insufficient", "brand_expired", "banned"]
+
+
 # --- merchants.products (inputs) ---------------------------------------------------------------
 
 
@@ -66,6 +122,18 @@ class ProductSubmitted(EventData):
     stock: Stock | None = None
     source: Source | None = None
     attributes: Attributes = Field(default_factory=dict)
+    skus: Skus | None = None
+
+
+class ProductStockUpdated(EventData):
+    """The merchant sets one SKU's stock (absolute) on the live version, without review."""
+
+    event_type: ClassVar[str] = "product.stock_updated"
+
+    product_id: Id
+    merchant_id: Id
+    sku_id: Id
+    stock: Stock
 
 
 class ProductWithdrawn(EventData):
@@ -84,6 +152,28 @@ class ProductAuditCancelled(EventData):
 
     product_id: Id
     merchant_id: Id
+
+
+# --- platform.actions (inputs) ----------------------------------------------------------------
+
+
+class ProductPlatformDelisted(EventData):
+    """The platform (trust & safety) delists a product; ``banned`` is final."""
+
+    event_type: ClassVar[str] = "product.platform_delisted"
+
+    product_id: Id
+    reason: PlatformDelistReason
+    note: Text | None = None
+
+
+class ProductPlatformReinstated(EventData):
+    """The platform undoes its delisting (never a ban)."""
+
+    event_type: ClassVar[str] = "product.platform_reinstated"
+
+    product_id: Id
+    note: Text | None = None
 
 
 # --- catalog.products (outputs) ----------------------------------------------------------------
@@ -107,6 +197,10 @@ class ProductReviewRequested(EventData):
     attributes: Attributes = Field(default_factory=dict)
     live_version: Version | None = None
     live_price_fen: SignedFen | None = None
+    #: The draft's SKUs (always at least one: ``default`` when submitted without ``skus[]``).
+    skus: Annotated[list[Sku], Field(max_length=MAX_SKUS)] = Field(default_factory=list)
+    #: The live version's SKU prices, for ``price_jump`` per SKU (empty: nothing live).
+    live_skus: SkuPrices = Field(default_factory=list)
 
 
 class ProductListed(EventData):
@@ -119,8 +213,12 @@ class ProductListed(EventData):
     version: Version
     source: Source
     title: ProductTitle
+    #: The lowest SKU price.
     price_fen: Fen
     category: Category | None = None
+    images: Images = Field(default_factory=list)
+    skus: ListedSkus = Field(default_factory=list)
+    total_stock: TotalStock | None = None
 
 
 class ProductRejected(EventData):
@@ -135,7 +233,8 @@ class ProductRejected(EventData):
 
 
 class ProductDelisted(EventData):
-    """The product is no longer on sale. ``reason``: ``withdrawn`` | ``review`` | …"""
+    """The product is no longer on sale. ``reason``: ``withdrawn`` (the merchant) |
+    ``violation`` | ``deposit_insufficient`` | ``brand_expired`` | ``banned`` (the platform)."""
 
     event_type: ClassVar[str] = "product.delisted"
 
@@ -155,6 +254,40 @@ class CatalogAuditCancelled(EventData):
     version: Version | None = None
 
 
+class ProductStockChanged(EventData):
+    """One SKU's stock on the live version changed (no review, no new version)."""
+
+    event_type: ClassVar[str] = "product.stock_changed"
+
+    product_id: Id
+    merchant_id: Id | None = None
+    version: Version | None = None
+    sku_id: Id
+    stock: Stock
+    total_stock: TotalStock
+
+
+class ProductSoldOut(EventData):
+    """The live version's total stock reached 0: still listed, not buyable."""
+
+    event_type: ClassVar[str] = "product.sold_out"
+
+    product_id: Id
+    merchant_id: Id | None = None
+    version: Version | None = None
+
+
+class ProductBackInStock(EventData):
+    """The live version's total stock rose from 0 again."""
+
+    event_type: ClassVar[str] = "product.back_in_stock"
+
+    product_id: Id
+    merchant_id: Id | None = None
+    version: Version | None = None
+    total_stock: TotalStock
+
+
 class ProductRefused(EventData):
     """Catalog refused a merchant's command (e.g. ``not_product_owner``); nothing changed.
 
@@ -165,6 +298,7 @@ class ProductRefused(EventData):
     event_type: ClassVar[str] = "product.refused"
 
     product_id: Id
-    merchant_id: Id
+    #: ``None`` for a refused platform action (``product_banned`` on ``platform.actions``).
+    merchant_id: Id | None = None
     command: Code
     reasons: ReasonList = Field(default_factory=list)
