@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from pydantic import TypeAdapter
@@ -79,9 +80,16 @@ def to_session(doc: Document) -> Session:
             for i in doc.get("items", [])
         ),
         explaining=doc.get("explaining"),
-        started_at=doc.get("started_at"),
-        ended_at=doc.get("ended_at"),
+        started_at=_aware(doc.get("started_at")),
+        ended_at=_aware(doc.get("ended_at")),
     )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """MongoDB keeps UTC and PyMongo reads it back naive by default."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 def session_document(session: Session) -> Document:
