@@ -68,6 +68,7 @@ KEY_FIELD = {
     "merchants.offers": "offer_id",
     "orders.lifecycle": "order_id",
     "platform.policies": "policy_id",
+    "platform.actions": "product_id",
 }
 
 
@@ -120,6 +121,15 @@ TEMPLATES: dict[str, dict[str, Callable[[Ids], dict[str, Any]]]] = {
             "stock": 5,
             "source": {"kind": "channels_shop"},
             "attributes": {"colour": "blue"},
+            "skus": [
+                {"sku_id": "blue", "price_fen": 1990, "stock": 5, "attributes": {"size": "M"}}
+            ],
+        },
+        "product.stock_updated": lambda i: {
+            "product_id": i["p"],
+            "merchant_id": i["m"],
+            "sku_id": "blue",
+            "stock": 3,
         },
         "product.withdrawn": lambda i: {"product_id": i["p"], "merchant_id": i["m"]},
         "product.audit_cancelled": lambda i: {"product_id": i["p"], "merchant_id": i["m"]},
@@ -210,6 +220,14 @@ TEMPLATES: dict[str, dict[str, Callable[[Ids], dict[str, Any]]]] = {
             "exemptions": {"merchant_ids": [], "service_provider_built": True},
         },
         "policy.retracted": lambda i: {"policy_id": i["pol"], "reason": "fuzz"},
+    },
+    "platform.actions": {
+        "product.platform_delisted": lambda i: {
+            "product_id": i["p"],
+            "reason": "violation",
+            "note": "fuzz",
+        },
+        "product.platform_reinstated": lambda i: {"product_id": i["p"]},
     },
 }
 
@@ -801,6 +819,10 @@ async def test_a_merchant_cannot_change_another_merchants_product(
         ("product.withdrawn", {"product_id": pid, "merchant_id": intruder}),
         ("product.audit_cancelled", {"product_id": pid, "merchant_id": intruder}),
         ("product.submitted", {**data, "merchant_id": intruder, "price_fen": 1}),
+        (
+            "product.stock_updated",
+            {"product_id": pid, "merchant_id": intruder, "sku_id": "blue", "stock": 0},
+        ),
     ]
     for etype, body in attempts:
         event = await publisher.send("merchants.products", cloud_event(etype, pid, body))

@@ -427,6 +427,14 @@ def describe(seen: Observed, names: Names) -> str | None:
         ),
         "product.delisted": lambda: f"catalog       delisted {product}: {d.get('reason', '?')}",
         "product.refused": lambda: f"catalog       REFUSED {product}: {_reasons(d, names)}",
+        "product.stock_changed": lambda: (
+            f"catalog       stock of {product} SKU {s(d.get('sku_id', '?'))} set to "
+            f"{d.get('stock')} without review (total {d.get('total_stock')})"
+        ),
+        "product.sold_out": lambda: f"catalog       {product} is SOLD OUT (still listed)",
+        "product.back_in_stock": lambda: (
+            f"catalog       {product} is back in stock ({d.get('total_stock')})"
+        ),
         "review.escalated": lambda: (
             f"review        escalated {product} to manual review: {_reasons(d, names)}"
         ),
