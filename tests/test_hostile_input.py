@@ -64,7 +64,6 @@ KEY_FIELD = {
     "review.manual": "product_id",
     "creators.showcase": "creator_id",
     "creators.live": "creator_id",
-    "platform.actions": "product_id",
     "merchants.offers": "offer_id",
     "orders.lifecycle": "order_id",
     "platform.policies": "policy_id",
@@ -151,10 +150,6 @@ TEMPLATES: dict[str, dict[str, Callable[[Ids], dict[str, Any]]]] = {
             "product_id": i["p"],
             "position": 0,
         },
-    },
-    "platform.actions": {
-        "product.platform_delisted": lambda i: {"product_id": i["p"], "reason": "violation"},
-        "product.platform_reinstated": lambda i: {"product_id": i["p"]},
     },
     "creators.live": {
         "live.start_requested": lambda i: {
