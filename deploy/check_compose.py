@@ -27,6 +27,7 @@ SERVICES = {
     "distribution": 8004,
     "selection": 8007,
     "compliance": 8005,
+    "live": 8006,
 }
 SERVICE_ENV = {
     "VITRINE_KAFKA_BOOTSTRAP": "kafka:9092",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ SERVICE_PY = K8S.parents[1] / "shared/src/vitrine/runtime/service.py"
 PRESTOP_SECONDS = 5
 NAMESPACE = "vitrine"
 PART_OF = ("app.kubernetes.io/part-of", "vitrine")
-SERVICES = ["catalog", "review", "showcase", "distribution", "compliance", "selection"]
+SERVICES = ["catalog", "review", "showcase", "distribution", "compliance", "live", "selection"]
 CONFIG = "vitrine-config"
 SECRET = "vitrine-secrets"  # noqa: S105 - the Secret object's name, not a credential
 USERS_SECRET = "vitrine-kafka-users"  # noqa: S105 - one key per Kafka principal
@@ -195,7 +196,8 @@ def check_secret_example(kdir: Path) -> None:
 def check_in_step(kdir: Path) -> None:
     """The five service files are one template; a fix in one must reach all."""
     texts = {
-        s: (kdir / f"{s}.yaml").read_text().replace(s, "NAME")
+        # whole words: "live" is also in "livenessProbe"
+        s: re.sub(rf"\b{s}\b", "NAME", (kdir / f"{s}.yaml").read_text())
         for s in SERVICES
         if (kdir / f"{s}.yaml").is_file()
     }

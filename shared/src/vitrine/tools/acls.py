@@ -27,14 +27,22 @@ Resource = Literal["topic", "group"]
 Operation = Literal["READ", "WRITE", "DESCRIBE"]
 
 #: The services whose definitions the plan is derived from (package ``vitrine_<name>``).
-SERVICES = ("catalog", "review", "showcase", "distribution", "compliance", "selection")
+SERVICES = (
+    "catalog",
+    "review",
+    "showcase",
+    "distribution",
+    "compliance",
+    "live",
+    "selection",
+)
 
 #: Upstream systems and the input topics each may write (and nothing else).
 UPSTREAM_WRITERS: dict[str, tuple[str, ...]] = {
     "upstream-accounts": ("accounts.shops",),
     "upstream-merchants": ("merchants.products", "merchants.offers"),
     "upstream-review-desk": ("review.manual",),
-    "upstream-creators": ("creators.showcase",),
+    "upstream-creators": ("creators.showcase", "creators.live"),
     "upstream-orders": ("orders.lifecycle",),
     "upstream-platform": ("platform.policies", "platform.actions"),
 }
