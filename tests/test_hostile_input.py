@@ -54,6 +54,11 @@ from vitrine.tools.testing.services import running
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 
+#: What a record may weigh on the broker (Apache Kafka's default message.max.bytes, less
+#: the batch overhead); Tansu has no such limit.
+BROKER_MAX_RECORD_BYTES = 1_000_000
+
+
 SERVICES = ("catalog", "review", "showcase", "distribution", "compliance", "live")
 STORM_SIZE = 200
 ANSWER_TIMEOUT = 90.0
@@ -434,6 +439,13 @@ def materialise(spec: Spec, tag: str, n: int) -> Message:
     elif kind == "oversized":
         event["data"]["padding"] = "p" * (DEFAULT_MAX_MESSAGE_BYTES + 1024)
         value, expect = json.dumps(event).encode(), "too_large"
+    if kind in ("huge_string", "huge_list") and len(value) > BROKER_MAX_RECORD_BYTES:
+        # Apache Kafka refuses a record over its message.max.bytes (1 MB by default) before
+        # any consumer sees it; shrink to just under it: still far over Vitrine's own bound.
+        field = m["field"]
+        while len(value) > BROKER_MAX_RECORD_BYTES:
+            data[field] = data[field][: len(data[field]) // 2]
+            value = json.dumps(event).encode()
     if len(value) > DEFAULT_MAX_MESSAGE_BYTES:
         expect = "too_large"
     return Message(kind, spec.topic, key, value, dedupe, str(event.get("id")), expect)
@@ -554,6 +566,9 @@ async def committed_offsets(stack: Any) -> dict[str, dict[tuple[str, int], int]]
         )
         await consumer.start()
         try:
+            # A consumer that subscribed to nothing knows no topic until it asks for them all
+            # (Apache Kafka answers an empty metadata request with none; Tansu with every one).
+            await consumer._client.force_metadata_update()
             out[name] = {}
             for topic in defn.handlers:
                 for partition in consumer.partitions_for_topic(topic) or ():
@@ -999,6 +1014,7 @@ async def _raw_dead_letter(stack: Any, m: Message, service: str, timeout: float 
     await consumer.start()
     try:
         dlq = f"{m.topic}.dlq"
+        await consumer._client.force_metadata_update()  # every topic (see committed_offsets)
         consumer.assign([TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or ()])
         await consumer.seek_to_beginning()
         deadline = time.monotonic() + timeout
