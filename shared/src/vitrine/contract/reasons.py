@@ -226,7 +226,7 @@ DEAD_LETTER_REASONS: tuple[ReasonCode, ...] = (
     _c("key_mismatch", "the record's key is missing or is not the event's `subject`"),
     _c("invalid_data", "`data` does not match the type's schema"),
     _c("handler_error", "the service failed on this event after bounded retries"),
-    _c("clock_skew", "the event's `time` is more than 5 minutes in the future", planned=True),
+    _c("clock_skew", "the event's `time` is more than 5 minutes in the future"),
 )
 
 
