@@ -351,7 +351,9 @@ def test_holds_delisting_and_policy() -> None:
         policy, [delisted.state], {"p-1": product(kind="wechat_mini_shop")}, {}, t2
     )
     held = enforced.state.offers["o-1"]
-    assert enforced.state.affected == 1 and not enforced.events  # already suspended: no second event
+    assert (
+        enforced.state.affected == 1 and not enforced.events
+    )  # already suspended: no second event
     assert held.holds == {"product_delisted", "policy:pol-1"}
     relisted = domain.product_listed(
         held, product(kind="wechat_mini_shop"), t3, policies=[policy], merchant=None
