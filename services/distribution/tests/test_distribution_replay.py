@@ -42,11 +42,13 @@ def outputs(probe: TopicProbe, subjects: Iterable[str]) -> dict[str, list[Output
     return out
 
 
-async def until(pred: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
+async def until(
+    pred: Callable[[], bool], what: str, timeout: float = 90.0, show: Callable[[], Any] = str
+) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what}: {show()}")
         await asyncio.sleep(0.2)
 
 
@@ -100,7 +102,13 @@ async def test_a_replay_into_an_empty_database_emits_the_same_events(
     ):
         await publisher.send(
             "catalog.products",
-            cloud_event("product.listed", pid, listed, source="/vitrine/catalog", time=now),
+            cloud_event(
+                "product.listed",
+                pid,
+                listed,
+                source="/vitrine/catalog",
+                time=now - timedelta(hours=2),
+            ),
         )
         # consumed before its offer: held, and its completion waits with it
         await publisher.send("orders.lifecycle", paid(held, oid, now - timedelta(minutes=30)))
@@ -166,7 +174,8 @@ async def test_a_replay_into_an_empty_database_emits_the_same_events(
                 len(v) >= 2 * len(expected[s]) for s, v in outputs(probe, expected).items()
             ),
             "the replay's outputs",
-            timeout=180,
+            timeout=120,
+            show=lambda: outputs(probe, expected),
         )
         await probe.settle()
     replayed = outputs(probe, expected)

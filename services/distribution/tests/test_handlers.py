@@ -247,3 +247,30 @@ async def test_delisting_and_policy_holds_are_dated_by_their_events() -> None:
     [report] = uow.events("compliance.reports")
     assert report.affected == 1  # type: ignore[attr-defined]
     assert d.store.offer("o1").holds == {"product_delisted", "policy:pol1"}
+
+
+async def test_an_offer_consumed_before_its_product_waits_for_the_listing() -> None:
+    """The same offer events with the same ids, whichever topic is consumed first — even when
+    the product is listed and delisted in one batch after the offer arrived."""
+    early, prompt = Distribution(), Distribution()
+    publish = at(offer(), "o1", T0, id="pub-1")
+    listing = at(listed(), "p1", T0 - timedelta(hours=1))
+    delisting = at(ProductDelisted(product_id="p1", reason="withdrawn"), "p1", T0 + timedelta(1))
+    uow = await early.batch("merchants.offers", publish)
+    assert uow.events() == [] and early.store.waiting
+    await early.batch("catalog.products", listing, delisting)
+    await prompt.batch("catalog.products", listing)
+    await prompt.batch("merchants.offers", publish)
+    await prompt.batch("catalog.products", delisting)
+    assert early.out(OFFERS) == prompt.out(OFFERS)
+    assert [t for _, t, _ in early.out(OFFERS)] == ["offer.activated", "offer.suspended"]
+    assert not early.store.waiting
+
+
+async def test_an_offer_for_a_product_never_listed_is_judged_after_the_wait() -> None:
+    d = Distribution()
+    await d.batch("merchants.offers", at(offer(), "o1", T0))
+    await d.batch("catalog.products", at(listed("p-other"), "p-other", T0 + timedelta(hours=25)))
+    [(_, type_, data)] = d.out(OFFERS)
+    assert type_ == "offer.refused"
+    assert [r["code"] for r in data["reasons"]] == ["product_not_listed"]

@@ -8,12 +8,15 @@ decision is dated by its input's own time (``event.time``, ``paid_at``), never b
 
 Held orders (an ``order.paid`` consumed before the offer it names) are judged here when that
 offer is accepted, or refused ``offer_unknown`` when the offers topic's event-time watermark
-passes ``paid_at`` + the wait (README "Event time"). Their events are caused by the held
-inputs themselves, so their ids do not depend on which topic happened to be consumed first.
+passes ``paid_at`` + the wait (README "Event time"). Likewise an offer command consumed before
+the product it names waits for the product's ``product.listed`` (or for the catalog topic's
+watermark to pass its time + the wait, then it is judged as it stands). Their events are caused
+by the waiting inputs themselves, so their ids do not depend on which topic was consumed first.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -44,12 +47,13 @@ from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_distribution import domain
 from vitrine_distribution.domain import Offer, Order, PolicyView, ProductView
 from vitrine_distribution.domain.commissions import COMMISSIONS, WAITING
-from vitrine_distribution.repository import OrderRecord, Store, rebuild
+from vitrine_distribution.repository import OrderRecord, Store, rebuild, waiting_document
 
 log = get_logger(__name__)
 REPORTS_OUT = "compliance.reports"
 SERVICE: Final = "distribution"
 OFFERS_IN: Final = "merchants.offers"
+CATALOG_IN: Final = "catalog.products"
 #: How long an order waits for its offer by default (DESIGN.md §4: 24 h).
 DEFAULT_OFFER_WAIT: Final = timedelta(hours=24)
 
@@ -70,7 +74,7 @@ def make_handlers(
         await apply_offer_commands(events, uow, store(uow), offer_wait)
 
     async def catalog(events: list[Event[Any]], uow: UnitOfWork) -> None:
-        await apply_catalog(events, uow, store(uow))
+        await apply_catalog(events, uow, store(uow), offer_wait)
 
     async def shops(events: list[Event[Any]], uow: UnitOfWork) -> None:
         await apply_shops(events, uow, store(uow))
@@ -83,7 +87,7 @@ def make_handlers(
 
     return {
         OFFERS_IN: offers,
-        "catalog.products": catalog,
+        CATALOG_IN: catalog,
         "accounts.shops": shops,
         "compliance.rulings": rulings,
         "orders.lifecycle": orders,
@@ -98,14 +102,25 @@ def _emit(decision: Decision[Any], uow: UnitOfWork, cause: Event[Any]) -> None:
 
 
 async def apply_offer_commands(
-    events: list[Event[OfferCommand]], uow: UnitOfWork, store: Store, offer_wait: timedelta
+    events: list[Event[OfferCommand]],
+    uow: UnitOfWork,
+    store: Store,
+    offer_wait: timedelta,
+    *,
+    released: bool = False,
 ) -> None:
     """``offer.published`` (activate or change terms) and ``offer.withdrawn`` (by its merchant);
-    then the held orders these offers (or the passing of time) decide."""
+    then the held orders these offers (or the passing of time) decide.
+
+    A command naming a product distribution has not seen yet — and every later command of an
+    offer that waits — is kept until the product arrives (``released``: they are applied now).
+    """
     offers = await store.load_offers(e.data.offer_id for e in events)
     product_ids = {e.data.product_id for e in events if isinstance(e.data, OfferPublished)}
     product_ids |= {o.product_id for o in offers.values()}
     products = await store.load_products(product_ids)
+    waiting = set() if released else await store.waiting_offers(e.data.offer_id for e in events)
+    kept: list[dict[str, Any]] = []
     # every offer of these products: "is there a live general plan?" for targeted plans
     offers = {**await store.offers_for_products(product_ids), **offers}
     policies = await store.policies_in_force()
@@ -114,6 +129,15 @@ async def apply_offer_commands(
     for event in events:
         data = event.data
         current = offers.get(data.offer_id)
+        unknown_product = (
+            isinstance(data, OfferPublished) and current is None and data.product_id not in products
+        )
+        if not released and (data.offer_id in waiting or unknown_product):
+            product_id = data.product_id if isinstance(data, OfferPublished) else ""
+            kept.append(waiting_document(event, product_id, time.time_ns() + len(kept)))
+            waiting.add(data.offer_id)
+            log.info("offer.waits_for_product", offer_id=data.offer_id, product_id=product_id)
+            continue
         decision: Decision[Offer | None]
         match data:
             case OfferPublished():
@@ -146,6 +170,7 @@ async def apply_offer_commands(
         offers[data.offer_id] = decision.state
         changed.add(data.offer_id)
     await store.save_offers(offers[i] for i in sorted(changed))
+    await store.keep_waiting(kept)
     watermark = await _advance_watermark(store, OFFERS_IN, (e.time for e in events))
     await _judge_held(uow, store, {i: offers[i] for i in changed}, watermark, offer_wait)
 
@@ -209,12 +234,22 @@ def _drain(uow: UnitOfWork, record: OrderRecord) -> OrderRecord:
 # --- catalog.products -----------------------------------------------------------------------------
 
 
-async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: Store) -> None:
-    """Project listed products (owner, source) and make offers follow their product."""
+async def apply_catalog(
+    events: list[Event[Any]], uow: UnitOfWork, store: Store, offer_wait: timedelta
+) -> None:
+    """Project listed products (owner, source), make offers follow their product, then apply
+    the offer commands that waited for these products (or whose wait is over)."""
     relevant: list[Event[ProductListed | ProductDelisted]] = [
         e for e in events if isinstance(e.data, ProductListed | ProductDelisted)
     ]
     if not relevant:
+        return
+    listing = {e.data.product_id for e in relevant if isinstance(e.data, ProductListed)}
+    if len(relevant) > 1 and listing and await store.waiting_for(listing):
+        # offers wait for one of these listings: apply it (and release them) before the
+        # product's next event, as if the offers had been consumed in time
+        for event in relevant:
+            await apply_catalog([event], uow, store, offer_wait)
         return
     product_ids = {e.data.product_id for e in relevant}
     products = await store.load_products(product_ids)
@@ -265,6 +300,11 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: Store)
             changed_offers.add(offer_id)
     await store.save_products(products[p] for p in sorted(changed_products))
     await store.save_offers(offers[o] for o in sorted(changed_offers))
+    watermark = await _advance_watermark(store, CATALOG_IN, (e.time for e in relevant))
+    listed_now = {e.data.product_id for e in relevant if isinstance(e.data, ProductListed)}
+    released = await store.release_waiting(listed_now, watermark - offer_wait)
+    if released:
+        await apply_offer_commands(released, uow, store, offer_wait, released=True)
 
 
 # --- accounts.shops -------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ Collections (this service's own database):
   totals, and which input events it has applied with the events each produced (and, while it
   is held, the envelopes of the inputs waiting, to cause their events later). A creator's or
   merchant's ledger is the sum over their orders (exact by construction; see ``ledger``);
+- ``waiting_offer_commands`` offer commands consumed before the product they name (one per
+  command, ``_id`` = its dedupe key): applied, in order, when the product arrives;
 - ``watermarks`` per input topic (``_id`` = topic), the latest event ``time`` consumed from it:
   the event-time clock that ends the wait of held orders (README "Event time").
 
@@ -59,6 +61,7 @@ ACCOUNTS = "accounts"
 POLICIES = "policies"
 ORDERS = "orders"
 WATERMARKS = "watermarks"
+WAITING_OFFERS = "waiting_offer_commands"
 
 Session = AsyncClientSession | None
 Db = AsyncDatabase[Document]
@@ -481,6 +484,28 @@ async def held_since(db: Db, before: datetime, session: Session = None) -> dict[
     return {doc["_id"]: to_record(doc) async for doc in db[ORDERS].find(query, session=session)}
 
 
+def waiting_document(event: Event[Any], product_id: str, seq: int) -> Document:
+    """An offer command kept until its product is known (envelope, data, arrival order)."""
+    return {
+        "_id": event.envelope.dedupe_key,
+        "offer_id": event.subject,
+        "product_id": product_id,
+        "seq": seq,
+        "time": event.time,
+        "event": cause_document(event),
+        "data": event.data.model_dump(mode="json"),
+    }
+
+
+def to_waiting(doc: Document) -> Event[Any]:
+    """The offer command as the pipeline handed it over (same envelope: same output ids)."""
+    from vitrine.contract.events import EVENT_TYPES_BY_TOPIC
+
+    envelope = to_cause(doc["event"]).model_copy(update={"data": doc["data"]})
+    model = EVENT_TYPES_BY_TOPIC["merchants.offers"][envelope.type]
+    return Event(envelope, model.model_validate(doc["data"]))
+
+
 async def load_watermark(db: Db, topic: str, session: Session = None) -> datetime | None:
     doc = await db[WATERMARKS].find_one({"_id": topic}, session=session)
     return doc["time"] if doc else None
@@ -530,7 +555,7 @@ async def ledger(db: Db, owner_field: str, owner_id: str) -> Ledger:
     return Ledger(totals, accruals, refusals, orders)
 
 
-ALL_COLLECTIONS = (OFFERS, PRODUCTS, ACCOUNTS, POLICIES, ORDERS, WATERMARKS)
+ALL_COLLECTIONS = (OFFERS, PRODUCTS, ACCOUNTS, POLICIES, ORDERS, WATERMARKS, WAITING_OFFERS)
 
 
 async def setup(db: Db) -> None:
@@ -554,6 +579,9 @@ async def setup(db: Db) -> None:
     await db[ORDERS].create_index("merchant_id")
     await db[ORDERS].create_index([("status", 1), ("offer_id", 1)])
     await db[ORDERS].create_index([("status", 1), ("paid_at", 1)])
+    await db[WAITING_OFFERS].create_index("offer_id")
+    await db[WAITING_OFFERS].create_index("product_id")
+    await db[WAITING_OFFERS].create_index("time")
     await db[POLICIES].create_index("lifted")
 
 
@@ -585,6 +613,12 @@ class Store(Protocol):
     async def save_orders(self, records: Iterable[OrderRecord]) -> None: ...
     async def load_watermark(self, topic: str) -> datetime | None: ...
     async def save_watermark(self, topic: str, time: datetime) -> None: ...
+    async def waiting_offers(self, offer_ids: Iterable[str]) -> set[str]: ...
+    async def waiting_for(self, product_ids: Iterable[str]) -> bool: ...
+    async def keep_waiting(self, commands: list[Document]) -> None: ...
+    async def release_waiting(
+        self, product_ids: Iterable[str], before: datetime
+    ) -> list[Event[Any]]: ...
 
 
 class MongoStore:
@@ -655,6 +689,37 @@ class MongoStore:
     async def save_watermark(self, topic: str, time: datetime) -> None:
         await save_watermark(self.db, topic, time, self.session)
 
+    async def waiting_offers(self, offer_ids: Iterable[str]) -> set[str]:
+        query = {"offer_id": {"$in": sorted(set(offer_ids))}}
+        cursor = self.db[WAITING_OFFERS].find(query, {"offer_id": 1}, session=self.session)
+        return {doc["offer_id"] async for doc in cursor}
+
+    async def waiting_for(self, product_ids: Iterable[str]) -> bool:
+        query = {"product_id": {"$in": sorted(set(product_ids))}}
+        return await self.db[WAITING_OFFERS].find_one(query, session=self.session) is not None
+
+    async def keep_waiting(self, commands: list[Document]) -> None:
+        if commands:
+            await self.db[WAITING_OFFERS].insert_many(commands, session=self.session)
+
+    async def release_waiting(
+        self, product_ids: Iterable[str], before: datetime
+    ) -> list[Event[Any]]:
+        query = {
+            "$or": [{"product_id": {"$in": sorted(set(product_ids))}}, {"time": {"$lt": before}}]
+        }
+        docs = await self.db[WAITING_OFFERS].find(query, session=self.session).to_list(None)
+        offers = {d["offer_id"] for d in docs}  # all of an offer's commands go together
+        docs = (
+            await self.db[WAITING_OFFERS]
+            .find({"offer_id": {"$in": sorted(offers)}}, session=self.session)
+            .to_list(None)
+        )
+        if docs:
+            ids = [d["_id"] for d in docs]
+            await self.db[WAITING_OFFERS].delete_many({"_id": {"$in": ids}}, session=self.session)
+        return [to_waiting(d) for d in sorted(docs, key=lambda d: d["seq"])]
+
 
 class InMemoryStore:
     """:class:`Store` in dicts, for handler tests (kept across batches like the database).
@@ -669,6 +734,7 @@ class InMemoryStore:
         self.policies: dict[str, Document] = {}
         self.orders: dict[str, Document] = {}
         self.watermarks: dict[str, datetime] = {}
+        self.waiting: dict[str, Document] = {}
 
     def order(self, order_id: str) -> Order:
         return to_order(self.orders[order_id])
@@ -768,3 +834,28 @@ class InMemoryStore:
 
     async def save_watermark(self, topic: str, time: datetime) -> None:
         self.watermarks[topic] = time
+
+    async def waiting_offers(self, offer_ids: Iterable[str]) -> set[str]:
+        wanted = set(offer_ids)
+        return {d["offer_id"] for d in self.waiting.values() if d["offer_id"] in wanted}
+
+    async def waiting_for(self, product_ids: Iterable[str]) -> bool:
+        wanted = set(product_ids)
+        return any(d["product_id"] in wanted for d in self.waiting.values())
+
+    async def keep_waiting(self, commands: list[Document]) -> None:
+        self.waiting.update({d["_id"]: d for d in commands})
+
+    async def release_waiting(
+        self, product_ids: Iterable[str], before: datetime
+    ) -> list[Event[Any]]:
+        wanted = set(product_ids)
+        offers = {
+            d["offer_id"]
+            for d in self.waiting.values()
+            if d["product_id"] in wanted or d["time"] < before
+        }
+        docs = [d for d in self.waiting.values() if d["offer_id"] in offers]
+        for d in docs:
+            del self.waiting[d["_id"]]
+        return [to_waiting(d) for d in sorted(docs, key=lambda d: d["seq"])]
