@@ -192,7 +192,7 @@ CODE_SETS: tuple[CodeSet, ...] = (
                 "no active offer for the order at paid_at (unknown, inactive, other product)",
             ),
             _c("creator_not_eligible", "no creator, or not named by the offer's targeted plan"),
-            _c("offer_unknown", "the order's offer never arrived within the wait", planned=True),
+            _c("offer_unknown", "the order's offer never arrived within the wait"),
         ),
     ),
     CodeSet(
