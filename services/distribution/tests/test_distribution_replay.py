@@ -22,7 +22,11 @@ import pytest
 
 from vitrine.tools.testing.probe import Publisher, TopicProbe, cloud_event
 from vitrine.tools.testing.services import running
-from vitrine_distribution.service import DEFINITION
+from vitrine_distribution.config import DistributionConfig
+from vitrine_distribution.service import make_definition
+
+#: Offers consumed before their product wait for it (off by default): exact replays.
+DEFINITION = make_definition(DistributionConfig(product_wait_hours=24))
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 

@@ -47,9 +47,13 @@ class Distribution:
     """The handlers over one in-memory store; each call is one batch in its own unit of work
     whose clock is far from the events' times (decisions must not read it)."""
 
-    def __init__(self, wait: timedelta = timedelta(hours=24)) -> None:
+    def __init__(
+        self, wait: timedelta = timedelta(hours=24), product_wait: timedelta = timedelta(hours=24)
+    ) -> None:
         self.store = InMemoryStore()
-        self.handlers = make_handlers(lambda _: self.store, offer_wait=wait)
+        self.handlers = make_handlers(
+            lambda _: self.store, offer_wait=wait, product_wait=product_wait
+        )
         self.emitted: list[tuple[str, Any]] = []
 
     async def batch(self, topic: str, *events: Event[Any]) -> InMemoryUnitOfWork:
@@ -274,3 +278,11 @@ async def test_an_offer_for_a_product_never_listed_is_judged_after_the_wait() ->
     [(_, type_, data)] = d.out(OFFERS)
     assert type_ == "offer.refused"
     assert [r["code"] for r in data["reasons"]] == ["product_not_listed"]
+
+
+async def test_by_default_an_offer_for_an_unknown_product_is_refused_at_once() -> None:
+    d = Distribution(product_wait=timedelta(0))
+    uow = await d.batch("merchants.offers", at(offer(), "o1", T0))
+    [refused] = uow.events(OFFERS)
+    assert [r.code for r in refused.reasons] == ["product_not_listed"]  # type: ignore[attr-defined]
+    assert not d.store.waiting

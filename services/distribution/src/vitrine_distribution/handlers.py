@@ -65,16 +65,20 @@ RULING_TYPES = frozenset(m.event_type for m in (PolicyInForce, PolicyLifted))
 
 
 def make_handlers(
-    store: Callable[[UnitOfWork], Store], *, offer_wait: timedelta = DEFAULT_OFFER_WAIT
+    store: Callable[[UnitOfWork], Store],
+    *,
+    offer_wait: timedelta = DEFAULT_OFFER_WAIT,
+    product_wait: timedelta = timedelta(0),
 ) -> dict[str, BatchHandler]:
     """The handlers per input topic, reaching distribution's state through ``store(uow)``;
-    ``offer_wait`` bounds how long (in event time) an order waits for its offer."""
+    ``offer_wait`` bounds how long (in event time) an order waits for its offer,
+    ``product_wait`` an offer command for its product (0: refused at once, as before)."""
 
     async def offers(events: list[Event[Any]], uow: UnitOfWork) -> None:
-        await apply_offer_commands(events, uow, store(uow), offer_wait)
+        await apply_offer_commands(events, uow, store(uow), offer_wait, product_wait=product_wait)
 
     async def catalog(events: list[Event[Any]], uow: UnitOfWork) -> None:
-        await apply_catalog(events, uow, store(uow), offer_wait)
+        await apply_catalog(events, uow, store(uow), offer_wait, product_wait)
 
     async def shops(events: list[Event[Any]], uow: UnitOfWork) -> None:
         await apply_shops(events, uow, store(uow))
@@ -108,6 +112,7 @@ async def apply_offer_commands(
     offer_wait: timedelta,
     *,
     released: bool = False,
+    product_wait: timedelta = timedelta(0),
 ) -> None:
     """``offer.published`` (activate or change terms) and ``offer.withdrawn`` (by its merchant);
     then the held orders these offers (or the passing of time) decide.
@@ -132,7 +137,7 @@ async def apply_offer_commands(
         unknown_product = (
             isinstance(data, OfferPublished) and current is None and data.product_id not in products
         )
-        if not released and (data.offer_id in waiting or unknown_product):
+        if not released and (data.offer_id in waiting or (unknown_product and product_wait)):
             product_id = data.product_id if isinstance(data, OfferPublished) else ""
             kept.append(waiting_document(event, product_id, time.time_ns() + len(kept)))
             waiting.add(data.offer_id)
@@ -235,7 +240,11 @@ def _drain(uow: UnitOfWork, record: OrderRecord) -> OrderRecord:
 
 
 async def apply_catalog(
-    events: list[Event[Any]], uow: UnitOfWork, store: Store, offer_wait: timedelta
+    events: list[Event[Any]],
+    uow: UnitOfWork,
+    store: Store,
+    offer_wait: timedelta,
+    product_wait: timedelta = timedelta(0),
 ) -> None:
     """Project listed products (owner, source), make offers follow their product, then apply
     the offer commands that waited for these products (or whose wait is over)."""
@@ -249,7 +258,7 @@ async def apply_catalog(
         # offers wait for one of these listings: apply it (and release them) before the
         # product's next event, as if the offers had been consumed in time
         for event in relevant:
-            await apply_catalog([event], uow, store, offer_wait)
+            await apply_catalog([event], uow, store, offer_wait, product_wait)
         return
     product_ids = {e.data.product_id for e in relevant}
     products = await store.load_products(product_ids)
@@ -302,7 +311,7 @@ async def apply_catalog(
     await store.save_offers(offers[o] for o in sorted(changed_offers))
     watermark = await _advance_watermark(store, CATALOG_IN, (e.time for e in relevant))
     listed_now = {e.data.product_id for e in relevant if isinstance(e.data, ProductListed)}
-    released = await store.release_waiting(listed_now, watermark - offer_wait)
+    released = await store.release_waiting(listed_now, watermark - product_wait)
     if released:
         await apply_offer_commands(released, uow, store, offer_wait, released=True)
 

@@ -17,7 +17,9 @@ def make_definition(config: DistributionConfig | None = None) -> ServiceDefiniti
             "product and policy) and an exact per-order commission ledger per creator and "
             "merchant."
         ),
-        handlers=handlers.make_handlers(repository.MongoStore, offer_wait=config.offer_wait),
+        handlers=handlers.make_handlers(
+            repository.MongoStore, offer_wait=config.offer_wait, product_wait=config.product_wait
+        ),
         publishes=["distribution.offers", "distribution.commissions", "compliance.reports"],
         setup=repository.setup,
         routes=http.routes,
