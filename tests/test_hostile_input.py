@@ -34,6 +34,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -1104,3 +1105,31 @@ async def test_a_live_request_keyed_to_another_creator_changes_nothing(
     await probe.settle()
     assert not probe.events("live.rooms", type="live.session_started", subject=victim)
     assert not probe.events("live.rooms", type="live.session_started", subject=me)
+
+
+async def test_an_event_stamped_in_the_future_is_dead_lettered_as_clock_skew(
+    services: Services, probe: Any, raw_producer: AIOKafkaProducer
+) -> None:
+    """Decisions follow event time (DESIGN.md §6): an event more than 5 minutes ahead of the
+    consumer's clock is ``clock_skew`` for every consumer, whatever its topic (the 5-minute
+    boundary itself is tested in shared/tests/test_envelope.py)."""
+    tag = f"skew{uuid.uuid4().hex[:6]}"
+    ahead = datetime.now(UTC) + timedelta(hours=2)
+    messages = []
+    for n, topic in enumerate(FUZZED_TOPICS):
+        etype = sorted(TEMPLATES[topic])[0]
+        ids = {k: f"{tag}{k}{n}" for k in ("p", "m", "c", "o", "a", "s", "pol", "ord", "r")}
+        data = TEMPLATES[topic][etype](ids)
+        event = cloud_event(etype, data[KEY_FIELD[topic]], data)
+        event["time"] = ahead.isoformat()
+        messages.append(
+            Message("clock_skew", topic, event["subject"].encode(), json.dumps(event).encode())
+        )
+    await publish(raw_producer, messages)
+    for m in messages:
+        for service in consumers_of(m.topic):
+            [letter] = await probe.wait_for(
+                f"{m.topic}.dlq", where=_dlq_matcher(m, service), timeout=30
+            )
+            assert letter.headers["dlq-reason"] == "clock_skew"
+            assert letter.value == m.value
