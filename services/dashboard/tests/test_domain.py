@@ -103,7 +103,9 @@ def test_a_refund_counts_in_the_minute_it_is_refunded_capped_at_what_is_left() -
     second = domain.refunded(first.order, OrderRefunded(order_id="o-1", refund_fen=900), next_day)
     assert by_scope(second.state)["merchant", "m-1"][1] == Figures(refunds_fen=400)
     assert second.state.sales[0].refunds_fen == 400
-    third = domain.refunded(second.state.order, OrderRefunded(order_id="o-1", refund_fen=1), next_day)
+    third = domain.refunded(
+        second.state.order, OrderRefunded(order_id="o-1", refund_fen=1), next_day
+    )
     assert third.ignored == "nothing_left_to_refund"
 
 

@@ -25,7 +25,7 @@ Resource = Literal["topic", "group"]
 Operation = Literal["READ", "WRITE", "DESCRIBE"]
 
 #: The services whose definitions the plan is derived from (package ``vitrine_<name>``).
-SERVICES = ("catalog", "review", "showcase", "distribution", "compliance")
+SERVICES = ("catalog", "review", "showcase", "distribution", "compliance", "dashboard")
 
 #: Upstream systems and the input topics each may write (and nothing else).
 UPSTREAM_WRITERS: dict[str, tuple[str, ...]] = {
