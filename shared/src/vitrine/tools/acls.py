@@ -32,7 +32,7 @@ UPSTREAM_WRITERS: dict[str, tuple[str, ...]] = {
     "upstream-accounts": ("accounts.shops",),
     "upstream-merchants": ("merchants.products", "merchants.offers"),
     "upstream-review-desk": ("review.manual",),
-    "upstream-creators": ("creators.showcase",),
+    "upstream-creators": ("creators.showcase", "creators.live"),
     "upstream-orders": ("orders.lifecycle",),
     "upstream-platform": ("platform.policies",),
 }
