@@ -181,8 +181,9 @@ def test_commission_before_payment_reaches_creator_now_and_session_on_payment() 
 def test_presentation_follows_event_time() -> None:
     t1, t2 = at("2022-07-01T12:00:00+08:00"), at("2022-07-01T12:01:00+08:00")
     s = domain.explaining(None, "s-1", "c-1", "p-2", t2).state
+    assert s is not None
     stale = domain.explaining(s, "s-1", "c-1", "p-1", t1)
-    assert stale.ignored == "stale" and stale.state.explaining == "p-2"
+    assert stale.ignored == "stale" and stale.state == s
     gone = domain.item_gone(s, "p-2", at("2022-07-01T12:02:00+08:00"))
     assert gone.state is not None and gone.state.explaining is None
 

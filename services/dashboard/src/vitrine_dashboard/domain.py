@@ -313,14 +313,14 @@ class Session:
 
 def session_started(
     session: Session | None, session_id: str, creator_id: str, title: str, at: datetime
-) -> Decision[Session]:
+) -> Decision[Session | None]:
     current = session or Session(session_id, creator_id)
     return Decision(replace(current, creator_id=creator_id, title=title, started_at=at))
 
 
 def explaining(
     session: Session | None, session_id: str, creator_id: str, product_id: str, at: datetime
-) -> Decision[Session]:
+) -> Decision[Session | None]:
     """The product presented now; an older presentation arriving late changes nothing."""
     current = session or Session(session_id, creator_id)
     if current.explaining_at is not None and at < current.explaining_at:
@@ -328,10 +328,10 @@ def explaining(
     return Decision(replace(current, explaining=product_id, explaining_at=at))
 
 
-def item_gone(session: Session | None, product_id: str, at: datetime) -> Decision[Session]:
+def item_gone(session: Session | None, product_id: str, at: datetime) -> Decision[Session | None]:
     """The item left the cart (removed or suspended): no longer presented."""
     if session is None or session.explaining != product_id:
-        return Decision.ignore(session, "not_presented")  # type: ignore[arg-type]
+        return Decision.ignore(session, "not_presented")
     if session.explaining_at is not None and at < session.explaining_at:
         return Decision.ignore(session, "stale")
     return Decision(replace(session, explaining=None, explaining_at=at))
@@ -339,7 +339,7 @@ def item_gone(session: Session | None, product_id: str, at: datetime) -> Decisio
 
 def session_ended(
     session: Session | None, session_id: str, creator_id: str, at: datetime
-) -> Decision[Session]:
+) -> Decision[Session | None]:
     current = session or Session(session_id, creator_id)
     return Decision(replace(current, ended_at=at, explaining=None, explaining_at=at))
 

@@ -16,15 +16,21 @@ from vitrine.contract.events import (
     CommissionCancelled,
     CommissionRefused,
     CommissionSettled,
+    LiveItemExplaining,
+    LiveItemRemoved,
+    LiveItemSuspended,
+    LiveSessionEnded,
+    LiveSessionStarted,
     OrderCompleted,
     OrderPaid,
     OrderRefunded,
 )
+from vitrine.runtime.decision import Decision
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_dashboard import domain
-from vitrine_dashboard.domain import Delta, Folded, Order, Policy, PolicyInput, Sale
+from vitrine_dashboard.domain import Delta, Folded, Order, Policy, PolicyInput, Sale, Session
 from vitrine_dashboard.repository import Board
 
 log = get_logger(__name__)
@@ -38,12 +44,26 @@ CommissionInput = (
     | CommissionRefused
 )
 
+LiveInput = (
+    LiveSessionStarted | LiveItemExplaining | LiveItemRemoved | LiveItemSuspended | LiveSessionEnded
+)
+
 #: The types the dashboard acts on, per topic (the rest are acknowledged without a write).
 ACTS_ON: dict[str, frozenset[str]] = {
     "orders.lifecycle": frozenset(m.event_type for m in (OrderPaid, OrderRefunded)),
     "distribution.commissions": frozenset(
         m.event_type
         for m in (CommissionAccrued, CommissionAdjusted, CommissionCancelled, CommissionSettled)
+    ),
+    "live.rooms": frozenset(
+        m.event_type
+        for m in (
+            LiveSessionStarted,
+            LiveItemExplaining,
+            LiveItemRemoved,
+            LiveItemSuspended,
+            LiveSessionEnded,
+        )
     ),
 }
 
@@ -89,6 +109,35 @@ async def apply_orders(events: list[Event[OrderInput | CommissionInput]], board:
     await board.add(deltas, sales)
 
 
+def fold_session(session: Session | None, event: Event[LiveInput]) -> Decision[Session | None]:
+    """The domain function for a live.rooms event, at the event's own time."""
+    data, at = event.data, event.time
+    match data:
+        case LiveSessionStarted():
+            return domain.session_started(session, data.session_id, data.creator_id, data.title, at)
+        case LiveItemExplaining():
+            return domain.explaining(session, data.session_id, data.creator_id, data.product_id, at)
+        case LiveItemRemoved() | LiveItemSuspended():
+            return domain.item_gone(session, data.product_id, at)
+        case LiveSessionEnded():
+            return domain.session_ended(session, data.session_id, data.creator_id, at)
+
+
+async def apply_sessions(events: list[Event[LiveInput]], board: Board) -> None:
+    """Live sessions: started, presenting, ended (the live view's header)."""
+    sessions: dict[str, Session | None] = dict(
+        await board.load_sessions(e.data.session_id for e in events)
+    )
+    changed: set[str] = set()
+    for event in events:
+        sid = event.data.session_id
+        decision = fold_session(sessions.get(sid), event)
+        if decision.changed:
+            sessions[sid] = decision.state
+            changed.add(sid)
+    await board.save_sessions(s for sid in changed if (s := sessions[sid]) is not None)
+
+
 async def apply_policies(events: list[Event[PolicyInput]], board: Board) -> None:
     """Rulings and enforcement reports into the operator's view of each policy."""
     policies: dict[str, Policy | None] = dict(
@@ -113,8 +162,12 @@ def make_handlers(board: Callable[[UnitOfWork], Board]) -> dict[str, BatchHandle
     async def on_policies(events: list[Event[PolicyInput]], uow: UnitOfWork) -> None:
         await apply_policies(events, board(uow))
 
+    async def on_live(events: list[Event[LiveInput]], uow: UnitOfWork) -> None:
+        await apply_sessions(events, board(uow))
+
     return {
         "orders.lifecycle": on_orders,
+        "live.rooms": on_live,
         "distribution.commissions": on_orders,
         "compliance.rulings": on_policies,
         "compliance.reports": on_policies,

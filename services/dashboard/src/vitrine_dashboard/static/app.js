@@ -81,7 +81,9 @@ function drawChart(perMinute, field, label, range) {
   if (chart) chart.destroy();
   chart = new uPlot({
     width, height,
-    scales: { x: { time: true } },
+    // Minutes are Asia/Shanghai's, wherever the viewer is; the y axis starts at 0.
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Asia/Shanghai"),
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
     axes: [{ stroke: "#8a97b1", grid: { stroke: "#24314d" } },
            { stroke: "#8a97b1", grid: { stroke: "#24314d" } }],
     series: [{}, { label, stroke: "#ffb547", fill: "rgba(255,181,71,.25)",
