@@ -24,6 +24,7 @@ SERVICES = {
     "showcase": 8003,
     "distribution": 8004,
     "compliance": 8005,
+    "dashboard": 8008,
 }
 SERVICE_ENV = {
     "VITRINE_KAFKA_BOOTSTRAP": "kafka:9092",

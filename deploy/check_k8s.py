@@ -28,7 +28,7 @@ import yaml
 K8S = Path(__file__).resolve().parent / "k8s"
 NAMESPACE = "vitrine"
 PART_OF = ("app.kubernetes.io/part-of", "vitrine")
-SERVICES = ["catalog", "review", "showcase", "distribution", "compliance"]
+SERVICES = ["catalog", "review", "showcase", "distribution", "compliance", "dashboard"]
 CONFIG = "vitrine-config"
 SECRET = "vitrine-secrets"  # noqa: S105 - the Secret object's name, not a credential
 CONFIG_KEYS = {
