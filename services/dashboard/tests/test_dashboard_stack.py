@@ -244,3 +244,32 @@ async def test_the_page_and_its_chart_library_are_served(http) -> None:
     lib = await http.get("/static/vendor/uPlot.iife.min.js")
     assert lib.status_code == 200 and "uPlot" in lib.text
     assert (await http.get("/static/app.js")).status_code == 200
+
+
+async def test_hostile_records_are_dead_lettered_and_the_next_order_counts(
+    http, publisher, probe
+) -> None:
+    session, oid = uid("s"), uid("o")
+    good = order_paid(
+        oid,
+        session=session,
+        creator=uid("c"),
+        merchant=uid("m"),
+        product=uid("p"),
+        amount=500,
+        at=datetime.now(TZ) - timedelta(seconds=1),
+    )
+    hostile = {**good, "id": uid("e"), "data": {**good["data"], "notes": {"$where": "1"}}}
+    negative = {**good, "id": uid("e"), "data": {**good["data"], "amount_fen": -5}}
+    for bad in (hostile, negative):
+        await publisher.send("orders.lifecycle", bad)
+    await publisher.send("orders.lifecycle", good)  # same key, behind the bad ones
+
+    body = await until(http, f"/api/live/{session}", lambda b: b["orders"] == 1)
+    assert body["gmv_fen"] == 500
+
+    def by_dashboard(record: Any) -> bool:
+        return bool(record.headers.get("dlq-service") == "dashboard")
+
+    dead = await probe.wait_for("orders.lifecycle.dlq", subject=oid, count=2, where=by_dashboard)
+    assert sorted(d.headers["dlq-reason"] for d in dead) == ["forbidden_key", "invalid_data"]

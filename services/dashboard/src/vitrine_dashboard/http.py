@@ -27,6 +27,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import Gauge
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -54,6 +55,7 @@ TOP_PRODUCTS = 10
 PUSH_SECONDS = float(os.environ.get("VITRINE_DASHBOARD_PUSH_SECONDS", "1.0"))
 
 View = tuple[int, dict[str, Any]]
+VIEWERS = Gauge("vitrine_dashboard_viewers", "Open update streams (SSE) of the dashboard page")
 
 
 def _error(status: int, code: str, message: str) -> View:
@@ -240,12 +242,14 @@ class Hub:
         if feed.last is not None:
             queue.put_nowait(feed.last)
         feed.viewers.add(queue)
+        VIEWERS.inc()
         if feed.task is None:
             feed.task = asyncio.create_task(self._run(key, feed), name=f"feed:{key}")
         try:
             yield queue
         finally:
             feed.viewers.discard(queue)
+            VIEWERS.dec()
 
     def viewers(self) -> int:
         return sum(len(f.viewers) for f in self.feeds.values())
