@@ -141,6 +141,21 @@ async def test_live_view_updates_without_reload(stack, publisher, tmp_path) -> N
                 if target := os.environ.get("VITRINE_SCREENSHOT"):
                     await page.screenshot(path=target)
 
+                # The creator's day: the same orders, counted on their own Asia/Shanghai day.
+                day = now.date()
+                on_day = [
+                    e
+                    for e in [*first, *more]
+                    if datetime.fromisoformat(e["data"]["paid_at"]).astimezone(TZ).date() == day
+                ]
+                await page.goto(f"http://127.0.0.1:{svc.port}/?creator={creator}&date={day}")
+                await expect(page.locator("#kpi-orders")).to_have_text(
+                    str(len(on_day)), timeout=30_000
+                )
+                on_day_fen = sum(e["data"]["amount_fen"] for e in on_day)
+                await expect(page.locator("#kpi-gmv")).to_have_text(yuan(on_day_fen))
+                await expect(page.locator("#subtitle")).to_contain_text(str(day))
+
                 # Bad input as a person meets it: an unknown session says so.
                 await page.goto(f"http://127.0.0.1:{svc.port}/?live={uid('nope')}")
                 await expect(page.locator("#error")).to_contain_text("no live session")
