@@ -163,8 +163,9 @@ async def test_unknown_ids_and_bad_dates(http) -> None:
     assert resp.status_code == 404 and resp.json()["error"] == "unknown_session"
     resp = await http.get(f"/api/creators/{uid('c')}")
     assert resp.status_code == 404 and "has any figures" in resp.json()["message"]
-    resp = await http.get(f"/api/merchants/{uid('m')}", params={"date": "2022-13-01"})
-    assert resp.status_code == 400 and resp.json()["error"] == "bad_date"
+    for bad in ("2022-13-01", "20220701", "2022-W01-1", "yesterday", "２０２２-07-01"):
+        resp = await http.get(f"/api/merchants/{uid('m')}", params={"date": bad})
+        assert resp.status_code == 400 and resp.json()["error"] == "bad_date", bad
     resp = await http.get("/api/stream")
     assert resp.status_code == 400
     resp = await http.get("/api/stream", params={"live": uid("s")})

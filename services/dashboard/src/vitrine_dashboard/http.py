@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -51,6 +52,7 @@ from vitrine_dashboard.repository import (
 log = get_logger(__name__)
 STATIC = Path(__file__).parent / "static"
 TOP_PRODUCTS = 10
+DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 #: How often a stream re-reads its view (one reader per distinct view, however many watch).
 PUSH_SECONDS = float(os.environ.get("VITRINE_DASHBOARD_PUSH_SECONDS", "1.0"))
 
@@ -144,10 +146,11 @@ class Views:
             day = day_of(self.runtime().clock())
         else:
             try:
+                # Exactly YYYY-MM-DD: fromisoformat alone also takes 20220701 and 2022-W01-1.
+                if not DATE.fullmatch(raw_date):
+                    raise ValueError(raw_date)
                 day = date.fromisoformat(raw_date)
             except ValueError:
-                return _error(400, "bad_date", f"date must be YYYY-MM-DD, got {raw_date[:40]!r}")
-            if len(raw_date) != 10:
                 return _error(400, "bad_date", f"date must be YYYY-MM-DD, got {raw_date[:40]!r}")
         if await self.db[TOTALS].find_one({"_id": total_id(scope, key)}, {"_id": 1}) is None:
             return _error(404, f"unknown_{scope}", f"no {scope} {key!r} has any figures")
