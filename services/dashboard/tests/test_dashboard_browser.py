@@ -156,6 +156,39 @@ async def test_live_view_updates_without_reload(stack, publisher, tmp_path) -> N
                 await expect(page.locator("#kpi-gmv")).to_have_text(yuan(on_day_fen))
                 await expect(page.locator("#subtitle")).to_contain_text(str(day))
 
+                # The operator's view: a policy in force, showcase reported, live waited for.
+                pol = uid("pol")
+                await publisher.send_many(
+                    "compliance.rulings",
+                    [
+                        cloud_event(
+                            "policy.accepted", pol, accepted(pol), source="/vitrine/compliance"
+                        ),
+                        cloud_event(
+                            "policy.in_force", pol, in_force(pol), source="/vitrine/compliance"
+                        ),
+                    ],
+                )
+                report = {"policy_id": pol, "service": "showcase", "phase": "enforce_existing"}
+                await publisher.send(
+                    "compliance.reports",
+                    cloud_event(
+                        "enforcement.reported",
+                        pol,
+                        {**report, "affected": 12},
+                        source="/vitrine/showcase",
+                    ),
+                )
+                await page.goto(f"http://127.0.0.1:{svc.port}/?view=policies")
+                card = page.locator(f'article[data-policy="{pol}"]')
+                await expect(card.locator('tr[data-service="showcase"] td').nth(3)).to_have_text(
+                    "12", timeout=30_000
+                )
+                await expect(card.locator('tr[data-service="live"] td').nth(1)).to_have_text(
+                    "waiting"
+                )
+                await expect(card.locator(".steps li.done")).to_have_text(["announced", "in force"])
+
                 # Bad input as a person meets it: an unknown session says so.
                 await page.goto(f"http://127.0.0.1:{svc.port}/?live={uid('nope')}")
                 await expect(page.locator("#error")).to_contain_text("no live session")
@@ -168,6 +201,27 @@ async def test_live_view_updates_without_reload(stack, publisher, tmp_path) -> N
                 assert width <= 390
             finally:
                 await browser.close()
+
+
+def accepted(pol: str) -> dict[str, Any]:
+    at = "2022-11-30T00:00:00+08:00"
+    rule = {
+        "kind": "disallow_source",
+        "surfaces": ["showcase", "live"],
+        "sources": [{"kind": "wechat_mini_shop"}],
+    }
+    return {
+        "policy_id": pol,
+        "title": "Mini Shop goods leave showcases and live carts",
+        "effective_at": at,
+        "enforce_existing_at": at,
+        "rules": [rule],
+    }
+
+
+def in_force(pol: str) -> dict[str, Any]:
+    at = "2022-11-30T00:00:00+08:00"
+    return {"policy_id": pol, "phase": "enforce_existing", "effective_at": at}
 
 
 def yuan(fen: int) -> str:
