@@ -22,6 +22,7 @@ DEFAULT_PORTS = {
     "compliance": 8005,
     "live": 8006,
     "selection": 8007,
+    "dashboard": 8008,
 }
 
 
