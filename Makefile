@@ -4,7 +4,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON_PREFERENCE := only-system
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: install run test lint types pytest test-faults bench check-deploy asyncapi check-asyncapi clean
+.PHONY: install run test lint types pytest test-e2e test-faults bench check-deploy asyncapi check-asyncapi clean
 
 install:  ## Install uv (if missing) and the locked workspace into .venv
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
@@ -21,14 +21,17 @@ lint: install
 types: install  ## mypy strict over the code, its tests and the benchmarks (pyproject [tool.mypy])
 	$(UV) run mypy shared/src services/*/src shared/tests tests benchmarks \
 		services/catalog/tests services/review/tests services/distribution/tests \
-		services/compliance/tests
+		services/compliance/tests services/dashboard/tests
 
 pytest: install
 	$(UV) run pytest -q -m "not faults"
 
 test: lint types pytest  ## The whole gate: lint + types + tests (what CI runs)
 
-test-faults: install  ## Fault suite: kills processes and the database
+test-e2e: install  ## The cross-service end-to-end tests alone (CI runs them on Tansu too)
+	$(UV) run pytest -q tests -m "not faults"
+
+test-faults: install  ## Fault suite: kills services, the broker and the database
 	$(UV) run pytest -q -m faults
 
 bench: install  ## Benchmarks with raw baselines, written to docs/PERFORMANCE.md

@@ -1,4 +1,4 @@
-"""``python -m benchmarks [p1|p2|p3|p4|all]``: run, print, and write docs/PERFORMANCE.md."""
+"""``python -m benchmarks [p1|p2|p3|p4|dashboard|all]``: run, print, write docs/PERFORMANCE.md."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from benchmarks.common import PROFILE, log
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("which", nargs="?", default="all", choices=["p1", "p2", "p3", "p4", "all"])
+    parser.add_argument(
+        "which",
+        nargs="?",
+        default="all",
+        choices=["p1", "p2", "p3", "p4", "selection", "dashboard", "all"],
+    )
     parser.add_argument(
         "--n",
         type=int,
@@ -29,7 +34,8 @@ def main() -> None:
         help="P1 variants to run, comma-separated (system,info,raw,naive)",
     )
     parser.add_argument("--rate", type=float, default=500.0, help="P3 submissions per second")
-    parser.add_argument("--duration", type=float, default=60.0, help="P3 seconds")
+    parser.add_argument("--duration", type=float, default=None, help="P3 (60) / dashboard (30) s")
+    parser.add_argument("--viewers", type=int, default=50, help="dashboard SSE viewers")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the services and nx-27017 while measuring"
     )
@@ -57,7 +63,15 @@ def main() -> None:
     if args.which in ("p3", "all"):
         from benchmarks import p3_latency
 
-        reports.append(p3_latency.run(args.rate, args.duration))
+        reports.append(p3_latency.run(args.rate, args.duration or 60.0))
+    if args.which in ("selection", "all"):
+        from benchmarks import selection
+
+        reports.append(selection.run(args.n or 100_000, 50.0, min(args.duration or 30.0, 30.0)))
+    if args.which in ("dashboard", "all"):
+        from benchmarks import dashboard
+
+        reports.append(dashboard.run(args.rate, args.duration or 30.0, args.viewers))
     for report in reports:
         print(report.markdown())
         if not args.no_doc:

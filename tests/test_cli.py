@@ -10,6 +10,7 @@ import socket
 import sys
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ async def cli(stack: Any, *args: str, input: str | None = None) -> Any:
         app,
         ["--bootstrap", stack.kafka_bootstrap, *args],
         input=input,
+        env={"VITRINE_KAFKA_STANDIN": stack.kafka_standin},
         catch_exceptions=False,
     )
 
@@ -49,6 +51,7 @@ async def cli_process(stack: Any, *args: str, timeout: float = 60.0) -> tuple[in
         "--bootstrap",
         stack.kafka_bootstrap,
         *args,
+        env={**os.environ, **stack.env()},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -198,6 +201,124 @@ async def test_tail_unknown_topic_fails_clearly(stack) -> None:
     result = await cli(stack, "tail", "no.such.topic", "--no-follow")
     assert result.exit_code == 2
     assert "no such topic" in result.stderr
+
+
+async def test_tail_starts_at_a_partition_offset_and_shows_keys_and_headers(
+    stack, publisher, probe
+) -> None:
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    events = [cloud_event("product.submitted", pid, _product(pid, stock=n)) for n in (1, 2, 3)]
+    await publisher.send_many("merchants.products", events)
+    sent = await probe.wait_for("merchants.products", subject=pid, count=3)
+    partition, second = sent[1].partition, sent[1].offset
+
+    # --bootstrap after the subcommand, like every other option.
+    start = ["--offset", f"{partition}:{second}", "--no-follow", "--subject", pid]
+    bootstrap = stack.kafka_bootstrap
+    result = await asyncio.to_thread(
+        runner.invoke,
+        app,
+        ["tail", "merchants.products", *start, "--keys", "--headers", "--bootstrap", bootstrap],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [("stock=2" in x, "stock=3" in x) for x in lines] == [(True, False), (False, True)]
+    assert f"merchants.products[{partition}]@{second}" in lines[0]
+    assert f"key={pid}" in lines[0]
+    assert "headers{content-type=application/cloudevents+json}" in lines[0]
+
+    # --json with --keys/--headers: the event wrapped with its key and headers.
+    result = await cli(
+        stack, "tail", "merchants.products", "--offset", f"{partition}:{second}",
+        "--no-follow", "-s", pid, "--json", "--keys", "--headers",
+    )  # fmt: skip
+    rows = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [r["event"]["data"]["stock"] for r in rows] == [2, 3]
+    assert rows[0]["key"] == pid
+    assert rows[0]["headers"] == {"content-type": "application/cloudevents+json"}
+
+
+async def test_tail_since_a_time_skips_older_records(stack, publisher, probe) -> None:
+    pid = f"p-{uuid.uuid4().hex[:8]}"
+    await publisher.send("merchants.products", cloud_event("product.submitted", pid, _product(pid)))
+    await probe.wait_for("merchants.products", subject=pid)
+    await asyncio.sleep(1.0)
+    since = datetime.now(timezone(timedelta(hours=8))).isoformat(timespec="milliseconds")
+    await asyncio.sleep(1.0)
+    later = cloud_event("product.withdrawn", pid, {"product_id": pid, "merchant_id": "m-cli"})
+    await publisher.send("merchants.products", later)
+    await probe.wait_for("merchants.products", subject=pid, count=2)
+
+    result = await cli(
+        stack, "tail", "merchants.products", "--since", since, "--no-follow", "-s", pid
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and "product.withdrawn" in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tail", "merchants.products", "--offset", "0"],
+        ["tail", "merchants.products", "--since", "yesterday"],
+        ["tail", "merchants.products", "--since", "2022-11-30T00:00:00"],
+        ["tail", "merchants.products", "catalog.products", "--offset", "0:1"],
+        ["tail", "merchants.products", "--offset", "0:1", "--from-beginning"],
+    ],
+    ids=["offset-without-partition", "since-not-a-time", "since-no-zone", "two-topics", "two"],
+)
+async def test_tail_rejects_a_bad_start_in_one_line(args: list[str]) -> None:
+    result = await asyncio.to_thread(runner.invoke, app, args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tail", "merchants.products", "--no-follow"],
+        ["topics", "list"],
+        ["topics", "ensure", "--wait", "1"],
+        ["dlq", "list", "merchants.products"],
+        ["publish", "merchants.products", "-"],
+    ],
+    ids=["tail", "topics-list", "topics-ensure", "dlq-list", "publish"],
+)
+async def test_an_unreachable_broker_is_one_line_and_exit_code_2(args: list[str]) -> None:
+    event = cloud_event("product.submitted", "p-x", _product("p-x"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vitrine.tools.cli",
+        *args,
+        "--bootstrap",
+        "127.0.0.1:1",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(_jsonl(event).encode()), 60)
+    assert proc.returncode == 2, (out, err)
+    assert out == b""
+    assert err.decode().splitlines() == [
+        "error: cannot reach Kafka at 127.0.0.1:1 (Unable to bootstrap from [('127.0.0.1', 1)])"
+    ]
+
+
+async def test_global_options_may_follow_the_subcommand() -> None:
+    from vitrine.tools.cli._app import hoist_global_options
+
+    assert hoist_global_options(["tail", "t", "--bootstrap", "h:1", "-n", "2"]) == [
+        "--bootstrap", "h:1", "tail", "t", "-n", "2",
+    ]  # fmt: skip
+    assert hoist_global_options(["dlq", "list", "--bootstrap=h:1"]) == [
+        "--bootstrap=h:1", "dlq", "list",
+    ]  # fmt: skip
+    assert hoist_global_options(["publish", "t", "--", "--bootstrap"]) == [
+        "publish", "t", "--", "--bootstrap",
+    ]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ publish
@@ -409,7 +530,10 @@ async def test_run_starts_stack_and_services_then_stops_them_on_sigterm(tmp_path
 
     try:
         await read_until("all services ready", 120)
-        assert any(line.startswith("catalog ") and "│" in line for line in output)
+        # Quiet by default: the service's info lines go to its log file, not the terminal.
+        assert not any(line.startswith("catalog ") and "[info" in line for line in output)
+        assert any(f"service logs: in {tmp_path / 'data' / 'logs'}" in x for x in output)
+        assert "service.started" in (tmp_path / "data" / "logs" / "catalog.log").read_text()
         async with httpx.AsyncClient() as http:
             ready = await http.get(f"http://127.0.0.1:{base + 1}/readyz")
             assert ready.status_code == 200, ready.text
@@ -457,3 +581,36 @@ async def test_supervisor_kills_a_service_that_ignores_sigterm(tmp_path: Path, c
     assert proc.returncode == -signal.SIGKILL
     assert time.monotonic() - started < 10
     assert "did not stop in 1s: killing it" in capsys.readouterr().out
+
+
+async def test_supervisor_shows_only_warnings_and_errors_unless_asked(
+    tmp_path: Path, capsys
+) -> None:
+    package = tmp_path / "vitrine_chatty"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text(
+        "print('2022-11-30T00:00:00.000000Z [info     ] event.handled type=a', flush=True)\n"
+        "print('2022-11-30T00:00:01.000000Z [warning  ] pipeline.waiting error=x', flush=True)\n"
+        "print('2022-11-30T00:00:02.000000Z [error    ] handler.failed id=1', flush=True)\n"
+        "print('Traceback (most recent call last):', flush=True)\n"
+        "print('  File \"x.py\", line 1', flush=True)\n"
+        "print('2022-11-30T00:00:03.000000Z [info     ] event.handled type=b', flush=True)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for terminal_logs in (False, True):
+        logs = tmp_path / f"logs-{terminal_logs}"
+        supervisor = cli_stack.Supervisor(
+            ["chatty"], env, {"chatty": _free_port()}, log_dir=logs, terminal_logs=terminal_logs
+        )
+        await supervisor.start()
+        await asyncio.wait_for(asyncio.gather(*supervisor.pumps), 30)
+        shown = [x for x in capsys.readouterr().out.splitlines() if x.startswith("chatty ")]
+        in_file = (logs / "chatty.log").read_text().splitlines()
+        assert len(in_file) == 6 and "event.handled type=b" in in_file[-1]
+        if terminal_logs:
+            assert len(shown) == 6
+        else:
+            assert len(shown) == 4, shown  # the warning, the error and its traceback
+            assert "pipeline.waiting" in shown[0] and "handler.failed" in shown[1]
+            assert "Traceback" in shown[2] and 'File "x.py"' in shown[3]

@@ -69,6 +69,8 @@ def test_every_code_the_services_emit_is_registered() -> None:
     emitted |= _literals(r'_reason\(\s*"([a-z_]+)"', sources)
     emitted |= _literals(r'reason="([a-z_]+)"', sources)
     emitted |= _literals(r'HOLD_[A-Z]+ = "([a-z_]+)"', sources)
+    emitted |= _literals(r'return "([a-z_]+)", hold\[', sources)  # showcase's hold → reason
+    emitted |= _literals(r'now, "([a-z_]+)", policy\.policy_id', sources)  # distribution
     assert {
         "not_product_owner",
         "showcase_full",

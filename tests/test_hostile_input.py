@@ -6,9 +6,9 @@ lists, unknown types, ``$``- and ``.``-keys, key/subject mismatches, unicode edg
 oversized records, and valid events. All of them are published at once to every service that
 can be imported, running in-process on the test stack. Then:
 
-- every message is answered by every service consuming its topic: applied (its (source, id) is
-  in the service's inbox or in the ``applied`` ids of the aggregate it changed, and any output
-  it caused carries ``causationid`` = its id; refusals are outputs with reason codes),
+- every message is answered by every service consuming its topic: applied (its (source, id,
+  subject) is in the service's inbox or in the ``applied`` ids of the aggregate it changed, and
+  any output it caused carries ``causationid`` = its id; refusals are outputs with reason codes),
   processed without changing anything (the service's committed offset is past it, and it was
   not dead-lettered), or dead-lettered on ``<topic>.dlq`` with a ``dlq-reason``
   naming that service, partition and offset; messages of a known-bad kind get the expected
@@ -18,7 +18,9 @@ can be imported, running in-process on the test stack. Then:
 - no document in any service database holds a key starting with ``$``.
 
 Ownership (a merchant acting on another's product or offer, a creator's request naming another
-creator) and the consume-side size limit have their own tests.
+creator), the consume-side size limit, data values that would become MongoDB field names
+(report phases), ``NaN``/``Infinity``, tombstones and an upstream producer reusing an event id
+for two products have their own tests.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -42,6 +45,7 @@ from hypothesis import strategies as st
 
 from vitrine.contract.envelope import CONTENT_TYPE, DEFAULT_MAX_MESSAGE_BYTES
 from vitrine.contract.events import INPUT_TOPICS, OUTPUT_TOPICS
+from vitrine.contract.ids import dedupe_key
 from vitrine.runtime import mongo
 from vitrine.runtime.messaging import inbox
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
@@ -51,7 +55,12 @@ from vitrine.tools.testing.services import running
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 
-SERVICES = ("catalog", "review", "showcase", "distribution", "compliance")
+#: What a record may weigh on the broker (Apache Kafka's default message.max.bytes, less
+#: the batch overhead); Tansu has no such limit.
+BROKER_MAX_RECORD_BYTES = 1_000_000
+
+
+SERVICES = ("catalog", "review", "showcase", "distribution", "compliance", "live")
 STORM_SIZE = 200
 #: What one generated record may weigh at most: under the broker's default 1 MB record limit.
 BROKER_SAFE_BYTES = 700_000
@@ -65,6 +74,7 @@ KEY_FIELD = {
     "merchants.products": "product_id",
     "review.manual": "product_id",
     "creators.showcase": "creator_id",
+    "creators.live": "creator_id",
     "merchants.offers": "offer_id",
     "orders.lifecycle": "order_id",
     "platform.policies": "policy_id",
@@ -151,6 +161,29 @@ TEMPLATES: dict[str, dict[str, Callable[[Ids], dict[str, Any]]]] = {
             "product_id": i["p"],
             "position": 0,
         },
+    },
+    "creators.live": {
+        "live.start_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "title": "直播",
+        },
+        "live.add_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "product_id": i["p"],
+        },
+        "live.remove_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "product_id": i["p"],
+        },
+        "live.explain_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "product_id": i["p"],
+        },
+        "live.end_requested": lambda i: {"creator_id": i["c"], "session_id": i["p"]},
     },
     "merchants.offers": {
         "offer.published": lambda i: {
@@ -353,7 +386,7 @@ class Message:
     topic: str
     key: bytes | None
     value: bytes
-    dedupe_key: str | None = None  # (source, id) when the envelope is well-formed
+    dedupe_key: str | None = None  # (source, id, subject) when the envelope is well-formed
     event_id: str | None = None
     expect_reason: str | None = None  # a DLQ reason every consumer must give
     partition: int = -1
@@ -397,8 +430,9 @@ def materialise(spec: Spec, tag: str, n: int) -> Message:
     elif kind == "no_key":
         key = None
         expect = "key_mismatch"
-    if isinstance(event.get("id"), str) and isinstance(event.get("source"), str):
-        dedupe = f"{event['source']} {event['id']}"  # what the inbox records, if applied
+    if all(isinstance(event.get(f), str) for f in ("source", "id", "subject")):
+        # what the inbox (or the aggregate) records, if applied
+        dedupe = dedupe_key(event["source"], event["id"], event["subject"])
     else:
         dedupe = None
     value = json.dumps(event).encode()  # ASCII-escaped: lone surrogates survive as \\udxxx
@@ -411,6 +445,13 @@ def materialise(spec: Spec, tag: str, n: int) -> Message:
     elif kind == "oversized":
         event["data"]["padding"] = "p" * (DEFAULT_MAX_MESSAGE_BYTES + 1024)
         value, expect = json.dumps(event).encode(), "too_large"
+    if kind in ("huge_string", "huge_list") and len(value) > BROKER_MAX_RECORD_BYTES:
+        # Apache Kafka refuses a record over its message.max.bytes (1 MB by default) before
+        # any consumer sees it; shrink to just under it: still far over Vitrine's own bound.
+        field = m["field"]
+        while len(value) > BROKER_MAX_RECORD_BYTES:
+            data[field] = data[field][: len(data[field]) // 2]
+            value = json.dumps(event).encode()
     if len(value) > DEFAULT_MAX_MESSAGE_BYTES:
         expect = "too_large"
     return Message(kind, spec.topic, key, value, dedupe, str(event.get("id")), expect)
@@ -531,6 +572,9 @@ async def committed_offsets(stack: Any) -> dict[str, dict[tuple[str, int], int]]
         )
         await consumer.start()
         try:
+            # A consumer that subscribed to nothing knows no topic until it asks for them all
+            # (Apache Kafka answers an empty metadata request with none; Tansu with every one).
+            await consumer._client.force_metadata_update()
             out[name] = {}
             for topic in defn.handlers:
                 for partition in consumer.partitions_for_topic(topic) or ():
@@ -626,6 +670,13 @@ async def canaries(publisher: Any, probe: Any, tag: str, timeout: float = 30.0) 
                 "showcase.items", type="showcase.item_refused", subject=cid, timeout=timeout
             )
         )
+    if "live" in DEFINITIONS:
+        cid = f"{tag}-canary-lc"
+        data = {"creator_id": cid, "session_id": f"{tag}-nothing"}
+        await publisher.send("creators.live", cloud_event("live.end_requested", cid, data))
+        checks.append(
+            probe.wait_for("live.rooms", type="live.session_refused", subject=cid, timeout=timeout)
+        )
     if "distribution" in DEFINITIONS:
         oid = f"{tag}-canary-o"
         data = TEMPLATES["merchants.offers"]["offer.published"](
@@ -655,7 +706,7 @@ async def canaries(publisher: Any, probe: Any, tag: str, timeout: float = 30.0) 
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_every_service_is_fuzzed() -> None:
-    """All five services exist: one that fails to import fails here, never skips silently."""
+    """Every service exists: one that fails to import fails here, never skips silently."""
     assert not SKIPPED, SKIPPED
     assert set(DEFINITIONS) == set(SERVICES)
 
@@ -896,3 +947,194 @@ async def test_a_creators_request_keyed_to_another_creator_changes_nothing(
     assert answer.subject == me
     assert not probe.events("showcase.items", type="showcase.item_added", subject=victim)
     assert not probe.events("showcase.items", type="showcase.item_added", subject=me)
+
+
+# --- values that must never become keys, numbers JSON does not have, tombstones, reused ids ----
+
+
+def _dlq_matcher(m: Message, service: str) -> Callable[[Seen], bool]:
+    def matches(r: Seen) -> bool:
+        return (
+            r.headers.get("dlq-service") == service
+            and r.headers.get("dlq-offset") == str(m.offset)
+            and r.headers.get("dlq-partition") == str(m.partition)
+        )
+
+    return matches
+
+
+@pytest.mark.skipif("compliance" not in DEFINITIONS, reason="compliance not importable")
+@pytest.mark.parametrize("phase", ["$where", "a.b", "$set"])
+async def test_a_report_phase_that_is_no_phase_is_dead_lettered(
+    services: Services, probe: Any, raw_producer: AIOKafkaProducer, phase: str
+) -> None:
+    """Compliance keys its record of reports by phase: a free string there would be a MongoDB
+    field name (an operator, a path). The phase is an enumeration: anything else is
+    ``invalid_data`` and reaches no document."""
+    pol = f"pol-{uuid.uuid4().hex[:8]}"
+    data = {"policy_id": pol, "service": "showcase", "phase": phase, "affected": 1}
+    event = cloud_event("enforcement.reported", pol, data, source="/vitrine/showcase")
+    m = Message("bad_phase", "compliance.reports", pol.encode(), json.dumps(event).encode())
+    await publish(raw_producer, [m])
+    [letter] = await probe.wait_for(
+        "compliance.reports.dlq", where=_dlq_matcher(m, "compliance"), timeout=30
+    )
+    assert letter.headers["dlq-reason"] == "invalid_data"
+    assert "phase" in letter.headers["dlq-error"]
+    client = mongo.connect(services.stack.mongo_url, app_name="hostile-phase")
+    try:
+        assert await client["compliance"]["policies"].find_one({"_id": pol}) is None
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+async def test_nan_and_infinity_are_dead_lettered_as_not_json(
+    services: Services, probe: Any, raw_producer: AIOKafkaProducer, token: str
+) -> None:
+    """Even in a field no service reads (an envelope extension): not JSON is not JSON."""
+    tag = f"nan{uuid.uuid4().hex[:6]}"
+    messages = []
+    for n, topic in enumerate(FUZZED_TOPICS):
+        etype = sorted(TEMPLATES[topic])[0]
+        ids = {k: f"{tag}{k}{n}" for k in ("p", "m", "c", "o", "a", "s", "pol", "ord", "r")}
+        data = TEMPLATES[topic][etype](ids)
+        event = cloud_event(etype, data[KEY_FIELD[topic]], data)
+        event["xscore"] = 987654.25
+        value = json.dumps(event).encode().replace(b"987654.25", token.encode())
+        messages.append(Message("not_json", topic, event["subject"].encode(), value))
+    await publish(raw_producer, messages)
+    for m in messages:
+        for service in consumers_of(m.topic):
+            [letter] = await probe.wait_for(
+                f"{m.topic}.dlq", where=_dlq_matcher(m, service), timeout=30
+            )
+            assert letter.headers["dlq-reason"] == "not_json"
+            assert letter.value == m.value
+
+
+async def _raw_dead_letter(stack: Any, m: Message, service: str, timeout: float = 30.0) -> Any:
+    """The dead letter of ``m`` by ``service``, as a raw ``ConsumerRecord`` (the probe turns a
+    null value into b"")."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        dlq = f"{m.topic}.dlq"
+        await consumer._client.force_metadata_update()  # every topic (see committed_offsets)
+        consumer.assign([TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or ()])
+        await consumer.seek_to_beginning()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for r in records:
+                    h = {k: v.decode("utf-8", "replace") for k, v in r.headers or ()}
+                    if (h.get("dlq-service"), h.get("dlq-partition"), h.get("dlq-offset")) == (
+                        service,
+                        str(m.partition),
+                        str(m.offset),
+                    ):
+                        return r
+        raise AssertionError(f"no dead letter of {m.topic}@{m.partition}/{m.offset} by {service}")
+    finally:
+        await consumer.stop()
+
+
+async def test_a_tombstone_is_dead_lettered_as_a_tombstone(
+    services: Services, raw_producer: AIOKafkaProducer
+) -> None:
+    """A record with a null value is dead-lettered ``empty`` with a null value, not b""."""
+    topic = "merchants.products"
+    m = Message("tombstone", topic, f"tomb-{uuid.uuid4().hex[:8]}".encode(), None)  # type: ignore[arg-type]
+    await publish(raw_producer, [m])
+    for service in consumers_of(topic):
+        letter = await _raw_dead_letter(services.stack, m, service)
+        assert letter.value is None
+        assert letter.key == m.key
+        assert dict(letter.headers)["dlq-reason"] == b"empty"
+
+
+@pytest.mark.skipif(
+    not {"catalog", "review", "distribution", "showcase"} <= set(DEFINITIONS),
+    reason="needs catalog, review, distribution and showcase",
+)
+async def test_an_upstream_id_reused_for_two_products_lists_both(
+    services: Services, probe: Any, publisher: Any
+) -> None:
+    """An upstream producer reuses one event id for two different products (DESIGN.md §6, one
+    id, one event): both are reviewed and listed, every output event has its own id, and the
+    consumers that dedupe through their inbox (showcase, distribution) apply both listings."""
+    tag = uuid.uuid4().hex[:6]
+    shared_id = f"reused-{tag}"
+    pids = [f"ru1-{tag}", f"ru2-{tag}"]
+    for pid in pids:
+        data = TEMPLATES["merchants.products"]["product.submitted"]({"p": pid, "m": f"rm-{tag}"})
+        await publisher.send(
+            "merchants.products",
+            cloud_event("product.submitted", pid, data, source=f"/erp/{tag}", id=shared_id),
+        )
+    outputs = []
+    for pid in pids:
+        outputs += await probe.wait_for("catalog.products", type="product.listed", subject=pid)
+        outputs += probe.events("catalog.products", type="product.review_requested", subject=pid)
+        outputs += probe.events("review.decisions", type="review.approved", subject=pid)
+    await probe.settle(1.0)
+    ids = [r.event["id"] for r in outputs]
+    assert len(ids) == 6 and len(set(ids)) == 6, sorted(ids)
+    for pid in pids:
+        for service in ("distribution", "showcase"):
+            http = services.http[service]
+            for _ in range(150):  # each projects catalog.products on its own schedule
+                resp = await http.get(f"/products/{pid}")
+                if resp.status_code == 200 and resp.json().get("listed"):
+                    break
+                await asyncio.sleep(0.2)
+            assert resp.status_code == 200 and resp.json().get("listed"), (service, pid, resp.text)
+
+
+@pytest.mark.skipif("live" not in DEFINITIONS, reason="live not importable")
+async def test_a_live_request_keyed_to_another_creator_changes_nothing(
+    services: Services, probe: Any, publisher: Any
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    me, victim = f"lc-{tag}", f"lvictim-{tag}"
+    start = cloud_event(
+        "live.start_requested",
+        me,
+        {"creator_id": victim, "session_id": f"ls-{tag}", "title": "直播"},
+    )
+    await publisher.send("creators.live", start)
+    (answer,) = await probe.wait_for("live.rooms", type="live.session_refused", subject=me)
+    assert answer.event.get("causationid") == start["id"]
+    assert [r["code"] for r in answer.data["reasons"]] == ["not_session_owner"]
+    await probe.settle()
+    assert not probe.events("live.rooms", type="live.session_started", subject=victim)
+    assert not probe.events("live.rooms", type="live.session_started", subject=me)
+
+
+async def test_an_event_stamped_in_the_future_is_dead_lettered_as_clock_skew(
+    services: Services, probe: Any, raw_producer: AIOKafkaProducer
+) -> None:
+    """Decisions follow event time (DESIGN.md §6): an event more than 5 minutes ahead of the
+    consumer's clock is ``clock_skew`` for every consumer, whatever its topic (the 5-minute
+    boundary itself is tested in shared/tests/test_envelope.py)."""
+    tag = f"skew{uuid.uuid4().hex[:6]}"
+    ahead = datetime.now(UTC) + timedelta(hours=2)
+    messages = []
+    for n, topic in enumerate(FUZZED_TOPICS):
+        etype = sorted(TEMPLATES[topic])[0]
+        ids = {k: f"{tag}{k}{n}" for k in ("p", "m", "c", "o", "a", "s", "pol", "ord", "r")}
+        data = TEMPLATES[topic][etype](ids)
+        event = cloud_event(etype, data[KEY_FIELD[topic]], data)
+        event["time"] = ahead.isoformat()
+        messages.append(
+            Message("clock_skew", topic, event["subject"].encode(), json.dumps(event).encode())
+        )
+    await publish(raw_producer, messages)
+    for m in messages:
+        for service in consumers_of(m.topic):
+            [letter] = await probe.wait_for(
+                f"{m.topic}.dlq", where=_dlq_matcher(m, service), timeout=30
+            )
+            assert letter.headers["dlq-reason"] == "clock_skew"
+            assert letter.value == m.value

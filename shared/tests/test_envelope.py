@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from vitrine.contract.envelope import CloudEvent, Event, InvalidEvent, decode, new_event
 from vitrine.contract.events import ProductWithdrawn
 from vitrine.contract.topics import TOPICS
+from vitrine.runtime.messaging.dlq import dead_letter
 from vitrine.tools.testing.probe import cloud_event
 
 MODELS = TOPICS["merchants.products"].types
@@ -114,3 +116,60 @@ def test_one_pass_decoding_gives_what_step_by_step_validation_gives() -> None:
     assert decoded.envelope.model_dump(exclude={"data"}) == envelope.model_dump(exclude={"data"})
     assert decoded.envelope.model_extra == {"custom": "ext"}
     assert decoded.envelope.dedupe_key == envelope.dedupe_key
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("where", ["extension", "data", "nested"])
+def test_nan_and_infinity_are_not_json(token: str, where: str) -> None:
+    """Python's json reads them; JSON has no such numbers: dead-lettered even where nobody
+    looks (an envelope extension, an attribute)."""
+    event = _withdrawn()
+    marker = 12345.5  # replaced by the bare token in the bytes
+    if where == "extension":
+        event["x-score"] = marker
+    elif where == "data":
+        event["data"] = {**event["data"], "extra": marker}  # type: ignore[dict-item]
+    else:
+        event["data"] = {**event["data"], "attributes": {"w": [1, {"v": marker}]}}  # type: ignore[dict-item]
+    value = _raw(event).replace(b"12345.5", token.encode())
+    decoded = decode(value, b"p-1", MODELS)
+    assert isinstance(decoded, InvalidEvent)
+    assert (decoded.reason, decoded.error) == ("not_json", f"{token} is not JSON")
+
+
+def test_nan_as_a_string_is_just_a_string() -> None:
+    decoded = decode(_raw(_withdrawn(**{"x-note": "NaN"})), b"p-1", MODELS)
+    assert isinstance(decoded, Event)
+
+
+def test_a_tombstones_dead_letter_is_a_tombstone() -> None:
+    """A record with no value goes to the DLQ with no value — not an empty string."""
+    record = SimpleNamespace(
+        topic="merchants.products", partition=0, offset=7, key=b"p-1", value=None, headers=[]
+    )
+    decoded = decode(record.value, record.key, MODELS)
+    assert isinstance(decoded, InvalidEvent) and decoded.reason == "empty"
+    letter = dead_letter(record, reason=decoded.reason, error=decoded.error, service="catalog")
+    assert (letter.topic, letter.key, letter.value) == ("merchants.products.dlq", b"p-1", None)
+
+
+def test_an_event_from_the_future_is_clock_skew() -> None:
+    """More than 5 minutes ahead of the consumer's clock: dead-lettered; up to 5 is fine."""
+    from datetime import UTC, datetime, timedelta
+
+    from vitrine.contract.envelope import latest_accepted
+
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    latest = latest_accepted(now)
+    for ahead, ok in ((timedelta(minutes=5), True), (timedelta(minutes=5, seconds=1), False)):
+        raw = _raw(_withdrawn(time=(now + ahead).isoformat()))
+        decoded = decode(raw, b"p-1", MODELS, latest=latest)
+        if ok:
+            assert isinstance(decoded, Event)
+        else:
+            assert isinstance(decoded, InvalidEvent)
+            assert decoded.reason == "clock_skew"
+            assert "0:05:01 ahead" in decoded.error
+    late = _withdrawn(time=(now + timedelta(hours=1)).isoformat())
+    # without a clock (tools decoding archives), no check
+    assert isinstance(decode(_raw(late), b"p-1", MODELS), Event)

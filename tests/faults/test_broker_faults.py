@@ -69,9 +69,13 @@ async def _wait_status(svc: Any, ready: bool, timeout: float) -> float:
 
 async def _check_outcome(work: Workload, probe: TopicProbe, catalog: Any) -> None:
     expected = work.expected()
-    await wait_until(
-        lambda: expected <= set(effects(work.records(probe))), 300, "every expected effect"
-    )
+    try:
+        await wait_until(
+            lambda: expected <= set(effects(work.records(probe))), 240, "every expected effect"
+        )
+    except AssertionError as exc:
+        missing = sorted(expected - set(effects(work.records(probe))))
+        raise AssertionError(f"{exc}: {len(missing)} missing, e.g. {missing[:8]}") from None
     await probe.settle(3.0)
     seen = effects(work.records(probe))
     assert set(seen) == expected, {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,18 +13,17 @@ from vitrine_showcase.domain import (
     MAX_ITEMS,
     Account,
     AddContext,
-    HoldChange,
     Item,
     Offer,
     Policy,
     Product,
     Shop,
     Showcase,
+    bars,
     hold_reason,
     item_key,
     policy_hold,
     refusal_reasons,
-    violates,
 )
 
 MINI = Source(kind="wechat_mini_shop")
@@ -112,10 +113,6 @@ def test_item_keys_cannot_collide() -> None:
 def test_holds_and_reasons() -> None:
     assert hold_reason(policy_hold("P1")) == ("policy", "P1")
     assert hold_reason("product_delisted") == ("product_delisted", None)
-    change = HoldChange(frozenset({"policy:P1"}), frozenset())
-    assert change.restored
-    assert not HoldChange(frozenset({"a", "b"}), frozenset({"a"})).restored
-    assert HoldChange(frozenset(), frozenset({"a"})).suspended == {"a"}
 
 
 # --- refusals --------------------------------------------------------------------------------
@@ -282,30 +279,28 @@ def test_every_applicable_reason_at_once() -> None:
 # --- enforcement matching --------------------------------------------------------------------
 
 
-def test_violates_honours_exemptions() -> None:
-    policy = Policy(
-        "pol-mini",
-        rules=DISALLOW_MINI.rules,
+def _enforcing(policy: Policy, **over: object) -> Policy:
+    return replace(policy, phases=frozenset({"block_new", "enforce_existing"}), **over)  # type: ignore[arg-type]
+
+
+def test_bars_honours_exemptions() -> None:
+    policy = _enforcing(
+        DISALLOW_MINI,
         exemptions=Exemptions(merchant_ids=["m-exempt"], service_provider_built=True),
-        phases=frozenset({"enforce_existing"}),
     )
     spb = Account("m-spb", (Shop("s", "mini_program", service_provider_built=True),))
-    assert violates(policy, source=MINI, merchant_id="m1", creator=None, merchant=None)
-    assert not violates(policy, source=CHANNELS, merchant_id="m1", creator=None, merchant=None)
-    assert not violates(policy, source=MINI, merchant_id="m-exempt", creator=None, merchant=None)
-    assert not violates(policy, source=MINI, merchant_id="m-spb", creator=None, merchant=spb)
+    assert bars(policy, _item("p", source=MINI), None, None)
+    assert not bars(policy, _item("p", source=CHANNELS), None, None)
+    assert not bars(policy, _item("p", source=MINI, merchant="m-exempt"), None, None)
+    assert not bars(policy, _item("p", source=MINI, merchant="m-spb"), None, spb)
 
 
-def test_violates_require_shop() -> None:
+def test_bars_require_shop() -> None:
     shop = Account("c1", (Shop("s", "channels_shop"),))
-    assert violates(
-        REQUIRE_CHANNELS, source=CHANNELS, merchant_id="m1", creator=None, merchant=None
-    )
-    assert not violates(
-        REQUIRE_CHANNELS, source=CHANNELS, merchant_id="m1", creator=shop, merchant=None
-    )
+    assert bars(REQUIRE_CHANNELS, _item("p"), None, None)
+    assert not bars(REQUIRE_CHANNELS, _item("p"), shop, None)
     assert shop.close("s").shops == ()
-    assert shop.register(Shop("s", "mini_program")).has_shop_kind("mini_program")
+    assert shop.register(Shop("s", "mini_program")).holds("mini_program")
 
 
 @pytest.mark.parametrize("plan", ["general", "targeted"])

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from vitrine.contract import policy_kernel
 from vitrine.contract.events import (
-    DisallowSource,
     EnforcementReported,
     EventData,
     Exemptions,
@@ -36,22 +36,25 @@ from vitrine.contract.events import (
     PolicyRejected,
     PolicyRetracted,
     Reason,
-    RequireShop,
+    ReportPhase,
     Rule,
     Source,
     Surface,
     parse_rules,
 )
+
+# the kernel's accounts, re-exported for the repository and tests
+from vitrine.contract.policy_kernel import Account as Account
+from vitrine.contract.policy_kernel import Shop as Shop
 from vitrine.runtime.decision import Decision, Emit
 
 State = Literal["announced", "accepted", "rejected", "scheduled", "in_force", "lifted"]
 PHASES: tuple[Phase, ...] = ("block_new", "enforce_existing")
-#: Which service enforces each surface. ``live`` has no service yet: rules on it are
-#: accepted and recorded, and nobody is waited for.
-ENFORCER: dict[Surface, str | None] = {
+#: Which service enforces each surface (and reports before ``policy.enforcement_completed``).
+ENFORCER: dict[Surface, str] = {
     "showcase": "showcase",
     "distribution": "distribution",
-    "live": None,
+    "live": "live",
 }
 #: Report phases after which compliance publishes ``policy.enforcement_completed``.
 COMPLETABLE = ("enforce_existing", "lifted")
@@ -160,7 +163,7 @@ def _decided(
 def expected_services(rules: Iterable[Rule]) -> tuple[str, ...]:
     """The services that enforce the rules' surfaces, in a stable order."""
     wanted = {ENFORCER[s] for r in rules for s in r.surfaces}
-    return tuple(s for s in ("showcase", "distribution") if s in wanted)
+    return tuple(s for s in ("showcase", "live", "distribution") if s in wanted)
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -382,7 +385,7 @@ def report(current: Policy | None, rep: EnforcementReported, at: datetime) -> Po
     return _decided(policy, done)
 
 
-def _complete(policy: Policy, phase: str, at: datetime) -> tuple[Policy, list[EventData]]:
+def _complete(policy: Policy, phase: ReportPhase, at: datetime) -> tuple[Policy, list[EventData]]:
     if phase not in COMPLETABLE or phase in policy.completed or not policy.expects(phase):
         return policy, []
     if policy.waiting_for(phase):
@@ -405,28 +408,6 @@ def _complete(policy: Policy, phase: str, at: datetime) -> tuple[Policy, list[Ev
 
 
 @dataclass(frozen=True)
-class Shop:
-    shop_id: str
-    shop_kind: str
-    service_provider_built: bool = False
-
-
-@dataclass(frozen=True)
-class Account:
-    """An account's shops (merchants and creators share the account id space)."""
-
-    account_id: str
-    shops: tuple[Shop, ...] = ()
-
-    def holds(self, shop_kind: str) -> bool:
-        return any(s.shop_kind == shop_kind for s in self.shops)
-
-    @property
-    def service_provider_built(self) -> bool:
-        return any(s.service_provider_built for s in self.shops)
-
-
-@dataclass(frozen=True)
 class ProductInfo:
     """What catalog's ``product.listed`` told us about a product."""
 
@@ -438,12 +419,14 @@ class ProductInfo:
 
 @dataclass(frozen=True)
 class Item:
-    """An item on a creator's showcase, from ``showcase.items``."""
+    """An item on a creator's showcase (``showcase.items``) or in an open live cart
+    (``live.rooms``: ``surface`` ``live``)."""
 
     creator_id: str
     product_id: str
     offer_id: str | None = None
     status: Literal["active", "suspended"] = "active"
+    surface: Surface = "showcase"
 
 
 @dataclass(frozen=True)
@@ -466,6 +449,8 @@ class Impact:
     merchants: int = 0
     #: Active items/offers whose product compliance has not seen listed (source unknown).
     unknown_products: int = 0
+    #: Active items of open live carts it would suspend (``items`` counts showcase items).
+    cart_items: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -474,64 +459,8 @@ class Impact:
             "creators": self.creators,
             "merchants": self.merchants,
             "unknown_products": self.unknown_products,
+            "cart_items": self.cart_items,
         }
-
-
-def merchant_exempt(merchant_id: str | None, exemptions: Exemptions) -> bool:
-    """``merchant_ids``: these merchants' goods are never refused or suspended (any rule)."""
-    return merchant_id is not None and merchant_id in exemptions.merchant_ids
-
-
-def provider_built(account_id: str | None, accounts: Mapping[str, Account]) -> bool:
-    account = accounts.get(account_id) if account_id is not None else None
-    return account is not None and account.service_provider_built
-
-
-def satisfies_shop(
-    account_id: str, rule: RequireShop, exemptions: Exemptions, accounts: Mapping[str, Account]
-) -> bool:
-    """A creator (or an offer's merchant) holding the shop; or a provider-built one if exempt."""
-    account = accounts.get(account_id)
-    if account is None:
-        return False
-    return account.holds(rule.shop_kind) or (
-        exemptions.service_provider_built and account.service_provider_built
-    )
-
-
-def touches(
-    surface: Surface,
-    actor_id: str,
-    product: ProductInfo,
-    rules: Sequence[Rule],
-    exemptions: Exemptions,
-    accounts: Mapping[str, Account],
-) -> bool:
-    """Whether the rules bar ``product`` on ``surface`` for ``actor_id``.
-
-    The actor is the creator on ``showcase``/``live`` and the offer's merchant on
-    ``distribution``.
-    """
-    if merchant_exempt(product.merchant_id, exemptions):
-        return False
-    # service_provider_built: such a merchant's goods are not disallowed by source.
-    source_exempt = exemptions.service_provider_built and provider_built(
-        product.merchant_id, accounts
-    )
-    for rule in rules:
-        if not rule.applies_to(surface):
-            continue
-        if (
-            isinstance(rule, DisallowSource)
-            and not source_exempt
-            and rule.disallows(product.source, surface)
-        ):
-            return True
-        if isinstance(rule, RequireShop) and not satisfies_shop(
-            actor_id, rule, exemptions, accounts
-        ):
-            return True
-    return False
 
 
 def assess(
@@ -542,8 +471,14 @@ def assess(
     products: Mapping[str, ProductInfo],
     accounts: Mapping[str, Account],
 ) -> Impact:
-    """Count the active showcase items and offers the rules would suspend now."""
-    n_items = n_offers = unknown = 0
+    """Count the active showcase items, live cart items and offers the rules would suspend now.
+
+    Judged by :mod:`vitrine.contract.policy_kernel`, the same calls showcase and distribution
+    make when they enforce: an item is placed on ``showcase`` by its creator, an offer on
+    ``distribution`` by its merchant.
+    """
+    terms = policy_kernel.Terms("", rules, exemptions)
+    n_items = n_cart = n_offers = unknown = 0
     creators: set[str] = set()
     merchants: set[str] = set()
     for item in items:
@@ -553,8 +488,18 @@ def assess(
         if product is None:
             unknown += 1
             continue
-        if touches("showcase", item.creator_id, product, rules, exemptions, accounts):
-            n_items += 1
+        placement = policy_kernel.Placement(
+            item.surface,
+            product.merchant_id,
+            product.source,
+            merchant=accounts.get(product.merchant_id),
+            account=accounts.get(item.creator_id),
+        )
+        if policy_kernel.bars(terms, placement):
+            if item.surface == "live":
+                n_cart += 1
+            else:
+                n_items += 1
             creators.add(item.creator_id)
             merchants.add(product.merchant_id)
     for offer in offers:
@@ -564,8 +509,11 @@ def assess(
         if known is None:
             unknown += 1
             continue
-        product = replace(known, merchant_id=offer.merchant_id)
-        if touches("distribution", offer.merchant_id, product, rules, exemptions, accounts):
+        merchant = accounts.get(offer.merchant_id)
+        placement = policy_kernel.Placement(
+            "distribution", offer.merchant_id, known.source, merchant=merchant, account=merchant
+        )
+        if policy_kernel.bars(terms, placement):
             n_offers += 1
             merchants.add(offer.merchant_id)
-    return Impact(n_items, n_offers, len(creators), len(merchants), unknown)
+    return Impact(n_items, n_offers, len(creators), len(merchants), unknown, n_cart)

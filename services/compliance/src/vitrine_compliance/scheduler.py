@@ -20,12 +20,13 @@ min(time to the next due schedule, 0.5 s), measured on the injectable clock.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import datetime
 from typing import Any
 
-from vitrine.contract.envelope import EVENT_ID_NAMESPACE, CloudEvent
+from vitrine.contract.envelope import CloudEvent
 from vitrine.contract.events import EventData, dump
+from vitrine.contract.ids import output_event_id
+from vitrine.runtime import retries
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging import outbox
 from vitrine.runtime.service import Runtime
@@ -41,7 +42,13 @@ MAX_SLEEP = 0.5
 def ruling(data: EventData, policy: domain.Policy, key: str, seq: int, at: datetime) -> CloudEvent:
     """A ruling caused by a schedule: a deterministic id, correlated with the announcement."""
     cause = policy.cause
-    event_id = str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{SOURCE}|schedule|{key}|{seq}"))
+    event_id = output_event_id(
+        source=SOURCE,
+        type=data.event_type,
+        subject=policy.policy_id,
+        cause=("schedule", key),
+        key=seq,
+    )
     return CloudEvent(
         specversion="1.0",
         id=event_id,
@@ -123,21 +130,29 @@ async def fire_due(rt: Runtime) -> int:
                 fired += 1
 
 
+async def poll(rt: Runtime) -> datetime | None:
+    """Fire what is due; when the next schedule is due (``None``: none pending)."""
+    await fire_due(rt)
+    return await repository.next_due(rt.db)
+
+
+def _waiting(exc: Exception) -> bool:
+    """Every failure is waited out (stamina's backoff with jitter): a schedule is never
+    skipped, and a transient fault (database unavailable) heals by itself. Anything else is
+    logged as an error each time, so it is seen, and retried like the rest."""
+    if retries.is_transient(exc):
+        log.warning("scheduler.retry", error=repr(exc)[:300])
+    else:
+        log.error("scheduler.failed", error=repr(exc)[:300])
+    return True
+
+
 async def run(rt: Runtime) -> None:
     """Poll and fire until cancelled; database faults are waited out, never skipped."""
-    backoff = 0.1
     while True:
-        try:
-            await fire_due(rt)
-            upcoming = await repository.next_due(rt.db)
-            backoff = 0.1
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("scheduler.retry", error=repr(exc)[:300], backoff=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-            continue
+        async for attempt in retries.forever(_waiting):
+            with attempt:
+                upcoming = await poll(rt)
         delay = MAX_SLEEP
         if upcoming is not None:
             delay = min(max((upcoming - rt.clock()).total_seconds(), 0.0), MAX_SLEEP)

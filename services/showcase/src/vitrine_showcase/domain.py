@@ -1,13 +1,22 @@
-"""A creator's showcase (橱窗) and the rules that decide what may be in it.
+"""A creator's showcase (橱窗), the rules that decide what may be in it, and the state
+machine of its items' suspensions.
 
-Pure: no I/O. The showcase is an ordered list of items with dense positions ``0..n-1``;
-an item is *active* when nothing holds it suspended. Suspensions are a set of **holds**
-(``product_delisted``, ``policy:<policy_id>``): each cause adds and removes only its own, so
-an item comes back only when the last one goes (DESIGN.md §4).
+Pure: no I/O. Every function that changes state returns a
+:class:`vitrine.runtime.decision.Decision` (the new state and the events to publish); the
+handlers only load, call the domain, save and emit.
 
-Additions are judged against local projections of other services' facts — the product
-(catalog), the creator's and the merchant's shops (accounts), the offer (distribution) and
-the policies in force (compliance) — and refused with *every* applicable reason.
+**Holds.** An item is *active* when no cause holds it. The causes are a set:
+``product_delisted`` and ``sold_out`` (the catalog), ``offer_unavailable`` (its offer is
+withdrawn or suspended, or the creator is no longer on its targeted plan) and
+``policy:<policy_id>`` (one per policy that bars it). Each cause adds and removes only
+itself (:func:`change_holds`): the first cause suspends the item (``showcase.item_suspended``
+with that reason, and ``policy_id`` for a policy); each further cause is announced the same
+way while the item stays suspended; ``showcase.item_restored`` comes only when the last cause
+goes, naming it (DESIGN.md §4).
+
+**Policies** are judged by :mod:`vitrine.contract.policy_kernel` on surface ``showcase``: the
+creator is the account using the surface. Additions are refused by every policy in force
+(``block_new`` or later); existing items are held by policies in phase ``enforce_existing``.
 """
 
 from __future__ import annotations
@@ -16,33 +25,39 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
+from vitrine.contract import holds as hold_set
+from vitrine.contract import policy_kernel
 from vitrine.contract.events import (
-    DisallowSource,
+    EventData,
     Exemptions,
+    ItemAdded,
+    ItemMoved,
+    ItemRefused,
+    ItemRemoved,
+    ItemRestored,
+    ItemSuspended,
     Reason,
-    RequireShop,
     Rule,
+    ShowcaseAddRequested,
+    ShowcaseMoveRequested,
+    ShowcaseRemoveRequested,
     Source,
 )
 
+# The causes are shared with live's cart items (re-exported: showcase's names too).
+from vitrine.contract.holds import HOLD_DELISTED as HOLD_DELISTED
+from vitrine.contract.holds import HOLD_OFFER as HOLD_OFFER
+from vitrine.contract.holds import HOLD_SOLD_OUT as HOLD_SOLD_OUT
+from vitrine.contract.holds import hold_reason as hold_reason
+from vitrine.contract.holds import policy_hold as policy_hold
+from vitrine.contract.policy_kernel import Account as Account  # showcase's accounts too
+from vitrine.contract.policy_kernel import Placement
+from vitrine.contract.policy_kernel import Shop as Shop
+from vitrine.runtime.decision import Decision, Emit
+
 #: A creator's showcase holds at most this many items, suspended ones included.
 MAX_ITEMS = 500
-#: The hold ``product.delisted`` puts on every item of the product.
-HOLD_DELISTED = "product_delisted"
-_POLICY_PREFIX = "policy:"
 SURFACE: Final = "showcase"
-
-
-def policy_hold(policy_id: str) -> str:
-    """The hold a policy puts on the items it suspends."""
-    return _POLICY_PREFIX + policy_id
-
-
-def hold_reason(hold: str) -> tuple[str, str | None]:
-    """``(reason, policy_id)`` of a hold, as ``item_suspended``/``item_restored`` carry them."""
-    if hold.startswith(_POLICY_PREFIX):
-        return "policy", hold[len(_POLICY_PREFIX) :]
-    return hold, None
 
 
 def item_key(creator_id: str, product_id: str) -> str:
@@ -66,36 +81,6 @@ class Product:
 
 
 @dataclass(frozen=True)
-class Shop:
-    shop_id: str
-    shop_kind: str
-    service_provider_built: bool = False
-
-
-@dataclass(frozen=True)
-class Account:
-    """The shops an account holds. Creators and merchants share one id space:
-    a merchant's ``account_id`` is its ``merchant_id``."""
-
-    account_id: str
-    shops: tuple[Shop, ...] = ()
-
-    def has_shop_kind(self, kind: str) -> bool:
-        return any(s.shop_kind == kind for s in self.shops)
-
-    @property
-    def service_provider_built(self) -> bool:
-        return any(s.service_provider_built for s in self.shops)
-
-    def register(self, shop: Shop) -> Account:
-        others = tuple(s for s in self.shops if s.shop_id != shop.shop_id)
-        return replace(self, shops=(*others, shop))
-
-    def close(self, shop_id: str) -> Account:
-        return replace(self, shops=tuple(s for s in self.shops if s.shop_id != shop_id))
-
-
-@dataclass(frozen=True)
 class Offer:
     """An offer as distribution published it; active unless withdrawn or suspended."""
 
@@ -111,13 +96,24 @@ class Offer:
     def active(self) -> bool:
         return not (self.withdrawn or self.suspended)
 
+    def names(self, creator_id: str) -> bool:
+        """Whether the creator is on the offer's plan (a general plan names everyone)."""
+        return self.plan != "targeted" or creator_id in self.creator_ids
+
+    def available_to(self, creator_id: str) -> bool:
+        """Whether the creator may sell through the offer now."""
+        return self.active and self.names(creator_id)
+
 
 Phase = Literal["block_new", "enforce_existing"]
 
 
 @dataclass(frozen=True)
 class Policy:
-    """A ruling as compliance put it in force; lifted policies are kept as tombstones."""
+    """A ruling as compliance put it in force; lifted policies are kept as tombstones.
+
+    Satisfies :class:`vitrine.contract.policy_kernel.PolicyTerms`.
+    """
 
     policy_id: str
     rules: tuple[Rule, ...] = ()
@@ -127,46 +123,51 @@ class Policy:
 
     @property
     def in_force(self) -> bool:
-        return bool(self.phases) and not self.lifted
+        """Judges new additions (any phase reached, not lifted)."""
+        return policy_kernel.judges_new(self.phases) and not self.lifted
+
+    @property
+    def enforcing(self) -> bool:
+        """Holds existing items (``enforce_existing`` reached, not lifted)."""
+        return policy_kernel.judges_existing(self.phases) and not self.lifted
 
     @property
     def hold(self) -> str:
         return policy_hold(self.policy_id)
 
-    def merchant_exempt(self, merchant_id: str, merchant: Account | None) -> bool:
-        """Merchants listed by the policy are never touched; with ``service_provider_built``,
-        neither is a merchant whose account holds a provider-built shop (DESIGN.md §5)."""
-        if merchant_id in self.exemptions.merchant_ids:
-            return True
-        return bool(
-            self.exemptions.service_provider_built
-            and merchant is not None
-            and merchant.service_provider_built
-        )
-
-    def source_rules(self) -> list[DisallowSource]:
-        return [r for r in self.rules if isinstance(r, DisallowSource) and r.applies_to(SURFACE)]
-
-    def shop_rules(self) -> list[RequireShop]:
-        return [r for r in self.rules if isinstance(r, RequireShop) and r.applies_to(SURFACE)]
-
-    def missing_shop(self, creator: Account | None, merchant_id: str) -> list[RequireShop]:
-        """The ``require_shop`` rules the creator does not satisfy (exemptions applied)."""
-        if merchant_id in self.exemptions.merchant_ids:
-            return []
-        if self.exemptions.service_provider_built and creator and creator.service_provider_built:
-            return []
+    def source_candidates(self) -> list[Source]:
+        """The sources its ``disallow_source`` rules on showcase match (for indexed finds)."""
         return [
-            r
-            for r in self.shop_rules()
-            if creator is None or not creator.has_shop_kind(r.shop_kind)
+            Source(kind=m.kind, platform=m.platform)
+            for r in self.rules
+            if r.kind == "disallow_source" and r.applies_to(SURFACE)
+            for m in r.sources
         ]
 
-    def disallows(self, source: Source, merchant_id: str, merchant: Account | None) -> bool:
-        """Whether this policy bars goods from ``source`` sold by this merchant."""
-        if not any(r.disallows(source, SURFACE) for r in self.source_rules()):
-            return False
-        return not self.merchant_exempt(merchant_id, merchant)
+    def requires_shop(self) -> bool:
+        return any(r.kind == "require_shop" and r.applies_to(SURFACE) for r in self.rules)
+
+
+def placement(
+    *, source: Source | None, merchant_id: str, creator: Account | None, merchant: Account | None
+) -> Placement:
+    """A product of ``merchant_id`` from ``source`` in ``creator``'s showcase."""
+    return Placement(SURFACE, merchant_id, source, merchant=merchant, account=creator)
+
+
+def lacks_required_shop(policy: Policy, creator: Account | None) -> bool:
+    """Whether the creator fails a ``require_shop`` rule of the policy (before the per-item
+    merchant exemption): whose items an enforcement sweep must look at."""
+    where = placement(source=None, merchant_id="", creator=creator, merchant=None)
+    return bool(policy_kernel.unmet_shop_rules(policy, where))
+
+
+def bars(policy: Policy, item: Item, creator: Account | None, merchant: Account | None) -> bool:
+    """Whether ``policy`` bars an existing item (the kernel decides; exemptions applied)."""
+    where = placement(
+        source=item.source, merchant_id=item.merchant_id, creator=creator, merchant=merchant
+    )
+    return policy_kernel.bars(policy, where)
 
 
 # --- the showcase ----------------------------------------------------------------------------
@@ -181,6 +182,7 @@ class Item:
     merchant_id: str
     source: Source
     position: int
+    #: The causes holding the item suspended (empty: active).
     holds: frozenset[str] = frozenset()
     offer_id: str | None = None
 
@@ -233,7 +235,122 @@ class Showcase:
         return replace(self, items=tuple(_renumber(rest))), at
 
 
-# --- decisions -------------------------------------------------------------------------------
+# --- holds: the suspension state machine ------------------------------------------------------
+
+
+def _suspended(item: Item, hold: str) -> Emit:
+    reason, policy_id = hold_reason(hold)
+    data = ItemSuspended(
+        creator_id=item.creator_id, product_id=item.product_id, reason=reason, policy_id=policy_id
+    )
+    return Emit(data, item.creator_id, key=f"suspended:{item.key}:{hold}")
+
+
+def _restored(item: Item, hold: str) -> Emit:
+    reason, policy_id = hold_reason(hold)
+    data = ItemRestored(
+        creator_id=item.creator_id, product_id=item.product_id, reason=reason, policy_id=policy_id
+    )
+    return Emit(data, item.creator_id, key=f"restored:{item.key}")
+
+
+def change_holds(
+    item: Item, *, add: Iterable[str] = (), remove: Iterable[str] = ()
+) -> Decision[Item]:
+    """Add and release causes (``add`` first, then ``remove``; each only itself).
+
+    Each cause added is announced (``item_suspended``: the first suspends the item, later ones
+    say what else holds it); ``item_restored`` only when the last cause goes, naming it.
+    Nothing changes: ``ignored`` ``"unchanged"``.
+    """
+    changed = hold_set.change(item.holds, add=add, remove=remove)
+    if changed is None:
+        return Decision.ignore(item, "unchanged")
+    emits = [_suspended(item, h) for h in changed.suspended]
+    if changed.restored_by is not None:
+        emits.append(_restored(item, changed.restored_by))
+    return Decision(replace(item, holds=changed.holds), emits)
+
+
+def set_hold(item: Item, hold: str, held: bool) -> Decision[Item]:
+    """Make ``hold`` present (``held``) or absent on the item."""
+    return change_holds(item, add=[hold]) if held else change_holds(item, remove=[hold])
+
+
+def product_delisted(item: Item) -> Decision[Item]:
+    return change_holds(item, add=[HOLD_DELISTED])
+
+
+def product_listed(
+    item: Item,
+    product: Product,
+    *,
+    policies: Iterable[Policy] = (),
+    creator: Account | None = None,
+    merchant: Account | None = None,
+) -> Decision[Item]:
+    """The product is (re)listed, maybe from another source: the item takes the new
+    version's merchant and source, the policies enforcing now are judged again (holds first),
+    then the delisting is released — so it is restored only if nothing holds it."""
+    moved = replace(item, merchant_id=product.merchant_id, source=product.source)
+    add: list[str] = []
+    remove: list[str] = []
+    for policy in sorted(policies, key=lambda p: p.policy_id):
+        if policy.enforcing:
+            (add if bars(policy, moved, creator, merchant) else remove).append(policy.hold)
+    decision = change_holds(moved, add=add, remove=[*remove, HOLD_DELISTED])
+    if decision.ignored and moved != item:
+        return Decision(moved)  # the new source is to be saved, nothing to announce
+    return decision
+
+
+def stock_changed(item: Item, *, sold_out: bool) -> Decision[Item]:
+    """``product.sold_out`` holds the item with ``sold_out``; ``product.back_in_stock``
+    releases it."""
+    return set_hold(item, HOLD_SOLD_OUT, sold_out)
+
+
+def offer_changed(item: Item, offer: Offer) -> Decision[Item]:
+    """An item taken through ``offer`` is held ``offer_unavailable`` exactly while the offer
+    is withdrawn or suspended or does not name the creator (a targeted plan re-published
+    without them). Items not taken through it are left alone."""
+    if item.offer_id != offer.offer_id:
+        return Decision.ignore(item, "other_offer")
+    return set_hold(item, HOLD_OFFER, not offer.available_to(item.creator_id))
+
+
+def rejudge(
+    item: Item,
+    policies: Iterable[Policy],
+    creator: Account | None,
+    merchant: Account | None,
+) -> Decision[Item]:
+    """Judge the item again by every policy enforcing now (its creator's shops changed:
+    ``shop.closed`` may hold it for ``require_shop``, ``shop.registered`` may release it)."""
+    add: list[str] = []
+    remove: list[str] = []
+    for policy in sorted(policies, key=lambda p: p.policy_id):
+        if policy.enforcing:
+            (add if bars(policy, item, creator, merchant) else remove).append(policy.hold)
+    return change_holds(item, add=add, remove=remove)
+
+
+def enforce(
+    policy: Policy, item: Item, creator: Account | None, merchant: Account | None
+) -> Decision[Item] | None:
+    """``enforce_existing`` on one item: ``None`` when the policy does not bar it, else the
+    decision to hold it (ignored when the policy already holds it)."""
+    if not bars(policy, item, creator, merchant):
+        return None
+    return change_holds(item, add=[policy.hold])
+
+
+def lift(policy_id: str, item: Item) -> Decision[Item]:
+    """``policy.lifted``: release exactly this policy's cause."""
+    return change_holds(item, remove=[policy_hold(policy_id)])
+
+
+# --- creators' requests ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -245,6 +362,10 @@ class AddContext:
     merchant: Account | None
     offer: Offer | None
     policies: Sequence[Policy]
+
+
+def _where(source: Source) -> str:
+    return source.kind + (f"/{source.platform}" if source.platform else "")
 
 
 def refusal_reasons(
@@ -260,29 +381,25 @@ def refusal_reasons(
         reasons.append(
             Reason(code="product_not_listed", message=f"product {product_id} is not on sale")
         )
-    merchant_id = product.merchant_id if product else ""
+    where = placement(
+        source=product.source if product else None,
+        merchant_id=product.merchant_id if product else "",
+        creator=ctx.creator,
+        merchant=ctx.merchant,
+    )
     for policy in ctx.policies:
         if not policy.in_force:
             continue
-        for rule in policy.missing_shop(ctx.creator, merchant_id):
+        for breach in policy_kernel.breaches(policy, where):
+            if breach.rule.kind == "require_shop":
+                message = f"a {breach.rule.shop_kind} shop is required to use the showcase"
+                field_: str | None = None
+            else:
+                assert product is not None  # a source rule needs a source
+                message = f"goods from {_where(product.source)} may not be added to a showcase"
+                field_ = "source"
             reasons.append(
-                Reason(
-                    code="shop_required",
-                    message=f"a {rule.shop_kind} shop is required to use the showcase",
-                    policy_id=policy.policy_id,
-                )
-            )
-        if product is not None and policy.disallows(product.source, merchant_id, ctx.merchant):
-            where = product.source.kind + (
-                f"/{product.source.platform}" if product.source.platform else ""
-            )
-            reasons.append(
-                Reason(
-                    code="source_disallowed",
-                    message=f"goods from {where} may not be added to a showcase",
-                    field="source",
-                    policy_id=policy.policy_id,
-                )
+                Reason(code=breach.code, message=message, field=field_, policy_id=breach.policy_id)
             )
     if len(showcase) >= MAX_ITEMS:
         reasons.append(
@@ -303,11 +420,7 @@ def refusal_reasons(
                     code="offer_not_available", message=f"offer {offer_id} {why}", field="offer_id"
                 )
             )
-        if (
-            offer is not None
-            and offer.plan == "targeted"
-            and (showcase.creator_id not in offer.creator_ids)
-        ):
+        if offer is not None and not offer.names(showcase.creator_id):
             reasons.append(
                 Reason(
                     code="not_in_targeted_plan",
@@ -318,31 +431,55 @@ def refusal_reasons(
     return reasons
 
 
-def violates(
-    policy: Policy,
-    *,
-    source: Source,
-    merchant_id: str,
-    creator: Account | None,
-    merchant: Account | None,
-) -> bool:
-    """Whether an existing item breaks ``policy`` (``enforce_existing`` suspends it)."""
-    if policy.disallows(source, merchant_id, merchant):
-        return True
-    return bool(policy.missing_shop(creator, merchant_id))
+def add(showcase: Showcase, cmd: ShowcaseAddRequested, ctx: AddContext) -> Decision[Showcase]:
+    """Append the product (active), or refuse with every reason; already there: ignored."""
+    if showcase.find(cmd.product_id) is not None:
+        return Decision.ignore(showcase, "already_in_showcase")
+    reasons = refusal_reasons(showcase, cmd.product_id, cmd.offer_id, ctx)
+    product = ctx.product
+    if reasons or product is None:
+        refusal = ItemRefused(
+            creator_id=cmd.creator_id,
+            product_id=cmd.product_id,
+            offer_id=cmd.offer_id,
+            reasons=reasons,
+        )
+        return Decision.refuse(showcase, reasons, Emit(refusal, cmd.creator_id))
+    item = Item(
+        creator_id=cmd.creator_id,
+        product_id=cmd.product_id,
+        merchant_id=product.merchant_id,
+        source=product.source,
+        position=len(showcase),
+        offer_id=cmd.offer_id,
+    )
+    added = ItemAdded(
+        creator_id=cmd.creator_id,
+        product_id=cmd.product_id,
+        offer_id=cmd.offer_id,
+        position=item.position,
+    )
+    return Decision(showcase.append(item), [Emit(added, cmd.creator_id)])
 
 
-@dataclass(frozen=True)
-class HoldChange:
-    """An item's holds before and after: what to write and what to announce."""
+def remove(showcase: Showcase, cmd: ShowcaseRemoveRequested) -> Decision[Showcase]:
+    if showcase.find(cmd.product_id) is None:
+        return Decision.ignore(showcase, "not_in_showcase")
+    removed = ItemRemoved(creator_id=cmd.creator_id, product_id=cmd.product_id, reason="requested")
+    return Decision(showcase.remove(cmd.product_id), [Emit(removed, cmd.creator_id)])
 
-    before: frozenset[str]
-    after: frozenset[str]
 
-    @property
-    def suspended(self) -> frozenset[str]:
-        return self.after - self.before
+def move(showcase: Showcase, cmd: ShowcaseMoveRequested) -> Decision[Showcase]:
+    current = showcase.find(cmd.product_id)
+    if current is None:
+        return Decision.ignore(showcase, "not_in_showcase")
+    moved, at = showcase.move(cmd.product_id, cmd.position)
+    if at == current.position:
+        return Decision.ignore(showcase, "already_there")
+    event = ItemMoved(creator_id=cmd.creator_id, product_id=cmd.product_id, position=at)
+    return Decision(moved, [Emit(event, cmd.creator_id)])
 
-    @property
-    def restored(self) -> bool:
-        return bool(self.before) and not self.after
+
+def events_of(decisions: Iterable[Decision[object]]) -> list[EventData]:
+    """The events of several decisions, in order (for tests and logs)."""
+    return [e for d in decisions for e in d.events]

@@ -1,51 +1,35 @@
-"""Showcase's input handlers: thin folds of each batch through the domain, bulk reads and writes.
+"""Showcase's input handlers: load in bulk → fold each batch through the domain → stage the
+events → save in bulk. Every decision (what to add, refuse, hold, release) is the domain's.
 
 One rule of order everywhere: **decide in memory → emit → stage the outbox → write state**.
 Staging the events before the state they describe means that even if a crash left the state
 writes of an unfinished transaction visible (nx-27017 does exactly that on kill -9: the
 open SQLite transaction stays open and later sessions read through it — see README), the
 events for every written change are staged too, and a re-run emits the rest with the same
-ids. The bulk sweeps (delisting, policies) derive each event's id from (cause, item) rather
-than from a running counter, so a re-run that finds part of the work done still gives every
-item the id it got the first time.
+ids. Hold events are keyed by (cause, item, hold) rather than by a running counter, so a
+re-run that finds part of a sweep done still gives every item the id it got the first time.
+
+Handlers reach their state through a :class:`~vitrine_showcase.repository.ShowcaseStore`
+(:func:`make_handlers`): MongoDB in the service, a dict in the handler tests.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any, Final
 
-from vitrine.contract.envelope import EVENT_ID_NAMESPACE, CloudEvent, Event
-from vitrine.contract.events import (
-    EnforcementReported,
-    EventData,
-    ItemAdded,
-    ItemMoved,
-    ItemRefused,
-    ItemRemoved,
-    ItemRestored,
-    ItemSuspended,
-    Reason,
-    Source,
-    dump,
-)
+from vitrine.contract.envelope import Event
+from vitrine.contract.events import EnforcementReported, ItemRefused, Reason, ReportPhase
+from vitrine.runtime.decision import Decision
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging import outbox
+from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_showcase import domain, repository
-from vitrine_showcase.domain import (
-    HOLD_DELISTED,
-    Account,
-    AddContext,
-    Item,
-    Offer,
-    Policy,
-    Product,
-    Shop,
-)
+from vitrine_showcase.domain import Account, AddContext, Item, Offer, Policy, Product, Shop
+from vitrine_showcase.repository import ShowcaseStore
 
 log = get_logger(__name__)
 OUTPUT = "showcase.items"
@@ -55,27 +39,22 @@ SERVICE: Final = "showcase"
 SWEEP_CHUNK: Final = 5_000
 
 
-# --- emitting --------------------------------------------------------------------------------
+def make_handlers(store: Callable[[UnitOfWork], ShowcaseStore]) -> dict[str, BatchHandler]:
+    """The handlers per input topic, reaching showcase's state through ``store(uow)``."""
 
+    def bind(apply: Callable[[list[Event[Any]], UnitOfWork, ShowcaseStore], Any]) -> BatchHandler:
+        async def handler(events: list[Event[Any]], uow: UnitOfWork) -> None:
+            await apply(events, uow, store(uow))
 
-def emit_keyed(
-    uow: UnitOfWork, topic: str, data: EventData, *, subject: str, cause: Event[Any], key: str
-) -> None:
-    """Like ``uow.emit``, but the id derives from (cause, ``key``) instead of the cause's
-    running counter: stable whatever part of a sweep an earlier attempt already did."""
-    env = cause.envelope
-    event = CloudEvent(
-        specversion="1.0",
-        id=str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{uow.source}|{env.source}|{env.id}|{key}")),
-        source=uow.source,
-        type=data.event_type,
-        subject=subject,
-        time=uow.now(),
-        correlationid=env.correlationid or env.id,
-        causationid=env.id,
-        data=dump(data),
-    )
-    uow.emitted.append((topic, event))
+        return handler
+
+    return {
+        "creators.showcase": bind(apply_requests),
+        "catalog.products": bind(apply_catalog),
+        "accounts.shops": bind(apply_shops),
+        "distribution.offers": bind(apply_offers),
+        "compliance.rulings": bind(apply_rulings),
+    }
 
 
 async def stage_emitted(uow: UnitOfWork) -> None:
@@ -84,6 +63,26 @@ async def stage_emitted(uow: UnitOfWork) -> None:
         return
     await outbox.stage(uow.db, uow.session, list(uow.emitted))
     uow.emitted.clear()
+
+
+class _Holds:
+    """The items a batch touches, folded through hold decisions in order."""
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self.before = {i.key: i for i in items}
+        self.now = dict(self.before)
+
+    def where(self, field: str, value: str) -> list[Item]:
+        """The items (as they stand now) whose ``field`` is ``value``, in key order."""
+        return [i for _, i in sorted(self.now.items()) if getattr(i, field) == value]
+
+    def apply(self, decision: Decision[Item], uow: UnitOfWork, cause: Event[Any]) -> None:
+        if decision.ignored is None:
+            self.now[decision.state.key] = decision.state
+            decision.emit(uow, cause=cause)
+
+    def changes(self) -> list[tuple[Item, Item]]:
+        return [(self.before[k], i) for k, i in sorted(self.now.items()) if i != self.before[k]]
 
 
 # --- creators.showcase -----------------------------------------------------------------------
@@ -126,34 +125,30 @@ def _owns_showcase(event: Event[Any], uow: UnitOfWork) -> bool:
     return False
 
 
-async def apply_requests(events: list[Event[Any]], uow: UnitOfWork) -> None:
+async def apply_requests(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
     """Creators' add / remove / move requests, folded per creator in order."""
     events = [e for e in events if _owns_showcase(e, uow)]
     if not events:
         return
-    db, session = uow.db, uow.session
-    before = await repository.load_showcases(db, (e.subject for e in events), session)
+    before = await store.load_showcases(e.subject for e in events)
     adds = [e.data for e in events if e.type == "showcase.add_requested"]
     products: dict[str, Product] = {}
     offers: dict[str, Offer] = {}
     accounts: dict[str, Account] = {}
     policies: list[Policy] = []
     if adds:
-        products = await repository.load_products(db, (a.product_id for a in adds), session)
-        offers = await repository.load_offers(db, (a.offer_id for a in adds if a.offer_id), session)
-        wanted = {a.creator_id for a in adds} | {p.merchant_id for p in products.values()}
-        accounts = await repository.load_accounts(db, wanted, session)
-        policies = await repository.load_policies_in_force(db, session)
+        products = await store.load_products(a.product_id for a in adds)
+        offers = await store.load_offers(a.offer_id for a in adds if a.offer_id)
+        accounts = await store.load_accounts(
+            {a.creator_id for a in adds} | {p.merchant_id for p in products.values()}
+        )
+        policies = await store.load_policies_in_force()
 
     after = dict(before)
     for event in events:
         d = event.data
         showcase = after[d.creator_id]
-        current = showcase.find(d.product_id)
         if event.type == "showcase.add_requested":
-            if current is not None:
-                log.info("showcase.add_ignored", why="already_in_showcase", **_ids(d))
-                continue
             product = products.get(d.product_id)
             ctx = AddContext(
                 product=product,
@@ -162,67 +157,17 @@ async def apply_requests(events: list[Event[Any]], uow: UnitOfWork) -> None:
                 offer=offers.get(d.offer_id) if d.offer_id else None,
                 policies=policies,
             )
-            reasons = domain.refusal_reasons(showcase, d.product_id, d.offer_id, ctx)
-            if reasons or product is None:
-                uow.emit(
-                    OUTPUT,
-                    ItemRefused(
-                        creator_id=d.creator_id,
-                        product_id=d.product_id,
-                        offer_id=d.offer_id,
-                        reasons=reasons,
-                    ),
-                    subject=d.creator_id,
-                    cause=event,
-                )
-                continue
-            item = Item(
-                creator_id=d.creator_id,
-                product_id=d.product_id,
-                merchant_id=product.merchant_id,
-                source=product.source,
-                position=len(showcase),
-                offer_id=d.offer_id,
-            )
-            after[d.creator_id] = showcase.append(item)
-            uow.emit(
-                OUTPUT,
-                ItemAdded(
-                    creator_id=d.creator_id,
-                    product_id=d.product_id,
-                    offer_id=d.offer_id,
-                    position=item.position,
-                ),
-                subject=d.creator_id,
-                cause=event,
-            )
+            decision = domain.add(showcase, d, ctx)
         elif event.type == "showcase.remove_requested":
-            if current is None:
-                log.info("showcase.remove_ignored", why="not_in_showcase", **_ids(d))
-                continue
-            after[d.creator_id] = showcase.remove(d.product_id)
-            uow.emit(
-                OUTPUT,
-                ItemRemoved(creator_id=d.creator_id, product_id=d.product_id, reason="requested"),
-                subject=d.creator_id,
-                cause=event,
-            )
-        elif event.type == "showcase.move_requested":
-            if current is None:
-                log.info("showcase.move_ignored", why="not_in_showcase", **_ids(d))
-                continue
-            moved, at = showcase.move(d.product_id, d.position)
-            if at == current.position:
-                continue  # already there: nothing changes, nothing to say
-            after[d.creator_id] = moved
-            uow.emit(
-                OUTPUT,
-                ItemMoved(creator_id=d.creator_id, product_id=d.product_id, position=at),
-                subject=d.creator_id,
-                cause=event,
-            )
+            decision = domain.remove(showcase, d)
+        else:
+            decision = domain.move(showcase, d)
+        if decision.ignored:
+            log.info("showcase.request_ignored", why=decision.ignored, type=event.type, **_ids(d))
+        decision.emit(uow, cause=event)
+        after[d.creator_id] = decision.state
     await stage_emitted(uow)
-    await repository.save_showcases(db, before, after, session)
+    await store.save_showcases(before, after)
 
 
 def _ids(d: Any) -> dict[str, str]:
@@ -234,92 +179,69 @@ def _ids(d: Any) -> dict[str, str]:
 _CATALOG_TYPES = ("product.listed", "product.delisted")
 
 
-async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork) -> None:
-    """Project listed products; delisting suspends their items everywhere, relisting restores
-    them unless another hold remains."""
+async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
+    """Project listed products; ``product.delisted`` holds their items everywhere,
+    ``product.listed`` judges them again and releases the delisting.
+
+    ``product.sold_out``/``product.back_in_stock`` are not on the contract's
+    ``catalog.products`` yet; the domain's :func:`~vitrine_showcase.domain.stock_changed`
+    is ready for them.
+    """
     relevant = [e for e in events if e.type in _CATALOG_TYPES]
     if not relevant:
         return
-    db, session = uow.db, uow.session
     pids = {e.data.product_id for e in relevant}
-    products = await repository.load_products(db, pids, session)
-    by_product: dict[str, list[Item]] = defaultdict(list)
-    for item in await repository.items_of_products(db, pids, session):
-        by_product[item.product_id].append(item)
-    before = {i.key: i.holds for items in by_product.values() for i in items}
-    holds = dict(before)
+    products = await store.load_products(pids)
+    holds = _Holds(await store.items_of_products(pids))
+    policies = [p for p in await store.load_policies_in_force() if p.enforcing]
+    accounts: dict[str, Account] = {}
+    if policies and holds.now:  # the new version may come from a source a policy bars
+        wanted = {i.creator_id for i in holds.now.values()}
+        wanted |= {e.data.merchant_id for e in relevant if e.type == "product.listed"}
+        accounts = await store.load_accounts(wanted)
     changed: set[str] = set()
-
     for event in relevant:
         d = event.data
         pid = d.product_id
-        items = sorted(by_product.get(pid, []), key=lambda i: i.key)
+        product: Product | None
         if event.type == "product.listed":
-            products[pid] = Product(pid, d.merchant_id, d.source, True, d.version)
-            changed.add(pid)
-            for item in items:
-                now = holds[item.key]
-                if HOLD_DELISTED in now:
-                    holds[item.key] = now - {HOLD_DELISTED}
-                    if not holds[item.key]:
-                        emit_keyed(
-                            uow,
-                            OUTPUT,
-                            ItemRestored(
-                                creator_id=item.creator_id,
-                                product_id=pid,
-                                reason=HOLD_DELISTED,
-                            ),
-                            subject=item.creator_id,
-                            cause=event,
-                            key=f"restored:{item.key}",
-                        )
+            product = Product(pid, d.merchant_id, d.source, True, d.version)
+            for item in holds.where("product_id", pid):
+                decision = domain.product_listed(
+                    item,
+                    product,
+                    policies=policies,
+                    creator=accounts.get(item.creator_id),
+                    merchant=accounts.get(product.merchant_id),
+                )
+                holds.apply(decision, uow, event)
         else:
             known = products.get(pid)
-            if known is not None:
-                products[pid] = replace(known, listed=False)
-                changed.add(pid)
-            for item in items:
-                now = holds[item.key]
-                if HOLD_DELISTED not in now:
-                    holds[item.key] = now | {HOLD_DELISTED}
-                    emit_keyed(
-                        uow,
-                        OUTPUT,
-                        ItemSuspended(
-                            creator_id=item.creator_id, product_id=pid, reason=HOLD_DELISTED
-                        ),
-                        subject=item.creator_id,
-                        cause=event,
-                        key=f"suspended:{item.key}",
-                    )
-
+            product = None if known is None else replace(known, listed=False)
+            for item in holds.where("product_id", pid):
+                holds.apply(domain.product_delisted(item), uow, event)
+        if product is not None:
+            products[pid] = product
+            changed.add(pid)
     await stage_emitted(uow)
-    await repository.save_products(db, (products[p] for p in sorted(changed)), session)
-    add = sorted(k for k, h in holds.items() if HOLD_DELISTED in h - before[k])
-    pull = sorted(k for k, h in holds.items() if HOLD_DELISTED in before[k] - h)
-    await repository.add_hold(db, add, HOLD_DELISTED, session)
-    await repository.pull_hold(db, pull, HOLD_DELISTED, session)
-    for pid in sorted(changed):  # a new version may come from another source
-        p = products[pid]
-        stale = [
-            i.key
-            for i in by_product.get(pid, [])
-            if i.source != p.source or i.merchant_id != p.merchant_id
-        ]
-        if p.listed and stale:
-            await repository.set_product_fields(db, stale, p.merchant_id, p.source, session)
+    await store.save_products(products[p] for p in sorted(changed))
+    await store.save_item_changes(holds.changes())
 
 
 # --- accounts.shops --------------------------------------------------------------------------
 
 
-async def apply_shops(events: list[Event[Any]], uow: UnitOfWork) -> None:
+async def apply_shops(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
     """Which shops each account holds (creators for ``require_shop``, merchants for the
-    ``service_provider_built`` exemption)."""
-    accounts = await repository.load_accounts(
-        uow.db, (e.data.account_id for e in events), uow.session
-    )
+    ``service_provider_built`` exemption). A creator's items are judged again by the
+    policies enforcing now: ``shop.closed`` may hold them, ``shop.registered`` release them."""
+    ids = {e.data.account_id for e in events}
+    accounts = await store.load_accounts(ids)
+    policies = [p for p in await store.load_policies_in_force() if p.enforcing]
+    holds = _Holds(await store.items_of_creators(sorted(ids)) if policies else [])
+    if holds.now:
+        merchants = {i.merchant_id for i in holds.now.values()} - set(accounts)
+        accounts |= await store.load_accounts(merchants)
     changed: set[str] = set()
     for event in events:
         d = event.data
@@ -330,57 +252,74 @@ async def apply_shops(events: list[Event[Any]], uow: UnitOfWork) -> None:
             account = account.close(d.shop_id)
         accounts[d.account_id] = account
         changed.add(d.account_id)
-    await repository.save_accounts(uow.db, (accounts[a] for a in sorted(changed)), uow.session)
+        for item in holds.where("creator_id", d.account_id):
+            decision = domain.rejudge(item, policies, account, accounts.get(item.merchant_id))
+            holds.apply(decision, uow, event)
+    await stage_emitted(uow)
+    await store.save_accounts(accounts[a] for a in sorted(changed))
+    await store.save_item_changes(holds.changes())
 
 
 # --- distribution.offers ---------------------------------------------------------------------
 
 
-async def apply_offers(events: list[Event[Any]], uow: UnitOfWork) -> None:
-    """Which offers are active, for which product, on which plan and for which creators."""
-    offers = await repository.load_offers(uow.db, (e.data.offer_id for e in events), uow.session)
+def _offer_after(event: Event[Any], known: Offer | None) -> Offer | None:
+    """The offer projection after one ``distribution.offers`` event (``None``: unchanged)."""
+    d = event.data
+    if event.type == "offer.activated":  # published or re-published: new terms, maybe revived
+        return Offer(
+            offer_id=d.offer_id,
+            product_id=d.product_id,
+            merchant_id=d.merchant_id,
+            plan=d.plan,
+            creator_ids=frozenset(d.creator_ids),
+            suspended=known.suspended if known else False,
+        )
+    if event.type == "offer.withdrawn":
+        base = known or Offer(d.offer_id, d.product_id, d.merchant_id, "general")
+        return replace(base, withdrawn=True)
+    if event.type == "offer.suspended" and known is not None:
+        return replace(known, suspended=True)
+    if event.type == "offer.restored" and known is not None:
+        return replace(known, suspended=False)
+    return None  # offer.refused: nothing changed on the offer
+
+
+async def apply_offers(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
+    """Project offers; the items taken through an offer are held ``offer_unavailable`` while
+    it is withdrawn or suspended or does not name their creator, and released after."""
+    ids = {e.data.offer_id for e in events}
+    offers = await store.load_offers(ids)
+    holds = _Holds(await store.items_of_offers(ids))
     changed: set[str] = set()
     for event in events:
-        d = event.data
-        known = offers.get(d.offer_id)
-        if event.type == "offer.activated":
-            offers[d.offer_id] = Offer(
-                offer_id=d.offer_id,
-                product_id=d.product_id,
-                merchant_id=d.merchant_id,
-                plan=d.plan,
-                creator_ids=frozenset(d.creator_ids),
-                suspended=known.suspended if known else False,
-            )
-        elif event.type == "offer.withdrawn":
-            offers[d.offer_id] = replace(
-                known or Offer(d.offer_id, d.product_id, d.merchant_id, "general"), withdrawn=True
-            )
-        elif event.type == "offer.suspended" and known is not None:
-            offers[d.offer_id] = replace(known, suspended=True)
-        elif event.type == "offer.restored" and known is not None:
-            offers[d.offer_id] = replace(known, suspended=False)
-        else:  # offer.refused: nothing changed on the offer
+        offer = _offer_after(event, offers.get(event.data.offer_id))
+        if offer is None:
             continue
-        changed.add(d.offer_id)
-    await repository.save_offers(uow.db, (offers[o] for o in sorted(changed)), uow.session)
+        offers[offer.offer_id] = offer
+        changed.add(offer.offer_id)
+        for item in holds.where("offer_id", offer.offer_id):
+            holds.apply(domain.offer_changed(item, offer), uow, event)
+    await stage_emitted(uow)
+    await store.save_offers(offers[o] for o in sorted(changed))
+    await store.save_item_changes(holds.changes())
 
 
 # --- compliance.rulings ----------------------------------------------------------------------
 
 
-async def apply_rulings(events: list[Event[Any]], uow: UnitOfWork) -> None:
+async def apply_rulings(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
     """Record rules in force; enforce them on existing items in bulk; lift them."""
     for event in events:
         if event.type == "policy.in_force":
-            await _in_force(event, uow)
+            await _in_force(event, uow, store)
         elif event.type == "policy.lifted":
-            await _lifted(event, uow)
+            await _lifted(event, uow, store)
 
 
-async def _in_force(event: Event[Any], uow: UnitOfWork) -> None:
+async def _in_force(event: Event[Any], uow: UnitOfWork, store: ShowcaseStore) -> None:
     d = event.data
-    existing, _ = await repository.load_policy(uow.db, d.policy_id, uow.session)
+    existing, _ = await store.load_policy(d.policy_id)
     if existing is not None and existing.lifted:
         log.warning("policy.ruling_ignored", policy_id=d.policy_id, why="already_lifted")
         return
@@ -390,127 +329,95 @@ async def _in_force(event: Event[Any], uow: UnitOfWork) -> None:
         exemptions=d.exemptions,
         phases=(existing.phases if existing else frozenset()) | {d.phase},
     )
-    if d.phase != "enforce_existing":  # block_new: additions are judged against it from now on
-        await repository.save_policy(uow.db, policy, uow.session)
+    if not policy.enforcing:  # block_new: additions are judged against it from now on
+        await store.save_policy(policy)
         return
-    await enforce(policy, event, uow)
+    await enforce(policy, event, uow, store)
 
 
-async def matching_items(policy: Policy, uow: UnitOfWork) -> list[Item]:
-    """The items ``policy`` suspends (exemptions applied), in ``_id`` order.
-
-    Candidates come from indexed finds (source kind/platform; creators lacking a required
-    shop); the domain decides.
-    """
-    db, session = uow.db, uow.session
-    candidates: dict[str, Item] = {}
-    sources = [
-        Source(kind=m.kind, platform=m.platform) for r in policy.source_rules() for m in r.sources
-    ]
-    for item in await repository.items_matching_sources(db, sources, session):
-        candidates[item.key] = item
-    creators: dict[str, Account] = {}
-    if policy.shop_rules():
-        with_items = await repository.creators_with_items(db, session)
-        creators = await repository.load_accounts(db, with_items, session)
-        lacking = [c for c in with_items if policy.missing_shop(creators.get(c), "")]
-        for item in await repository.items_of_creators(db, lacking, session):
-            candidates[item.key] = item
-    merchants: dict[str, Account] = {}
-    if policy.exemptions.service_provider_built and candidates:
-        merchants = await repository.load_accounts(
-            db, {i.merchant_id for i in candidates.values()}, session
-        )
-    return [
-        item
-        for _, item in sorted(candidates.items())
-        if domain.violates(
-            policy,
-            source=item.source,
-            merchant_id=item.merchant_id,
-            creator=creators.get(item.creator_id),
-            merchant=merchants.get(item.merchant_id),
-        )
-    ]
+async def _candidates(
+    policy: Policy, store: ShowcaseStore
+) -> tuple[list[Item], dict[str, Account]]:
+    """Items the policy may bar, from indexed finds (their sources; creators lacking a
+    required shop), and the accounts the domain judges them with."""
+    candidates = {i.key: i for i in await store.items_matching_sources(policy.source_candidates())}
+    accounts: dict[str, Account] = {}
+    if policy.requires_shop():
+        with_items = await store.creators_with_items()
+        accounts = await store.load_accounts(with_items)
+        lacking = [c for c in with_items if domain.lacks_required_shop(policy, accounts.get(c))]
+        for item in await store.items_of_creators(lacking):
+            candidates.setdefault(item.key, item)
+    items = [i for _, i in sorted(candidates.items())]
+    merchants = {i.merchant_id for i in items} - set(accounts)
+    if merchants and policy.exemptions.service_provider_built:
+        accounts |= await store.load_accounts(merchants)
+    return items, accounts
 
 
-async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork) -> int:
-    """``enforce_existing``: hold every matching item, announce the newly held ones, report.
+async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork, store: ShowcaseStore) -> int:
+    """``enforce_existing``: hold every item the policy bars, announce the newly held, report.
 
-    Events are built, staged and the hold written one ``SWEEP_CHUNK`` of items at a time, so
+    Events are built, staged and the holds written one ``SWEEP_CHUNK`` of items at a time, so
     memory stays bounded by the chunk, not by the number of items (P4 in PERFORMANCE.md).
     """
     started = time.perf_counter()
     log.info("enforcement.started", policy_id=policy.policy_id)
-    matched = await matching_items(policy, uow)
+    items, accounts = await _candidates(policy, store)
+    decisions = [
+        decision
+        for item in items
+        if (
+            decision := domain.enforce(
+                policy, item, accounts.get(item.creator_id), accounts.get(item.merchant_id)
+            )
+        )
+        is not None
+    ]
     found = time.perf_counter()
-    hold = policy.hold
-    newly = [i for i in matched if hold not in i.holds]
-    await repository.save_policy(uow.db, policy, uow.session, enforced_count=len(matched))
+    await store.save_policy(policy, enforced_count=len(decisions))
+    before = {i.key: i for i in items}
+    newly = [d for d in decisions if d.ignored is None]
     modified = 0
     for part in repository.chunks(newly, SWEEP_CHUNK):
-        for item in part:
-            emit_keyed(
-                uow,
-                OUTPUT,
-                ItemSuspended(
-                    creator_id=item.creator_id,
-                    product_id=item.product_id,
-                    reason="policy",
-                    policy_id=policy.policy_id,
-                ),
-                subject=item.creator_id,
-                cause=cause,
-                key=f"suspended:{item.key}",
-            )
+        for decision in part:
+            decision.emit(uow, cause=cause)
         await stage_emitted(uow)
         log.info("enforcement.staged", policy_id=policy.policy_id, events=len(part))
-        modified += await repository.add_hold(uow.db, [i.key for i in part], hold, uow.session)
-    _report(uow, policy.policy_id, "enforce_existing", len(matched), cause)
+        modified += await store.save_item_changes([(before[d.state.key], d.state) for d in part])
+    _report(uow, policy.policy_id, "enforce_existing", len(decisions), cause)
     await stage_emitted(uow)
     log.info(
         "enforcement.applied",
         policy_id=policy.policy_id,
-        matched=len(matched),
+        matched=len(decisions),
         newly_suspended=len(newly),
         modified=modified,
         seconds=round(time.perf_counter() - started, 3),
         find_seconds=round(found - started, 3),
         stage_and_update_seconds=round(time.perf_counter() - found, 3),
     )
-    return len(matched)
+    return len(decisions)
 
 
-async def _lifted(event: Event[Any], uow: UnitOfWork) -> None:
+async def _lifted(event: Event[Any], uow: UnitOfWork, store: ShowcaseStore) -> None:
     """Release this policy's hold everywhere; items with no hold left come back."""
     d = event.data
-    db, session = uow.db, uow.session
     started = time.perf_counter()
-    existing, doc = await repository.load_policy(db, d.policy_id, session)
+    existing, doc = await store.load_policy(d.policy_id)
     policy = replace(existing or Policy(d.policy_id), lifted=True)
-    hold = policy.hold
-    held = await repository.items_held_by(db, hold, session)
+    held = await store.items_held_by(policy.hold)
     # A re-run of this same event after a crash reports what the first run counted.
     count = doc["lift_count"] if doc.get("lifted_by") == event.id else len(held)
-    await repository.save_policy(db, policy, session, lifted_by=event.id, lift_count=count)
+    await store.save_policy(policy, lifted_by=event.id, lift_count=count)
     for part in repository.chunks(held, SWEEP_CHUNK):  # bounded memory, as in ``enforce``
-        for item in part:
-            if item.holds == {hold}:
-                emit_keyed(
-                    uow,
-                    OUTPUT,
-                    ItemRestored(
-                        creator_id=item.creator_id,
-                        product_id=item.product_id,
-                        reason="policy",
-                        policy_id=d.policy_id,
-                    ),
-                    subject=item.creator_id,
-                    cause=event,
-                    key=f"restored:{item.key}",
-                )
+        decisions = [domain.lift(d.policy_id, item) for item in part]
+        for decision in decisions:
+            decision.emit(uow, cause=event)
         await stage_emitted(uow)
-        await repository.pull_hold(db, [i.key for i in part], hold, session)
+        await store.save_item_changes(
+            [(item, dec.state) for item, dec in zip(part, decisions, strict=True)]
+        )
     _report(uow, d.policy_id, "lifted", count, event)
     await stage_emitted(uow)
     log.info(
@@ -521,9 +428,10 @@ async def _lifted(event: Event[Any], uow: UnitOfWork) -> None:
     )
 
 
-def _report(uow: UnitOfWork, policy_id: str, phase: str, affected: int, cause: Event[Any]) -> None:
-    emit_keyed(
-        uow,
+def _report(
+    uow: UnitOfWork, policy_id: str, phase: ReportPhase, affected: int, cause: Event[Any]
+) -> None:
+    uow.emit(
         REPORTS,
         EnforcementReported(policy_id=policy_id, service=SERVICE, phase=phase, affected=affected),
         subject=policy_id,

@@ -1,4 +1,6 @@
-"""Showcase state in MongoDB: items and the projections of other services' facts.
+"""Where showcase keeps its state: the :class:`ShowcaseStore` protocol the handlers use,
+MongoDB (:class:`MongoShowcaseStore`, below the module functions) and an in-memory twin for
+handler tests (:class:`InMemoryShowcaseStore`).
 
 - ``items``: one document per item, ``_id`` = ``<creator_id>/<product_id>``, with
   ``creator_id, product_id, merchant_id, source, position, holds, offer_id``. Indexed on
@@ -17,7 +19,7 @@ import contextlib
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import TypeAdapter
 from pymongo import ReplaceOne, UpdateOne
@@ -27,6 +29,7 @@ from pymongo.errors import CollectionInvalid, OperationFailure
 from pymongo.operations import DeleteOne, InsertOne
 
 from vitrine.contract.events import Exemptions, Rule, Source, dump
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
 from vitrine_showcase.domain import Account, Item, Offer, Policy, Product, Shop, Showcase
 
@@ -216,6 +219,38 @@ async def pull_hold(db: Db, keys: Sequence[str], hold: str, session: Session) ->
     return modified
 
 
+async def items_of_offers(db: Db, offer_ids: Iterable[str], session: Session) -> list[Item]:
+    """Every item taken through these offers (indexed on ``offer_id``)."""
+    out: list[Item] = []
+    for part in chunks(sorted(set(offer_ids))):
+        out += await _items(db, {"offer_id": {"$in": list(part)}}, session)
+    return out
+
+
+async def save_item_changes(db: Db, changes: Sequence[tuple[Item, Item]], session: Session) -> int:
+    """Write what the hold decisions changed: one ``$addToSet``/``$pull`` update_many per cause
+    (a sweep moves one cause on many items), and the new merchant/source of relisted items."""
+    adds: dict[str, list[str]] = {}
+    pulls: dict[str, list[str]] = {}
+    moved: list[Any] = []
+    for before, after in changes:
+        for hold in sorted(after.holds - before.holds):
+            adds.setdefault(hold, []).append(after.key)
+        for hold in sorted(before.holds - after.holds):
+            pulls.setdefault(hold, []).append(after.key)
+        if (before.merchant_id, before.source) != (after.merchant_id, after.source):
+            fields = {"merchant_id": after.merchant_id, "source": dump(after.source)}
+            moved.append(UpdateOne({"_id": after.key}, {"$set": fields}))
+    modified = 0
+    for hold, keys in sorted(adds.items()):
+        modified += await add_hold(db, keys, hold, session)
+    for hold, keys in sorted(pulls.items()):
+        modified += await pull_hold(db, keys, hold, session)
+    if moved:
+        await db[ITEMS].bulk_write(moved, ordered=False, session=session)
+    return modified
+
+
 async def set_product_fields(
     db: Db, keys: Sequence[str], merchant_id: str, source: Source, session: Session
 ) -> None:
@@ -401,5 +436,187 @@ async def setup(db: Db) -> None:
     await db[ITEMS].create_index("creator_id")
     await db[ITEMS].create_index("product_id")
     await db[ITEMS].create_index("merchant_id")
+    await db[ITEMS].create_index("offer_id")
     await db[ITEMS].create_index([("source.kind", 1), ("source.platform", 1)])
     await db[POLICIES].create_index("lifted")
+
+
+# --- the store the handlers use ----------------------------------------------------------------
+
+
+class ShowcaseStore(Protocol):
+    """What showcase's handlers read and write (bulk, in the batch's transaction)."""
+
+    async def load_showcases(self, creator_ids: Iterable[str]) -> dict[str, Showcase]: ...
+    async def save_showcases(
+        self, before: Mapping[str, Showcase], after: Mapping[str, Showcase]
+    ) -> None: ...
+    async def items_of_products(self, product_ids: Iterable[str]) -> list[Item]: ...
+    async def items_of_offers(self, offer_ids: Iterable[str]) -> list[Item]: ...
+    async def items_of_creators(self, creator_ids: Sequence[str]) -> list[Item]: ...
+    async def items_matching_sources(self, sources: Sequence[Source]) -> list[Item]: ...
+    async def creators_with_items(self) -> list[str]: ...
+    async def items_held_by(self, hold: str) -> list[Item]: ...
+    async def save_item_changes(self, changes: Sequence[tuple[Item, Item]]) -> int: ...
+    async def load_products(self, ids: Iterable[str]) -> dict[str, Product]: ...
+    async def save_products(self, products: Iterable[Product]) -> None: ...
+    async def load_accounts(self, ids: Iterable[str]) -> dict[str, Account]: ...
+    async def save_accounts(self, accounts: Iterable[Account]) -> None: ...
+    async def load_offers(self, ids: Iterable[str]) -> dict[str, Offer]: ...
+    async def save_offers(self, offers: Iterable[Offer]) -> None: ...
+    async def load_policies_in_force(self) -> list[Policy]: ...
+    async def load_policy(self, policy_id: str) -> tuple[Policy | None, Document]: ...
+    async def save_policy(self, policy: Policy, **extra: Any) -> None: ...
+
+
+class MongoShowcaseStore:
+    """:class:`ShowcaseStore` in this batch's MongoDB transaction."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.db, self.session = uow.db, uow.session
+
+    async def load_showcases(self, creator_ids: Iterable[str]) -> dict[str, Showcase]:
+        return await load_showcases(self.db, creator_ids, self.session)
+
+    async def save_showcases(
+        self, before: Mapping[str, Showcase], after: Mapping[str, Showcase]
+    ) -> None:
+        await save_showcases(self.db, before, after, self.session)
+
+    async def items_of_products(self, product_ids: Iterable[str]) -> list[Item]:
+        return await items_of_products(self.db, product_ids, self.session)
+
+    async def items_of_offers(self, offer_ids: Iterable[str]) -> list[Item]:
+        return await items_of_offers(self.db, offer_ids, self.session)
+
+    async def items_of_creators(self, creator_ids: Sequence[str]) -> list[Item]:
+        return await items_of_creators(self.db, creator_ids, self.session)
+
+    async def items_matching_sources(self, sources: Sequence[Source]) -> list[Item]:
+        return await items_matching_sources(self.db, sources, self.session)
+
+    async def creators_with_items(self) -> list[str]:
+        return await creators_with_items(self.db, self.session)
+
+    async def items_held_by(self, hold: str) -> list[Item]:
+        return await items_held_by(self.db, hold, self.session)
+
+    async def save_item_changes(self, changes: Sequence[tuple[Item, Item]]) -> int:
+        return await save_item_changes(self.db, changes, self.session)
+
+    async def load_products(self, ids: Iterable[str]) -> dict[str, Product]:
+        return await load_products(self.db, ids, self.session)
+
+    async def save_products(self, products: Iterable[Product]) -> None:
+        await save_products(self.db, products, self.session)
+
+    async def load_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
+        return await load_accounts(self.db, ids, self.session)
+
+    async def save_accounts(self, accounts: Iterable[Account]) -> None:
+        await save_accounts(self.db, accounts, self.session)
+
+    async def load_offers(self, ids: Iterable[str]) -> dict[str, Offer]:
+        return await load_offers(self.db, ids, self.session)
+
+    async def save_offers(self, offers: Iterable[Offer]) -> None:
+        await save_offers(self.db, offers, self.session)
+
+    async def load_policies_in_force(self) -> list[Policy]:
+        return await load_policies_in_force(self.db, self.session)
+
+    async def load_policy(self, policy_id: str) -> tuple[Policy | None, Document]:
+        return await load_policy(self.db, policy_id, self.session)
+
+    async def save_policy(self, policy: Policy, **extra: Any) -> None:
+        await save_policy(self.db, policy, self.session, **extra)
+
+
+class InMemoryShowcaseStore:
+    """:class:`ShowcaseStore` in dicts, for handler tests (kept across batches, like the
+    database). Items are keyed by :func:`vitrine_showcase.domain.item_key`."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Item] = {}
+        self.products: dict[str, Product] = {}
+        self.accounts: dict[str, Account] = {}
+        self.offers: dict[str, Offer] = {}
+        self.policies: dict[str, tuple[Policy, Document]] = {}
+
+    def _where(self, keep: Any) -> list[Item]:
+        return [i for _, i in sorted(self.items.items()) if keep(i)]
+
+    async def load_showcases(self, creator_ids: Iterable[str]) -> dict[str, Showcase]:
+        wanted = set(creator_ids)
+        return {
+            c: Showcase.of(c, self._where(lambda i, c=c: i.creator_id == c)) for c in sorted(wanted)
+        }
+
+    async def save_showcases(
+        self, before: Mapping[str, Showcase], after: Mapping[str, Showcase]
+    ) -> None:
+        for creator_id, new in after.items():
+            for item in before[creator_id].items:
+                self.items.pop(item.key, None)
+            for item in new.items:
+                self.items[item.key] = item
+
+    async def items_of_products(self, product_ids: Iterable[str]) -> list[Item]:
+        wanted = set(product_ids)
+        return self._where(lambda i: i.product_id in wanted)
+
+    async def items_of_offers(self, offer_ids: Iterable[str]) -> list[Item]:
+        wanted = set(offer_ids)
+        return self._where(lambda i: i.offer_id in wanted)
+
+    async def items_of_creators(self, creator_ids: Sequence[str]) -> list[Item]:
+        wanted = set(creator_ids)
+        return self._where(lambda i: i.creator_id in wanted)
+
+    async def items_matching_sources(self, sources: Sequence[Source]) -> list[Item]:
+        return self._where(
+            lambda i: any(
+                i.source.kind == s.kind and s.platform in (None, i.source.platform) for s in sources
+            )
+        )
+
+    async def creators_with_items(self) -> list[str]:
+        return sorted({i.creator_id for i in self.items.values()})
+
+    async def items_held_by(self, hold: str) -> list[Item]:
+        return self._where(lambda i: hold in i.holds)
+
+    async def save_item_changes(self, changes: Sequence[tuple[Item, Item]]) -> int:
+        for _, after in changes:
+            if after.key in self.items:
+                self.items[after.key] = replace(after, position=self.items[after.key].position)
+        return len(changes)
+
+    async def load_products(self, ids: Iterable[str]) -> dict[str, Product]:
+        return {i: self.products[i] for i in set(ids) if i in self.products}
+
+    async def save_products(self, products: Iterable[Product]) -> None:
+        self.products.update((p.product_id, p) for p in products)
+
+    async def load_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
+        return {i: self.accounts[i] for i in set(ids) if i in self.accounts}
+
+    async def save_accounts(self, accounts: Iterable[Account]) -> None:
+        self.accounts.update((a.account_id, a) for a in accounts)
+
+    async def load_offers(self, ids: Iterable[str]) -> dict[str, Offer]:
+        return {i: self.offers[i] for i in set(ids) if i in self.offers}
+
+    async def save_offers(self, offers: Iterable[Offer]) -> None:
+        self.offers.update((o.offer_id, o) for o in offers)
+
+    async def load_policies_in_force(self) -> list[Policy]:
+        return [p for p, _ in self.policies.values() if p.in_force]
+
+    async def load_policy(self, policy_id: str) -> tuple[Policy | None, Document]:
+        policy, extra = self.policies.get(policy_id, (None, {}))
+        return policy, dict(extra)
+
+    async def save_policy(self, policy: Policy, **extra: Any) -> None:
+        _, known = self.policies.get(policy.policy_id, (None, {}))
+        self.policies[policy.policy_id] = (policy, {**known, **extra})

@@ -11,13 +11,7 @@ DEFINITION = ServiceDefinition(
         "Creators' showcases (橱窗): ordered items that follow the catalog, the shops, the "
         "offers and the policies in force; policy enforcement in bulk."
     ),
-    handlers={
-        "creators.showcase": handlers.apply_requests,
-        "catalog.products": handlers.apply_catalog,
-        "accounts.shops": handlers.apply_shops,
-        "distribution.offers": handlers.apply_offers,
-        "compliance.rulings": handlers.apply_rulings,
-    },
+    handlers=handlers.make_handlers(repository.MongoShowcaseStore),
     publishes=["showcase.items", "compliance.reports"],
     setup=repository.setup,
     routes=http.routes,

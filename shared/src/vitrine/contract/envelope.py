@@ -10,7 +10,7 @@ import functools
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -24,12 +24,17 @@ from pydantic import (
 )
 
 from vitrine.contract.events.base import EventData, Id, dump
+from vitrine.contract.ids import EVENT_ID_NAMESPACE, dedupe_key, output_event_id
+
+__all__ = ["EVENT_ID_NAMESPACE", "CloudEvent", "Event", "InvalidEvent", "decode", "new_event"]
 
 CONTENT_TYPE = "application/cloudevents+json"
-#: Namespace of deterministic event ids: a redelivered cause yields the same output ids.
-EVENT_ID_NAMESPACE = uuid.UUID("6f1c7f6e-2b7a-4c55-9d0e-3f3f5e2a9b10")
 #: Largest message a consumer accepts (bytes). Larger ones are dead-lettered as ``too_large``.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+#: How far in the future an event's ``time`` may be (producers' clocks drift a little); later
+#: ones are dead-lettered as ``clock_skew``: event time drives decisions (DESIGN.md §6), so a
+#: producer stamping the future could otherwise schedule, or back-date, what others decide.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 D = TypeVar("D", bound=EventData)
 
@@ -56,8 +61,13 @@ class CloudEvent(BaseModel):
 
     @property
     def dedupe_key(self) -> str:
-        """Consumers dedupe on (source, id) — docs/CONTRACT.md."""
-        return f"{self.source} {self.id}"
+        """Consumers dedupe on (source, id) per subject: :func:`vitrine.contract.ids.dedupe_key`."""
+        return dedupe_key(self.source, self.id, self.subject)
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """``(source, id, subject)``: this event as a cause of output ids."""
+        return (self.source, self.id, self.subject)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +118,15 @@ def new_event(
 ) -> CloudEvent:
     """Build an output event.
 
-    With a ``cause`` the id is derived from the cause's id and ``seq`` (the n-th event that
-    cause produced), so reprocessing a redelivered cause produces the same ids and downstream
+    With a ``cause`` the id is :func:`~vitrine.contract.ids.output_event_id` of this event's
+    source, type and subject, the cause and ``seq`` (the n-th such event of that cause, or a
+    caller's key), so reprocessing a redelivered cause produces the same ids and downstream
     consumers dedupe them; correlation id propagates and causation id points at the cause.
     """
     envelope = cause.envelope if isinstance(cause, Event) else cause
     if envelope is not None:
-        event_id = str(
-            uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}|{envelope.source}|{envelope.id}|{seq}")
+        event_id = output_event_id(
+            source=source, type=type, subject=subject, cause=envelope.identity, key=seq
         )
         correlation = envelope.correlationid or envelope.id
         causation: str | None = envelope.id
@@ -147,6 +158,15 @@ def _checked_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
+class _NotJsonError(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's json module reads them, JSON has none."""
+
+
+def _refuse_constant(name: str) -> Any:
+    """``json.loads`` hook, called only for those three tokens, so valid JSON pays nothing."""
+    raise _NotJsonError(f"{name} is not JSON")
+
+
 @functools.cache
 def _typed(model: type[EventData]) -> type[CloudEvent]:
     """The envelope with ``data`` typed as ``model``: one validation pass over the raw bytes."""
@@ -159,20 +179,23 @@ def decode(
     data_models: dict[str, type[EventData]],
     *,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    latest: datetime | None = None,
 ) -> Event[Any] | InvalidEvent:
     """Turn one Kafka record into an :class:`Event`, or say why it cannot be one.
 
-    ``data_models`` maps the types allowed on this topic to their data models.
+    ``data_models`` maps the types allowed on this topic to their data models. ``latest`` is
+    the latest ``time`` accepted (the consumer's wall clock + :data:`MAX_CLOCK_SKEW`, computed
+    once per batch): a later event is ``clock_skew``. ``None`` skips that check.
     """
     if value is None:
         return InvalidEvent("empty", "record has no value (tombstone)")
     if len(value) > max_bytes:
         return InvalidEvent("too_large", f"{len(value)} bytes > limit {max_bytes}")
     try:
-        raw = json.loads(value, object_pairs_hook=_checked_object)
+        raw = json.loads(value, object_pairs_hook=_checked_object, parse_constant=_refuse_constant)
     except _ForbiddenKeyError as exc:
         return InvalidEvent("forbidden_key", f"key {str(exc)[:80]!r} is not allowed")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, _NotJsonError) as exc:
         return InvalidEvent("not_json", str(exc)[:500])
     except RecursionError:
         return InvalidEvent("not_json", "nesting too deep")
@@ -188,6 +211,8 @@ def decode(
             pass
         else:
             if key is not None and key.decode("utf-8", "replace") == typed.subject:
+                if latest is not None and typed.time > latest:
+                    return _skewed(typed.time, latest)
                 return Event(typed, typed.data)
     try:
         envelope = CloudEvent.model_validate(raw)
@@ -206,7 +231,21 @@ def decode(
         data = model.model_validate_json(json.dumps(envelope.data), strict=True)
     except ValidationError as exc:
         return InvalidEvent("invalid_data", _errors(exc))
+    if latest is not None and envelope.time > latest:
+        return _skewed(envelope.time, latest)
     return Event(envelope, data)
+
+
+def _skewed(time: datetime, latest: datetime) -> InvalidEvent:
+    ahead = time - (latest - MAX_CLOCK_SKEW)
+    return InvalidEvent(
+        "clock_skew", f"time {time.isoformat()} is {ahead} ahead of the consumer's clock"
+    )
+
+
+def latest_accepted(now: datetime | None = None) -> datetime:
+    """The latest event ``time`` a consumer accepts now (its wall clock + the skew allowed)."""
+    return (now or datetime.now(UTC)) + MAX_CLOCK_SKEW
 
 
 def _errors(exc: ValidationError) -> str:

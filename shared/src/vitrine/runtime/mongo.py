@@ -26,6 +26,8 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from vitrine.runtime.standins import NX_27017, DatabaseProfile, database_profile
+
 Document = dict[str, Any]
 T = TypeVar("T")
 
@@ -139,7 +141,11 @@ class TransactionGuard:
       start a transaction whose first command reads a missing collection).
 
     On a MongoDB replica set none of this is needed (the server aborts a dead client's
-    transaction and isolates them); it is harmless there and costs one file write per batch.
+    transaction and isolates them): :meth:`recover` asks the server what it is
+    (``vitrine.runtime.standins.DatabaseProfile``) and the journal and the begin-read run only
+    on nx-27017. Until then the guard assumes the stand-in (the safe side). Write conflicts
+    between replicas on mongod abort with ``TransientTransactionError``, which the pipeline
+    retries like any transient fault.
     """
 
     BEGIN_COLLECTION = "inbox"
@@ -170,6 +176,7 @@ class TransactionGuard:
         who = f"{db_name}-{instance}" if instance else db_name
         self.journal = folder / f"{who}-{digest[:12]}.lsid"
         self._after_commit: list[Callable[[AsyncClientSession], None]] = []
+        self.profile: DatabaseProfile = NX_27017
 
     def after_commit(self, listener: Callable[[AsyncClientSession], None]) -> None:
         """Call ``listener(session)`` after each transaction of this guard commits.
@@ -184,6 +191,10 @@ class TransactionGuard:
         """End the session of a transaction a previous process left open; True if there was one."""
         from bson import Binary
 
+        self.profile = database_profile(await self.client.admin.command("buildInfo"))
+        if not self.profile.journal_open_sessions:
+            self.journal.unlink(missing_ok=True)
+            return False
         if not self.journal.exists():
             return False
         lsid = self.journal.read_text().strip()
@@ -197,15 +208,18 @@ class TransactionGuard:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncClientSession]:
         """One transaction, committed on exit, taking its turn with the relay."""
+        journal = self.profile.journal_open_sessions
         async with self.lock, self.client.start_session() as session:
-            self.journal.write_text(session.session_id["id"].hex())
+            if journal:
+                self.journal.write_text(session.session_id["id"].hex())
             try:
                 async with await session.start_transaction(
                     write_concern=JOURNALED, read_concern=ReadConcern("local")
                 ):
-                    await self.db[self.BEGIN_COLLECTION].find_one(
-                        {"_id": "~transaction-begin"}, session=session
-                    )
+                    if self.profile.begin_with_read:
+                        await self.db[self.BEGIN_COLLECTION].find_one(
+                            {"_id": "~transaction-begin"}, session=session
+                        )
                     yield session
                     # Still open (not aborted by the body): leaving the block commits it.
                     committing = session.in_transaction
@@ -213,4 +227,5 @@ class TransactionGuard:
                     for listener in self._after_commit:
                         listener(session)
             finally:
-                self.journal.write_text("")
+                if journal:
+                    self.journal.write_text("")

@@ -26,7 +26,7 @@ from faststream.kafka.subscriber.specification import KafkaSubscriberSpecificati
 from faststream.middlewares import AckPolicy
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import Field, create_model
+from pydantic import Field, ValidationError, create_model
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.applications import Starlette
@@ -37,8 +37,8 @@ from starlette.routing import BaseRoute, Route
 from vitrine.contract.envelope import CONTENT_TYPE, CloudEvent
 from vitrine.contract.events.base import EventData
 from vitrine.contract.topics import DLQ_SUFFIX, TOPICS
-from vitrine.runtime import asyncapi, metrics, mongo
-from vitrine.runtime.logging import configure_logging, get_logger
+from vitrine.runtime import asyncapi, metrics, mongo, retries
+from vitrine.runtime.logging import configure_logging, get_logger, library_logger
 from vitrine.runtime.messaging import inbox
 from vitrine.runtime.messaging.outbox import OutboxRelay
 from vitrine.runtime.messaging.pipeline import BatchHandler, BatchPipeline, Health
@@ -48,6 +48,20 @@ from vitrine.runtime.mongo import Document
 from vitrine.runtime.settings import Settings
 
 log = get_logger(__name__)
+
+#: Seconds uvicorn gives open HTTP connections after SIGTERM, before the lifespan shutdown.
+HTTP_GRACEFUL_SECONDS = 30
+#: Upper bound of each step of the graceful shutdown (see ``build_app``'s lifespan).
+SHUTDOWN_STEP_SECONDS = {
+    "consumer": 35.0,
+    "outbox": 12.0,
+    "tasks": 5.0,
+    "producer": 10.0,
+    "mongo": 5.0,
+}
+#: The longest a service takes to stop after SIGTERM: an orchestrator's grace period must
+#: exceed it (deploy/k8s sets 120 s = 5 s preStop + this 97 s + margin).
+SHUTDOWN_SECONDS = HTTP_GRACEFUL_SECONDS + sum(SHUTDOWN_STEP_SECONDS.values())
 
 
 @dataclass
@@ -100,8 +114,9 @@ def build_broker(defn: ServiceDefinition, settings: Settings) -> KafkaBroker:
         security=settings.faststream_security(),
         middlewares=_telemetry_middlewares(defn.name, settings),
         # FastStream's own per-batch "Received/Processed" lines: debug only; the pipeline logs
-        # one structured line per event instead.
+        # one structured line per event instead. Its other lines go through our handler.
         log_level=logging.DEBUG,
+        logger=library_logger(),
     )
     # Publishers are declared for the AsyncAPI document only: the outbox relay does the
     # sending. Each names the CloudEvents types on its topic (one schema per type).
@@ -195,10 +210,19 @@ def _telemetry_middlewares(service: str, settings: Settings) -> list[Any]:
     return [KafkaTelemetryMiddleware(tracer_provider=_tracer_provider(service))]
 
 
+def _tracer(service: str, settings: Settings) -> Any:
+    """The tracer of per-record and outbox spans (None when tracing is off)."""
+    if not settings.otel_enabled:
+        return None
+    return _tracer_provider(service).get_tracer("vitrine.runtime")
+
+
+@functools.cache
 def _tracer_provider(service: str) -> Any:
     """The process's tracer provider if one is configured (``opentelemetry-instrument``),
-    else an SDK provider exporting as ``OTEL_TRACES_EXPORTER`` says (``otlp`` needs the
-    ``opentelemetry-exporter-otlp`` package installed; ``console``; ``none``)."""
+    else an SDK provider exporting as ``OTEL_TRACES_EXPORTER`` says: ``otlp`` (the default:
+    OTLP over HTTP to ``OTEL_EXPORTER_OTLP_ENDPOINT``, default http://localhost:4318),
+    ``console`` or ``none``. One per process and service (the broker and the pipeline share it)."""
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -278,7 +302,7 @@ def build_app(
         # principal, under the broker's ACLs).
         *(Topic(name, declare=False) for name in defn.handlers),
         batch=True,
-        group_id=defn.name,
+        group_id=settings.group,
         # A new group reads its inputs from the start: a service deployed after its upstream
         # must still see every event published before it first joined.
         auto_offset_reset="earliest",
@@ -311,10 +335,12 @@ def build_app(
         client = mongo.connect(settings.mongo_url, app_name=f"vitrine-{defn.name}")
         db = mongo.database(client, settings.database)
         guard = mongo.TransactionGuard(client, settings.database, instance=settings.instance)
-        await _wait_for("mongo", lambda: _recover_and_setup(guard, db, defn))
+        await _wait_for("mongo (recovery, setup)", lambda: _recover_and_setup(guard, db, defn))
+        await _wait_for("kafka", lambda: _kafka_preflight(settings))
         producer = make_producer(settings)
         await _wait_for("kafka", producer.start)
-        relay = OutboxRelay(db, producer, service=defn.name, guard=guard)
+        tracer = _tracer(defn.name, settings)
+        relay = OutboxRelay(db, producer, service=defn.name, guard=guard, tracer=tracer)
         health = Health()
         pipeline = BatchPipeline(
             service=defn.name,
@@ -330,6 +356,7 @@ def build_app(
             guard=guard,
             acts_on=defn.acts_on,
             dedupes_in_aggregate=defn.dedupes_in_aggregate,
+            tracer=tracer,
         )
         holder["runtime"] = rt = Runtime(
             settings, client, db, producer, broker, relay, pipeline, clock, health, guard
@@ -352,14 +379,15 @@ def build_app(
             # (what is not flushed stays in the outbox, what is not committed is redelivered).
             health.stopping = True
             log.info("service.stopping")
-            await _bounded("consumer", broker.stop(), 35.0)
+            bounds = SHUTDOWN_STEP_SECONDS
+            await _bounded("consumer", broker.stop(), bounds["consumer"])
             for task in tasks[1:]:
                 task.cancel()
-            await _bounded("outbox", relay.flush(), 12.0)
+            await _bounded("outbox", relay.flush(), bounds["outbox"])
             tasks[0].cancel()
-            await _bounded("tasks", asyncio.gather(*tasks, return_exceptions=True), 5.0)
-            await _bounded("producer", producer.stop(), 10.0)
-            await _bounded("mongo", client.close(), 5.0)
+            await _bounded("tasks", asyncio.gather(*tasks, return_exceptions=True), bounds["tasks"])
+            await _bounded("producer", producer.stop(), bounds["producer"])
+            await _bounded("mongo", client.close(), bounds["mongo"])
             log.info("service.stopped")
 
     async def healthz(_: Request) -> Response:
@@ -421,6 +449,7 @@ async def _recover_and_setup(
 ) -> None:
     if await guard.recover():
         log.warning("mongo.orphan_transaction_rolled_back", journal=str(guard.journal))
+    log.info("mongo.profile", server=guard.profile.name)
     await inbox.setup_inbox(db)
     # Collections must exist before a transaction first reads them (nx-27017).
     existing = set(await db.list_collection_names())
@@ -441,17 +470,62 @@ async def _bounded(step: str, work: Awaitable[Any], seconds: float) -> None:
         log.warning("service.stop_step_failed", step=step, error=repr(exc)[:300])
 
 
+class StartupError(Exception):
+    """A service cannot start and waiting will not help (credentials, a bug, a bad setting)."""
+
+
 async def _wait_for(what: str, start: Callable[[], Awaitable[Any]]) -> None:
-    """Start a dependency, waiting (with a log line) until it answers."""
-    delay = 0.2
-    while True:
+    """Start a dependency, waiting out transient faults (with a log line per retry); fail
+    fast with :class:`StartupError` on anything else."""
+
+    def waiting(exc: Exception) -> bool:
+        if not retries.is_transient(exc):
+            return False
+        log.warning("dependency.waiting", dependency=what, error=repr(exc)[:200])
+        return True
+
+    try:
+        async for attempt in retries.forever(waiting):
+            with attempt:
+                await start()
+    except Exception as exc:
+        reason = f"{what}: {type(exc).__name__}: {exc}"[:500]
+        log.error("service.startup_failed", dependency=what, error=reason)
+        raise StartupError(reason) from exc
+
+
+async def _kafka_preflight(settings: Settings) -> None:
+    """Open one connection the way the clients will, SASL handshake included.
+
+    aiokafka's clients report every bootstrap failure as "Unable to bootstrap" (transient);
+    a direct connection raises what really happened, e.g. SaslAuthenticationFailedError.
+    """
+    from aiokafka.conn import create_conn
+
+    args = settings.kafka_client_args()
+    failures: list[Exception] = []
+    for server in settings.kafka_bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
         try:
-            await start()
-            return
+            conn = await create_conn(
+                host.strip("[]"),
+                int(port),
+                client_id=f"vitrine-{settings.service}",
+                request_timeout_ms=10000,
+                ssl_context=args.get("ssl_context"),
+                security_protocol=args["security_protocol"],
+                sasl_mechanism=args.get("sasl_mechanism", "PLAIN"),
+                sasl_plain_username=args.get("sasl_plain_username"),
+                sasl_plain_password=args.get("sasl_plain_password"),
+            )
         except Exception as exc:
-            log.warning("dependency.waiting", dependency=what, error=repr(exc)[:200])
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            if not retries.is_transient(exc):
+                raise
+            failures.append(exc)
+            continue
+        conn.close()
+        return
+    raise failures[-1]
 
 
 async def _kafka_ok(broker: KafkaBroker) -> bool:
@@ -462,18 +536,47 @@ async def _kafka_ok(broker: KafkaBroker) -> bool:
 
 
 def run(defn: ServiceDefinition) -> None:
-    """Entry point of ``python -m vitrine_<service>``: serve until SIGINT/SIGTERM."""
-    settings = Settings(service=defn.name)
+    """Entry point of ``python -m vitrine_<service>``: serve until SIGINT/SIGTERM.
+
+    A setting that is not valid, or a dependency that refuses the service for good (see
+    :mod:`vitrine.runtime.retries`), ends the process at start-up with one error line.
+    """
+    try:
+        settings = Settings(service=defn.name)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        configure_logging(defn.name)
+        log.error(
+            "service.startup_failed",
+            error=f"invalid setting VITRINE_{where.upper()}: {first['msg']}",
+        )
+        raise SystemExit(2) from None
     configure_logging(defn.name, settings.log_format, settings.log_level)
     app = build_app(defn, settings)
+    # uvicorn echoes the lifespan's traceback; a StartupError has been said in one line.
+    logging.getLogger("uvicorn.error").addFilter(_NoStartupErrorEcho())
     uvicorn.run(
         app,
         host=settings.http_host,
         port=settings.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=HTTP_GRACEFUL_SECONDS,
     )
 
 
-__all__ = ["CONTENT_TYPE", "Runtime", "ServiceDefinition", "build_app", "run"]
+class _NoStartupErrorEcho(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "StartupError" not in record.getMessage()
+
+
+__all__ = [
+    "CONTENT_TYPE",
+    "SHUTDOWN_SECONDS",
+    "Runtime",
+    "ServiceDefinition",
+    "StartupError",
+    "build_app",
+    "run",
+]

@@ -12,6 +12,9 @@ Tansu (``VITRINE_KAFKA_STANDIN=tansu``):
   Kafka's 500 ms default (Kafka answers a fetch as soon as data is there);
 - ListOffsets "latest" answers the base offset of the last batch + 1 → the CLI reads the high
   watermark from a fetch instead (``vitrine.tools.cli._kafka.end_offsets``).
+
+nx-27017 (detected from the server itself, see :class:`DatabaseProfile`): an orphaned
+transaction survives its client, and a transaction must begin with a read.
 """
 
 from __future__ import annotations
@@ -46,3 +49,36 @@ TANSU = BrokerProfile(
 def broker_profile(standin: KafkaStandin) -> BrokerProfile:
     """The broker profile for the stand-in named in settings (``none`` = production)."""
     return TANSU if standin == "tansu" else APACHE_KAFKA
+
+
+# --- the database ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseProfile:
+    """What transactions need on this MongoDB server (``TransactionGuard`` reads it).
+
+    nx-27017 (detected: ``buildInfo.process == "nx_27017"``) runs every session of a database
+    on one SQLite connection, so:
+
+    - a transaction left open by a killed client is committed by the next commit → the guard
+      journals its open session id and ends that session at restart (rolls it back);
+    - it does not start a transaction whose first command reads a missing collection → the
+      guard begins each transaction with a read of a collection that exists.
+
+    A MongoDB replica set aborts a dead client's transaction by itself and starts
+    transactions on any command: neither compensation runs there.
+    """
+
+    name: str
+    journal_open_sessions: bool
+    begin_with_read: bool
+
+
+MONGOD = DatabaseProfile("mongod", journal_open_sessions=False, begin_with_read=False)
+NX_27017 = DatabaseProfile("nx-27017", journal_open_sessions=True, begin_with_read=True)
+
+
+def database_profile(build_info: dict[str, object]) -> DatabaseProfile:
+    """The profile for the server that answered ``buildInfo`` with ``build_info``."""
+    return NX_27017 if build_info.get("process") == "nx_27017" else MONGOD

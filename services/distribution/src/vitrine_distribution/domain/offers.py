@@ -1,7 +1,15 @@
 """Offers (the selection center's plans) and the projections they are judged against.
 
-Pure: no I/O. Decisions take the current state plus what the handler loaded, and return an
-:class:`OfferOutcome` (new state, events to publish, or the refusal's reasons).
+Pure: no I/O. Decisions take the current state plus what the handler loaded, and return a
+:class:`~vitrine.runtime.decision.Decision` (new state, events to publish, or the refusal's
+reasons with the ``offer.refused`` event).
+
+**Event time** (DESIGN.md §6): every change is dated by the time of the event that caused it
+(``offer.published``'s ``time`` for terms and rates, ``product.delisted``'s for a delisting
+hold, the ruling's for a policy hold), never by when distribution processes it — so a lagging
+consumer or a replay builds the same history. Dates never go backwards within one offer: an
+event stamped before the offer's latest change takes effect at that change
+(:func:`effective_time`), so a producer cannot back-date a cut.
 
 An offer is **active**, **suspended** (at least one *hold*) or **withdrawn**. Holds record
 *why* it is suspended: ``product_delisted`` (its product left the catalog) and ``policy:<id>``
@@ -38,8 +46,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import ClassVar, Literal
 
+from vitrine.contract import policy_kernel
 from vitrine.contract.events import (
-    DisallowSource,
     EventData,
     Exemptions,
     OfferActivated,
@@ -54,6 +62,8 @@ from vitrine.contract.events import (
     Source,
 )
 from vitrine.contract.events.common import Code
+from vitrine.contract.policy_kernel import Account, Breach, Placement
+from vitrine.runtime.decision import Decision, Emit
 from vitrine_distribution.domain.rates import RateEntry, rate_at, schedule, to_ms
 
 Status = Literal["active", "suspended", "withdrawn"]
@@ -61,6 +71,7 @@ SURFACE: Literal["distribution"] = "distribution"
 HOLD_DELISTED = "product_delisted"
 MIN_BPS, MAX_BPS = 100, 9000
 POLICY_PREFIX = "policy:"
+OFFERS: Literal["distribution.offers"] = "distribution.offers"
 
 
 def policy_hold(policy_id: str) -> str:
@@ -106,21 +117,13 @@ class PolicyView:
     def enforcing(self) -> bool:
         return self.phase == "enforce_existing" and not self.lifted
 
-    def exempt(self, merchant_id: str, service_provider_built: bool) -> bool:
-        return merchant_id in self.exemptions.merchant_ids or (
-            self.exemptions.service_provider_built and service_provider_built
-        )
-
-    def disallows(
-        self, source: Source | None, merchant_id: str, service_provider_built: bool
-    ) -> bool:
-        """Whether this policy bars goods of ``source`` by ``merchant_id`` from distribution."""
-        if self.lifted or source is None or self.exempt(merchant_id, service_provider_built):
-            return False
-        return any(
-            isinstance(rule, DisallowSource) and rule.disallows(source, SURFACE)
-            for rule in self.rules
-        )
+    def breaches(self, product: ProductView, merchant: Account | None) -> list[Breach]:
+        """What bars an offer of ``product`` by ``product.merchant_id`` (the policy kernel
+        decides; that merchant, ``merchant``, is the account using the surface)."""
+        if self.lifted:
+            return []
+        placement = Placement(SURFACE, product.merchant_id, product.source, merchant, merchant)
+        return policy_kernel.breaches(self, placement)
 
 
 # --- the offer ----------------------------------------------------------------------------------
@@ -190,12 +193,26 @@ class Offer:
         return terms.plan == "general" or creator_id in terms.creator_ids
 
 
-@dataclass(frozen=True)
-class OfferOutcome:
-    offer: Offer | None
-    events: list[EventData] = field(default_factory=list)
-    refused: list[Reason] = field(default_factory=list)
-    ignored: str | None = None
+#: What an offer decision returns: the offer after it (``None``: still no such offer).
+OfferDecision = Decision[Offer | None]
+
+
+def _emit(offer_id: str, data: EventData) -> Emit:
+    # explicit topic: the additive subclasses (OfferCommandRefused) are not in the registry
+    return Emit(data, offer_id, OFFERS)
+
+
+def effective_time(offer: Offer | None, at: datetime) -> datetime:
+    """When an event stamped ``at`` takes effect on ``offer``: ``at`` (ms, UTC), or the
+    offer's latest change if ``at`` is earlier (an offer's history never goes backwards)."""
+    at = to_ms(at)
+    if offer is None:
+        return at
+    latest = [at]
+    latest += [offer.history[-1].at] if offer.history else []
+    latest += [offer.rates[-1].published_at] if offer.rates else []
+    latest += [offer.terms[-1].at] if offer.terms else []
+    return max(latest)
 
 
 def _reason(
@@ -222,7 +239,7 @@ def judge_publish(
     *,
     product: ProductView | None,
     policies: Iterable[PolicyView],
-    service_provider_built: bool,
+    merchant: Account | None,
     general_live: bool,
 ) -> list[Reason]:
     """Every reason the publish is refused (empty when it is accepted)."""
@@ -265,17 +282,15 @@ def judge_publish(
             )
         )
     if product is not None:
-        owner = product.merchant_id
         for policy in sorted(policies, key=lambda p: p.policy_id):
-            if policy.disallows(product.source, owner, service_provider_built):
-                reasons.append(
-                    _reason(
-                        "source_disallowed",
-                        f"goods from this source may not be distributed ({policy.policy_id})",
-                        "product_id",
-                        policy.policy_id,
-                    )
-                )
+            for breach in policy.breaches(product, merchant):
+                if breach.code == "source_disallowed":
+                    message = f"goods from this source may not be distributed ({breach.policy_id})"
+                    reasons.append(_reason(breach.code, message, "product_id", breach.policy_id))
+                else:
+                    kind = getattr(breach.rule, "shop_kind", "")
+                    message = f"a {kind} shop is required to distribute ({breach.policy_id})"
+                    reasons.append(_reason(breach.code, message, "merchant_id", breach.policy_id))
     if cmd.plan == "targeted" and not general_live:
         reasons.append(
             _reason(
@@ -298,25 +313,29 @@ def judge_publish(
 def publish(
     offer: Offer | None,
     cmd: OfferPublished,
-    now: datetime,
+    at: datetime,
     *,
     product: ProductView | None,
     policies: Iterable[PolicyView],
-    service_provider_built: bool,
+    merchant: Account | None,
     general_live: bool,
-) -> OfferOutcome:
-    """Accept (activate, or change the terms of) an offer, or refuse it with every reason."""
-    now = to_ms(now)
+) -> OfferDecision:
+    """Accept (activate, or change the terms of) an offer, or refuse it with every reason.
+
+    ``at`` is the ``offer.published`` event's ``time``: a raise takes effect then, a cut at
+    the next 00:00 Asia/Shanghai after it (:func:`~vitrine_distribution.domain.rates.schedule`).
+    """
+    now = effective_time(offer, at)
     reasons = judge_publish(
         offer,
         cmd,
         product=product,
         policies=policies,
-        service_provider_built=service_provider_built,
+        merchant=merchant,
         general_live=general_live,
     )
     if reasons:
-        return OfferOutcome(offer, refused=reasons)
+        return Decision.refuse(offer, reasons, _refusal(cmd, cmd.product_id, reasons))
     current = offer or Offer(cmd.offer_id, cmd.product_id, cmd.merchant_id)
     rates, entry = schedule(current.rates, cmd.commission_bps, now)
     creators = tuple(dict.fromkeys(cmd.creator_ids)) if cmd.plan == "targeted" else ()
@@ -325,135 +344,155 @@ def publish(
         terms = (*terms, TermsChange(at=now, plan=cmd.plan, creator_ids=creators))
     revived = replace(current, rates=rates, terms=terms, withdrawn=False, holds=frozenset())
     new = _set_status(revived, now, "published", None)
-    return OfferOutcome(
+    return Decision(
         new,
         [
-            OfferActivated(
-                offer_id=new.offer_id,
-                product_id=new.product_id,
-                merchant_id=new.merchant_id,
-                commission_bps=entry.commission_bps,
-                plan=cmd.plan,  # type: ignore[arg-type]
-                creator_ids=list(creators),
-                effective_at=entry.effective_at,
+            _emit(
+                new.offer_id,
+                OfferActivated(
+                    offer_id=new.offer_id,
+                    product_id=new.product_id,
+                    merchant_id=new.merchant_id,
+                    commission_bps=entry.commission_bps,
+                    plan=cmd.plan,  # type: ignore[arg-type]
+                    creator_ids=list(creators),
+                    effective_at=entry.effective_at,
+                ),
             )
         ],
     )
 
 
-def withdraw(offer: Offer | None, cmd: OfferWithdrawRequested, now: datetime) -> OfferOutcome:
-    """The owning merchant ends its offer."""
+def _refusal(
+    cmd: OfferPublished | OfferWithdrawRequested, product_id: str | None, reasons: list[Reason]
+) -> Emit:
+    refused = OfferCommandRefused(
+        offer_id=cmd.offer_id,
+        product_id=product_id,
+        merchant_id=cmd.merchant_id,
+        reasons=reasons,
+        command=cmd.event_type,
+    )
+    return _emit(cmd.offer_id, refused)
+
+
+def withdraw(offer: Offer | None, cmd: OfferWithdrawRequested, at: datetime) -> OfferDecision:
+    """The owning merchant ends its offer (from ``at``, the event's time)."""
     if offer is None:
-        return OfferOutcome(
-            None, refused=[_reason("offer_inactive", f"no offer {cmd.offer_id}", "offer_id")]
-        )
+        reasons = [_reason("offer_inactive", f"no offer {cmd.offer_id}", "offer_id")]
+        return Decision.refuse(None, reasons, _refusal(cmd, None, reasons))
     if offer.merchant_id != cmd.merchant_id:
-        return OfferOutcome(
-            offer,
-            refused=[
-                _reason(
-                    "not_product_owner",
-                    f"offer {offer.offer_id} belongs to another merchant",
-                    "merchant_id",
-                )
-            ],
-        )
-    if offer.withdrawn:
-        return OfferOutcome(offer, ignored="already_withdrawn")
-    new = _set_status(
-        replace(offer, withdrawn=True, holds=frozenset()), to_ms(now), "merchant", None
-    )
-    return OfferOutcome(
-        new,
-        [
-            OfferWithdrawn(
-                offer_id=offer.offer_id,
-                product_id=offer.product_id,
-                merchant_id=offer.merchant_id,
-                reason="merchant",
+        reasons = [
+            _reason(
+                "not_product_owner",
+                f"offer {offer.offer_id} belongs to another merchant",
+                "merchant_id",
             )
-        ],
+        ]
+        return Decision.refuse(offer, reasons, _refusal(cmd, offer.product_id, reasons))
+    if offer.withdrawn:
+        return Decision.ignore(offer, "already_withdrawn")
+    new = _set_status(
+        replace(offer, withdrawn=True, holds=frozenset()),
+        effective_time(offer, at),
+        "merchant",
+        None,
     )
+    withdrawn = OfferWithdrawn(
+        offer_id=offer.offer_id,
+        product_id=offer.product_id,
+        merchant_id=offer.merchant_id,
+        reason="merchant",
+    )
+    return Decision(new, [_emit(offer.offer_id, withdrawn)])
 
 
 # --- holds: product and policies -----------------------------------------------------------------
 
 
 def hold(
-    offer: Offer, key: str, now: datetime, reason: str, policy_id: str | None = None
-) -> OfferOutcome:
+    offer: Offer, key: str, at: datetime, reason: str, policy_id: str | None = None
+) -> Decision[Offer]:
     """Add a hold; ``offer.suspended`` when this makes an active offer suspended."""
     if offer.withdrawn or key in offer.holds:
-        return OfferOutcome(offer, ignored="not_applicable")
+        return Decision.ignore(offer, "not_applicable")
     was_active = offer.status == "active"
-    new = _set_status(replace(offer, holds=offer.holds | {key}), to_ms(now), reason, policy_id)
-    events: list[EventData] = []
+    at = effective_time(offer, at)
+    new = _set_status(replace(offer, holds=offer.holds | {key}), at, reason, policy_id)
+    events: list[Emit] = []
     if was_active:
         events.append(
-            OfferSuspended(
-                offer_id=offer.offer_id,
-                product_id=offer.product_id,
-                merchant_id=offer.merchant_id,
-                reason=reason,
-                policy_id=policy_id,
+            _emit(
+                offer.offer_id,
+                OfferSuspended(
+                    offer_id=offer.offer_id,
+                    product_id=offer.product_id,
+                    merchant_id=offer.merchant_id,
+                    reason=reason,
+                    policy_id=policy_id,
+                ),
             )
         )
-    return OfferOutcome(new, events)
+    return Decision(new, events)
 
 
 def release(
-    offer: Offer, key: str, now: datetime, reason: str, policy_id: str | None = None
-) -> OfferOutcome:
+    offer: Offer, key: str, at: datetime, reason: str, policy_id: str | None = None
+) -> Decision[Offer]:
     """Remove a hold; ``offer.restored`` when no other hold remains."""
     if offer.withdrawn or key not in offer.holds:
-        return OfferOutcome(offer, ignored="not_applicable")
-    new = _set_status(replace(offer, holds=offer.holds - {key}), to_ms(now), reason, policy_id)
-    events: list[EventData] = []
+        return Decision.ignore(offer, "not_applicable")
+    at = effective_time(offer, at)
+    new = _set_status(replace(offer, holds=offer.holds - {key}), at, reason, policy_id)
+    events: list[Emit] = []
     if new.status == "active":
         events.append(
-            OfferRestored(
-                offer_id=offer.offer_id,
-                product_id=offer.product_id,
-                merchant_id=offer.merchant_id,
-                policy_id=policy_id,
-                reason=reason,
+            _emit(
+                offer.offer_id,
+                OfferRestored(
+                    offer_id=offer.offer_id,
+                    product_id=offer.product_id,
+                    merchant_id=offer.merchant_id,
+                    policy_id=policy_id,
+                    reason=reason,
+                ),
             )
         )
-    return OfferOutcome(new, events)
+    return Decision(new, events)
 
 
-def product_delisted(offer: Offer, now: datetime) -> OfferOutcome:
-    return hold(offer, HOLD_DELISTED, now, "product_delisted")
+def product_delisted(offer: Offer, at: datetime) -> Decision[Offer]:
+    """The offer's product left the catalog (``at``: the delisting's time)."""
+    return hold(offer, HOLD_DELISTED, at, "product_delisted")
 
 
 def product_listed(
     offer: Offer,
     product: ProductView,
-    now: datetime,
+    at: datetime,
     *,
     policies: Iterable[PolicyView],
-    service_provider_built: bool,
-) -> OfferOutcome:
+    merchant: Account | None,
+) -> Decision[Offer]:
     """The product is (re)listed: new policy holds first (its source may have changed), then
     the delisting hold goes, so the offer is restored only if nothing holds it."""
-    events: list[EventData] = []
+    emits: list[Emit] = []
     current = offer
     for policy in sorted(policies, key=lambda p: p.policy_id):
-        if policy.enforcing and policy.disallows(
-            product.source, offer.merchant_id, service_provider_built
+        if policy.enforcing and policy.breaches(
+            replace(product, merchant_id=offer.merchant_id), merchant
         ):
-            out = hold(current, policy_hold(policy.policy_id), now, "policy", policy.policy_id)
-            current, events = out.offer or current, events + out.events
-    out = release(current, HOLD_DELISTED, now, "product_relisted")
-    return OfferOutcome(out.offer or current, events + out.events)
+            out = hold(current, policy_hold(policy.policy_id), at, "policy", policy.policy_id)
+            current, emits = out.state, emits + list(out.emits)
+    out = release(current, HOLD_DELISTED, at, "product_relisted")
+    return Decision(out.state, emits + list(out.emits))
 
 
 @dataclass(frozen=True)
 class Enforcement:
-    """What one ruling did to the offers: the new offers, the events, how many it holds."""
+    """What one ruling did to the offers: the offers it changed and how many it holds."""
 
     offers: dict[str, Offer]
-    events: list[tuple[str, EventData]]
     affected: int
 
 
@@ -461,47 +500,47 @@ def enforce(
     policy: PolicyView,
     offers: Iterable[Offer],
     products: Mapping[str, ProductView],
-    service_provider_built: Mapping[str, bool],
-    now: datetime,
-) -> Enforcement:
-    """``enforce_existing``: hold every non-withdrawn offer whose product the policy disallows.
+    merchants: Mapping[str, Account],
+    at: datetime,
+) -> Decision[Enforcement]:
+    """``enforce_existing``: hold every non-withdrawn offer the policy bars (its product's
+    source, or its merchant lacking a required shop; ``merchants`` holds their accounts).
 
     ``affected`` counts the offers the policy holds after this (including ones it already held,
     so a repeated ruling reports the same number); one ``offer.suspended`` per offer it turns
     from active to suspended.
     """
     changed: dict[str, Offer] = {}
-    events: list[tuple[str, EventData]] = []
+    emits: list[Emit] = []
     affected = 0
     key = policy_hold(policy.policy_id)
     for offer in sorted(offers, key=lambda o: o.offer_id):
         product = products.get(offer.product_id)
         if offer.withdrawn or product is None:
             continue
-        if not policy.disallows(
-            product.source, offer.merchant_id, service_provider_built.get(offer.merchant_id, False)
-        ):
+        merchant = merchants.get(offer.merchant_id) or Account(offer.merchant_id)
+        if not policy.breaches(replace(product, merchant_id=offer.merchant_id), merchant):
             continue
         affected += 1
-        out = hold(offer, key, now, "policy", policy.policy_id)
-        if out.ignored is None and out.offer is not None:
-            changed[offer.offer_id] = out.offer
-            events += [(offer.offer_id, e) for e in out.events]
-    return Enforcement(changed, events, affected)
+        out = hold(offer, key, at, "policy", policy.policy_id)
+        if out.changed:
+            changed[offer.offer_id] = out.state
+            emits += out.emits
+    return Decision(Enforcement(changed, affected), emits)
 
 
-def lift(policy_id: str, offers: Iterable[Offer], now: datetime) -> Enforcement:
+def lift(policy_id: str, offers: Iterable[Offer], at: datetime) -> Decision[Enforcement]:
     """``policy.lifted``: release exactly the offers this policy holds; restore the ones that
     nothing else holds. ``affected`` counts the offers released."""
     changed: dict[str, Offer] = {}
-    events: list[tuple[str, EventData]] = []
+    emits: list[Emit] = []
     key = policy_hold(policy_id)
     for offer in sorted(offers, key=lambda o: o.offer_id):
-        out = release(offer, key, now, "policy_lifted", policy_id)
-        if out.ignored is None and out.offer is not None:
-            changed[offer.offer_id] = out.offer
-            events += [(offer.offer_id, e) for e in out.events]
-    return Enforcement(changed, events, len(changed))
+        out = release(offer, key, at, "policy_lifted", policy_id)
+        if out.changed:
+            changed[offer.offer_id] = out.state
+            emits += out.emits
+    return Decision(Enforcement(changed, len(changed)), emits)
 
 
 def general_live(offers: Iterable[Offer], product_id: str, excluding: str) -> bool:

@@ -29,9 +29,11 @@ from vitrine.contract.events.common import Count, Nested, ReasonList
 MAX_RULES = 50
 PolicyTitle = Annotated[str, StringConstraints(max_length=500)]
 Phase = Literal["block_new", "enforce_existing"]
-#: Phase of an enforcement report: ``enforce_existing`` or ``lifted``.
-ReportPhase = Annotated[str, StringConstraints(min_length=1, max_length=32)]
-EnforcingService = Literal["showcase", "distribution"]
+#: Phase of an enforcement report: a ruling's phase, or ``lifted``. An enumeration, not any
+#: string: compliance keys its record of reports by phase, so a free string would become a
+#: MongoDB field name (``$where``, ``a.b``) — anything else is dead-lettered ``invalid_data``.
+ReportPhase = Literal["block_new", "enforce_existing", "lifted"]
+EnforcingService = Literal["showcase", "live", "distribution"]
 Surfaces = Annotated[list[Surface], Field(min_length=1, max_length=10)]
 RawRule = Annotated[dict[str, Any], Field(max_length=20)]
 
@@ -213,6 +215,8 @@ class PolicyImpactAssessed(EventData):
     creators: Count
     merchants: Count
     assessed_at: AwareDatetime
+    #: Items in open live carts (小黄车) it will suspend; ``items`` counts showcase items.
+    cart_items: Count = 0
 
 
 class PolicyInForce(EventData):

@@ -37,7 +37,8 @@ def dead_letter(record: Any, *, reason: str, error: str, service: str) -> Outgoi
     }
     headers = original + [(k, v.encode()) for k, v in extra.items()]
     topic = record.topic if record.topic.endswith(DLQ_SUFFIX) else record.topic + DLQ_SUFFIX
-    return OutgoingRecord(topic, record.key, record.value or b"", headers)
+    # A tombstone (value None) stays a tombstone: b"" would be a different record.
+    return OutgoingRecord(topic, record.key, record.value, headers)
 
 
 def dlq_info(headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...]) -> dict[str, str]:

@@ -29,15 +29,18 @@ import weakref
 from collections import Counter, deque
 from collections.abc import Sequence
 
+import stamina
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import Tracer
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from vitrine.contract.envelope import CONTENT_TYPE, CloudEvent
-from vitrine.runtime import metrics
+from vitrine.runtime import metrics, retries
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.producer import OutgoingRecord, send_all
 from vitrine.runtime.mongo import Document, TransactionGuard
+from vitrine.runtime.tracing import TRACE_HEADERS, Carrier, current_carrier, publish_spans
 
 OUTBOX = "outbox"
 log = get_logger(__name__)
@@ -84,15 +87,26 @@ EVENTS_PER_ROW = 500
 BYTES_PER_ROW = 4 * 1024 * 1024
 
 
-def _lines(topic: str, event: CloudEvent) -> tuple[str, str]:
+def _lines(topic: str, event: CloudEvent, trace: Carrier | None = None) -> tuple[str, str]:
     """An event as two lines: what the relay needs for the record's key and headers, and the
-    record's value. Compact JSON never contains a raw newline, so ``\n`` separates them."""
-    meta = json.dumps([topic, event.subject, event.type, event.id, event.correlationid or ""])
-    return meta, event.to_json().decode()
+    record's value. Compact JSON never contains a raw newline, so ``\n`` separates them.
+
+    The meta line is ``[topic, subject, type, id, correlationid]``, plus ``traceparent`` and
+    ``tracestate`` when the event was staged inside a trace (rows without them stay as
+    before, so rows staged by an earlier release read the same).
+    """
+    fields = [topic, event.subject, event.type, event.id, event.correlationid or ""]
+    if trace and trace.get("traceparent"):
+        fields += [trace["traceparent"], trace.get("tracestate", "")]
+    return json.dumps(fields), event.to_json().decode()
 
 
-def outbox_rows(events: Sequence[tuple[str, CloudEvent]]) -> list[Document]:
+def outbox_rows(
+    events: Sequence[tuple[str, CloudEvent]],
+    traces: Sequence[Carrier | None] | None = None,
+) -> list[Document]:
     """Rows for ``(topic, event)`` pairs; ``_id`` orders rows in the order they were staged.
+    ``traces`` (aligned with ``events``) gives each event's trace context, if any.
 
     A row keeps its events as ONE string (meta line, value line, …) rather than a list of
     sub-documents: nx-27017 converts every field of every sub-document, and measured with
@@ -101,8 +115,8 @@ def outbox_rows(events: Sequence[tuple[str, CloudEvent]]) -> list[Document]:
     rows: list[Document] = []
     lines: list[str] = []
     size = 0
-    for topic, event in events:
-        meta, value = _lines(topic, event)
+    for i, (topic, event) in enumerate(events):
+        meta, value = _lines(topic, event, traces[i] if traces is not None else None)
         lines += (meta, value)
         size += len(meta) + len(value)
         if len(lines) >= 2 * EVENTS_PER_ROW or size >= BYTES_PER_ROW:
@@ -128,11 +142,19 @@ async def stage(
     db: AsyncDatabase[Document],
     session: AsyncClientSession,
     events: Sequence[tuple[str, CloudEvent]],
+    traces: Sequence[Carrier | None] | None = None,
 ) -> None:
-    """Write ``(topic, event)`` pairs to the outbox inside the caller's transaction."""
+    """Write ``(topic, event)`` pairs to the outbox inside the caller's transaction.
+
+    Each event keeps a trace context, sent as its ``traceparent`` header: ``traces`` (one
+    per event) if given, else the caller's current span (none when tracing is off).
+    """
     if not events:
         return
-    rows = outbox_rows(events)
+    if traces is None:
+        current = current_carrier()
+        traces = [current] * len(events) if current else None
+    rows = outbox_rows(events, traces)
     await db[OUTBOX].insert_many(rows, session=session)
     if session.in_transaction:
         _staged.setdefault(session, []).extend((db.name, row) for row in rows)
@@ -154,15 +176,11 @@ def records(row: Document) -> list[OutgoingRecord]:
     lines = stored.split("\n")
     out: list[OutgoingRecord] = []
     for i in range(0, len(lines), 2):
-        topic, key, type_, id_, correlationid = json.loads(lines[i])
-        out.append(
-            OutgoingRecord(
-                topic,
-                key.encode(),
-                lines[i + 1].encode(),
-                _headers(type_, key, id_, correlationid),
-            )
-        )
+        topic, key, type_, id_, correlationid, *trace = json.loads(lines[i])
+        headers = _headers(type_, key, id_, correlationid)
+        if trace:
+            headers += [(k, v.encode()) for k, v in zip(TRACE_HEADERS, trace, strict=False) if v]
+        out.append(OutgoingRecord(topic, key.encode(), lines[i + 1].encode(), headers))
     return out
 
 
@@ -180,8 +198,10 @@ class OutboxRelay:
         guard: TransactionGuard | None = None,
         memory_rows: int = 200,
         memory_bytes: int = 32 * 1024 * 1024,
+        tracer: Tracer | None = None,
     ) -> None:
         self._db = db
+        self._tracer = tracer
         self._producer = producer
         self._service = service
         self._batch_size = batch_size
@@ -270,7 +290,8 @@ class OutboxRelay:
             metrics.OUTBOX_BACKLOG.labels(self._service).set(0)
             return 0
         outgoing = [record for row in rows for record in records(row)]
-        await send_all(self._producer, outgoing)
+        with publish_spans(self._tracer, outgoing) as traced:
+            await send_all(self._producer, traced)
         async with self._lock:
             await self._db[OUTBOX].delete_many({"_id": {"$in": [r["_id"] for r in rows]}})
         published = Counter((r.topic, _type(r)) for r in outgoing)
@@ -286,36 +307,40 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Relay forever; on errors (broker or database down) wait and retry, never skip."""
-        backoff = 0.1
         while not self._stopping:
             self._wake.clear()  # before reading: a commit during the drain re-arms it
-            try:
-                published = await self.drain_once()
-                self.healthy, backoff = True, 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any failure: the rows stay and are retried
-                self.healthy = False
-                log.warning("outbox.relay_retry", error=repr(exc)[:300], backoff=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
+            published = await self._drain_retrying(timeout=None)
+            self.healthy = True
             if published == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._idle)
+
+    async def _drain_retrying(self, timeout: float | None) -> int:
+        """``drain_once``, retried with jittered backoff on any failure (the rows stay and are
+        sent again); gives up after ``timeout`` seconds if given."""
+
+        def retry(exc: Exception) -> bool:
+            self.healthy = False
+            log.warning("outbox.relay_retry", error=repr(exc)[:300])
+            return True
+
+        async for attempt in stamina.retry_context(
+            on=retry, attempts=None, timeout=timeout, **retries.BACKOFF
+        ):
+            with attempt:
+                return await self.drain_once()
+        raise AssertionError("unreachable")
 
     async def flush(self, timeout: float = 10.0) -> None:
         """Publish everything staged so far (graceful shutdown), then stop the loop."""
         self._stopping = True  # from now on, an empty memory queue is confirmed in the database
         self._wake.set()
-        deadline = asyncio.get_running_loop().time() + timeout
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                if await self.drain_once() == 0:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        with contextlib.suppress(Exception):  # given up: logged below
+            while (left := deadline - loop.time()) > 0:
+                if await self._drain_retrying(timeout=left) == 0:
                     return
-            except Exception as exc:
-                log.warning("outbox.flush_retry", error=repr(exc)[:300])
-                await asyncio.sleep(0.5)
         log.warning("outbox.flush_incomplete", note="rows stay in the outbox for next start")
 
 

@@ -12,7 +12,6 @@ rows and inbox entries, publish dead letters, then return so the offset is commi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -20,20 +19,22 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import stamina
 from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import Tracer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from vitrine.contract.envelope import Event, InvalidEvent, decode
+from vitrine.contract.envelope import Event, InvalidEvent, decode, latest_accepted
 from vitrine.contract.events.base import EventData
 from vitrine.contract.topics import TOPICS
-from vitrine.runtime import metrics
+from vitrine.runtime import metrics, retries, tracing
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging import inbox, outbox
 from vitrine.runtime.messaging.dlq import dead_letter
 from vitrine.runtime.messaging.producer import OutgoingRecord, send_all
 from vitrine.runtime.messaging.unit_of_work import Clock, UnitOfWork, system_clock
-from vitrine.runtime.mongo import Document, TransactionGuard, is_transient
+from vitrine.runtime.mongo import Document, TransactionGuard
 
 log = get_logger(__name__)
 
@@ -65,6 +66,8 @@ class BatchPipeline:
     handlers: dict[str, BatchHandler]
     relay: outbox.OutboxRelay | None = None
     clock: Clock = system_clock
+    #: The clock events' ``time`` is checked against (``clock_skew``); real time by default.
+    wall_clock: Clock = system_clock
     max_message_bytes: int = 256 * 1024
     max_attempts: int = 3
     health: Health = field(default_factory=Health)
@@ -73,7 +76,11 @@ class BatchPipeline:
     acts_on: dict[str, frozenset[str]] = field(default_factory=dict)
     #: Topics whose handler dedupes inside its aggregate: no inbox lookup or entry for them.
     dedupes_in_aggregate: frozenset[str] = frozenset()
+    #: Spans per consumed record, parented to its ``traceparent`` (None: tracing off).
+    tracer: Tracer | None = None
     _data_models: dict[str, dict[str, type[EventData]]] = field(default_factory=dict)
+    #: Per event id of the batch being applied, the trace context its effects continue.
+    _traces: dict[str, tracing.Carrier] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._data_models = {name: TOPICS[name].types for name in self.handlers}
@@ -86,9 +93,14 @@ class BatchPipeline:
         dead: list[OutgoingRecord] = []
         valid: list[tuple[Any, Event[Any]]] = []
         consumed: Counter[tuple[str, str]] = Counter()
+        # The process's real clock, not ``self.clock`` (tests move that one): clock skew is
+        # about the producer's clock against ours.
+        latest = latest_accepted(self.wall_clock())
         for record in records:
             models = self._data_models.get(record.topic, {})
-            decoded = decode(record.value, record.key, models, max_bytes=self.max_message_bytes)
+            decoded = decode(
+                record.value, record.key, models, max_bytes=self.max_message_bytes, latest=latest
+            )
             if isinstance(decoded, InvalidEvent):
                 dead.append(self._dead(record, decoded.reason, decoded.error))
             else:
@@ -101,10 +113,12 @@ class BatchPipeline:
 
         fresh = await self._retrying(lambda: self._unseen(valid))
         if fresh:
-            try:
-                await self._apply_with_retries(fresh)
-            except _PermanentFailure:
-                dead += await self._apply_one_by_one(fresh)
+            with tracing.consume_spans(self.tracer, fresh) as self._traces:
+                try:
+                    await self._apply_with_retries(fresh)
+                except _PermanentFailure:
+                    dead += await self._apply_one_by_one(fresh)
+            self._traces = {}
         if dead:
             await self._retrying(lambda: send_all(self.producer, dead))
         if self.relay is not None:
@@ -141,7 +155,12 @@ class BatchPipeline:
                 started = time.perf_counter()
                 await self.handlers[topic_name](events, uow)
                 _log_handled(self.service, events, time.perf_counter() - started)
-            await outbox.stage(self.db, session, uow.emitted)
+            traces = (
+                [self._traces.get(e.causationid or "") for _, e in uow.emitted]
+                if self._traces
+                else None
+            )  # each event continues the trace of the record that caused it
+            await outbox.stage(self.db, session, uow.emitted, traces)
             await inbox.record(
                 self.db,
                 session,
@@ -158,20 +177,31 @@ class BatchPipeline:
                 log.info("event.duplicate", type=event.type, subject=event.subject, id=event.id)
 
     async def _apply_with_retries(self, items: list[tuple[Any, Event[Any]]]) -> None:
-        attempts = 0
-        while True:
-            try:
-                await self._retrying(lambda: self._apply(items))
-                return
-            except (asyncio.CancelledError, _StoppingError):
-                raise
-            except Exception as exc:
-                attempts += 1
-                metrics.FAILED.labels(self.service, "handler").inc()
-                if attempts >= self.max_attempts:
-                    raise _PermanentFailure(exc) from exc
-                log.warning("handler.retry", error=repr(exc)[:500], attempt=attempts)
-                await asyncio.sleep(0.05 * attempts)
+        """Apply ``items``; a handler error that is not transient is retried (with jittered
+        backoff) up to ``max_attempts`` times in all, then raised as ``_PermanentFailure``."""
+
+        def retry_handler_error(exc: Exception) -> bool:
+            if isinstance(exc, _StoppingError):
+                return False
+            metrics.FAILED.labels(self.service, "handler").inc()
+            log.warning("handler.retry", error=repr(exc)[:500])
+            return True
+
+        try:
+            async for attempt in stamina.retry_context(
+                on=retry_handler_error,
+                attempts=self.max_attempts,
+                timeout=None,
+                wait_initial=0.05,
+                wait_max=1.0,
+                wait_jitter=0.05,
+            ):
+                with attempt:
+                    await self._retrying(lambda: self._apply(items))
+        except _StoppingError:
+            raise
+        except Exception as exc:
+            raise _PermanentFailure(exc) from exc
 
     async def _apply_one_by_one(self, items: list[tuple[Any, Event[Any]]]) -> list[OutgoingRecord]:
         """Isolate the events that keep failing: apply each alone, dead-letter the bad ones."""
@@ -193,28 +223,30 @@ class BatchPipeline:
 
     async def _retrying(self, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``work``, waiting out transient faults for as long as they last."""
-        backoff = 0.1
-        while True:
-            try:
-                result = await work()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not (
-                    is_transient(exc) or _is_kafka_transient(exc) or isinstance(exc, TransientError)
-                ):
-                    raise
-                if self.health.stopping:  # shutting down: leave it for redelivery
-                    raise _StoppingError from exc
-                self.health.pipeline_ok = False
-                self.health.last_error = repr(exc)[:300]
-                metrics.FAILED.labels(self.service, "transient").inc()
-                log.warning("pipeline.waiting", error=repr(exc)[:300], backoff=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            self.health.pipeline_ok, self.health.last_error = True, None
-            return result
+
+        def waiting(exc: Exception) -> bool:
+            if not (retries.is_transient(exc) or isinstance(exc, TransientError)):
+                return False
+            if self.health.stopping:  # shutting down: leave it for redelivery
+                return False
+            self.health.pipeline_ok = False
+            self.health.last_error = repr(exc)[:300]
+            metrics.FAILED.labels(self.service, "transient").inc()
+            log.warning("pipeline.waiting", error=repr(exc)[:300])
+            return True
+
+        try:
+            async for attempt in retries.forever(waiting):
+                with attempt:
+                    result = await work()
+        except Exception as exc:
+            if self.health.stopping and (
+                retries.is_transient(exc) or isinstance(exc, TransientError)
+            ):
+                raise _StoppingError from exc
+            raise
+        self.health.pipeline_ok, self.health.last_error = True, None
+        return result
 
     def _dead(self, record: Any, reason: str, error: str) -> OutgoingRecord:
         metrics.DEAD_LETTERED.labels(self.service, record.topic, reason).inc()
@@ -238,14 +270,6 @@ class _PermanentFailure(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(repr(cause))
         self.cause = cause
-
-
-def _is_kafka_transient(exc: BaseException) -> bool:
-    from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
-
-    if isinstance(exc, (KafkaConnectionError, KafkaTimeoutError)):
-        return True
-    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
 
 
 def _log_handled(service: str, events: list[Event[Any]], seconds: float) -> None:

@@ -23,7 +23,7 @@ class OutgoingRecord:
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (only ever a dead-lettered one)
     headers: Headers
 
 

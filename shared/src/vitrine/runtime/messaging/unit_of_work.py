@@ -41,7 +41,8 @@ class UnitOfWork:
     #: Events a handler found already applied (dedupe inside the aggregate); the pipeline
     #: counts and logs them like inbox duplicates.
     duplicates: list[Event[Any]] = field(default_factory=list)
-    _seq: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: Per (cause, type, subject): how many such events this cause emitted so far.
+    _seq: dict[tuple[Any, ...], int] = field(default_factory=lambda: defaultdict(int))
 
     @property
     def source(self) -> str:
@@ -60,21 +61,26 @@ class UnitOfWork:
         type: str | None = None,
         key: str | None = None,
     ) -> CloudEvent:
-        """Stage an event caused by ``cause``; its id is derived from the cause (idempotent).
+        """Stage an event caused by ``cause``; its id derives from the cause and the event's
+        type and subject (:func:`vitrine.contract.ids.output_event_id`), so re-processing the
+        cause mints the same ids.
 
-        By default the id depends on the order of emission for that cause; pass ``key`` (unique
-        per cause, e.g. the item id) when the same cause may be re-applied in pieces — a bulk
-        enforcement re-run after a crash — so each event keeps its id whatever the order.
+        Several events of one cause with the same type and subject are told apart by their
+        order of emission; pass ``key`` (unique per cause, e.g. the item id) when the same
+        cause may be re-applied in pieces — a bulk enforcement re-run after a crash — so each
+        event keeps its id whatever the order.
         """
+        type = type or data.event_type
         seq: int | str
         if key is not None:
-            seq = f"key:{key}"
+            seq = key
         else:
-            cause_id = (cause.id if cause is not None else "") or ""
-            seq = self._seq[cause_id]
-            self._seq[cause_id] += 1
+            envelope = cause.envelope if isinstance(cause, Event) else cause
+            counter = (envelope.identity if envelope is not None else None, type, subject)
+            seq = self._seq[counter]
+            self._seq[counter] += 1
         event = new_event(
-            type or data.event_type,
+            type,
             subject,
             data,
             source=self.source,

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import stamina
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from vitrine.runtime.settings import Settings
@@ -63,6 +64,15 @@ class Kafka:
         )
 
 
+async def start(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """Start a client; if it cannot, close it (no "Unclosed AIOKafka…" warning) and re-raise."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+
+
 async def topic_partitions(
     consumer: AIOKafkaConsumer, topics: Iterable[str]
 ) -> list[TopicPartition]:
@@ -82,7 +92,7 @@ async def topic_partitions(
 async def end_offsets(
     consumer: AIOKafkaConsumer, partitions: list[TopicPartition], timeout: float = 20.0
 ) -> dict[TopicPartition, int]:
-    """The offset the next record of each partition will get (exact, on Tansu too).
+    """The offset the next record of each partition will get (exact on Tansu too).
 
     Leaves ``partitions`` assigned to ``consumer`` (seek before reading).
     """
@@ -90,6 +100,10 @@ async def end_offsets(
         return {}
     listed: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
     consumer.assign(partitions)  # always a fresh assignment: no high watermark known yet
+    if Settings(service="cli").broker.list_offsets_exact:
+        return listed
+    # Tansu (vitrine.runtime.standins): ListOffsets "latest" may stop short of the end; the
+    # high watermark a fetch carries is right.
     for tp in partitions:
         consumer.seek(tp, max(listed.get(tp, 0) - 1, 0))
     deadline = time.monotonic() + timeout
@@ -168,18 +182,13 @@ async def close(consumer: AIOKafkaConsumer) -> None:
 
 async def wait_for_broker(kafka: Kafka, timeout: float) -> None:
     """Return once the broker answers metadata requests, or raise after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    delay = 0.3
-    while True:
-        consumer = kafka.consumer()
-        try:
-            await consumer.start()
-            await consumer.topics()
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 3.0)
-        finally:
-            await close(consumer)
+    async for attempt in stamina.retry_context(
+        on=Exception, attempts=None, timeout=timeout, wait_initial=0.3, wait_max=3.0
+    ):
+        with attempt:
+            consumer = kafka.consumer()
+            try:
+                await start(consumer)
+                await consumer.topics()
+            finally:
+                await close(consumer)

@@ -38,7 +38,7 @@ def replay_id(letter: Record) -> str:
 async def read_all(kafka: _kafka.Kafka, topics: list[str]) -> list[Record]:
     """Every record of ``topics`` from the beginning to the current end."""
     consumer = kafka.consumer()
-    await consumer.start()
+    await _kafka.start(consumer)
     try:
         existing = await consumer.topics()
         parts = await _kafka.topic_partitions(consumer, [t for t in topics if t in existing])
@@ -65,7 +65,7 @@ class Plan:
 async def plan_replay(kafka: _kafka.Kafka, letters: list[Record]) -> Plan:
     """Where each letter goes back to, and which ones were replayed before (and where)."""
     consumer = kafka.consumer()
-    await consumer.start()
+    await _kafka.start(consumer)
     try:
         targets: dict[str, TopicPartition] = {}
         counts: dict[str, int] = {}
@@ -109,7 +109,7 @@ async def replay(kafka: _kafka.Kafka, plan: Plan) -> int:
     """Send the letters still to replay, in DLQ order, acks=all; returns how many."""
     todo = plan.todo
     producer = kafka.producer()
-    await producer.start()
+    await _kafka.start(producer)
     try:
         with Progress(
             TextColumn("replaying"),

@@ -78,7 +78,7 @@ def validate(
 async def send(kafka: _kafka.Kafka, topic: str, events: list[tuple[Line, Event[Any]]]) -> None:
     """Publish keyed by subject, in file order, acks=all; waits for every acknowledgement."""
     producer = kafka.producer()
-    await producer.start()
+    await _kafka.start(producer)
     try:
         with Progress(
             TextColumn("publishing to {task.description}"),

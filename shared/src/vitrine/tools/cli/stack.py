@@ -2,7 +2,9 @@
 
 ``vitrine run`` (what ``make run`` calls) starts the embedded stack, then each service as its
 own process (``python -m vitrine_<name>``), waits until every ``/readyz`` answers, plays the
-demo, and stays in the foreground with the services' logs prefixed by their names. Ctrl-C or
+demo, and stays in the foreground. The terminal shows the demo's narration and the services'
+warnings and errors; each service's full log goes to ``<data dir>/logs/<service>.log``
+(``--logs`` shows them all on the terminal, prefixed by the service names). Ctrl-C or
 SIGTERM stops the services gracefully (SIGTERM, then SIGKILL after a timeout), then the stack.
 """
 
@@ -45,6 +47,17 @@ def compact_log_line(service: str, text: str) -> Text:
     if "[warning" in lowered:
         return Text(text, style="yellow")
     return Text.from_ansi(text)
+
+
+_STARTS_WITH_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+def is_alarm(text: str) -> bool:
+    """A service log line worth the terminal in the quiet mode: a warning, error or traceback."""
+    lowered = text[:60].lower()
+    return any(
+        f"[{level}" in lowered for level in ("warning", "error", "critical")
+    ) or text.startswith("Traceback")
 
 
 def _env_port(name: str, default: int) -> int:
@@ -158,10 +171,20 @@ def load_play() -> Callable[..., Any] | None:
     return play if callable(play) else None
 
 
+#: The demo creator whose day the dashboard opens on (her orders are paid "now" in the replay).
+DEMO_CREATOR = "c-lin"
+
+
 async def play_demo(
-    bootstrap: str, narrate: Callable[[str], None], client_args: dict[str, Any] | None = None
+    bootstrap: str,
+    narrate: Callable[[str], None],
+    client_args: dict[str, Any] | None = None,
+    dashboard_url: str | None = None,
 ) -> bool:
-    """Play the seed's timeline as a demo; False if this build has no demo."""
+    """Play the seed's timeline as a demo; False if this build has no demo.
+
+    With ``dashboard_url``, ends by naming the dashboard page on the demo's numbers.
+    """
     play = load_play()
     if play is None:
         return False
@@ -170,17 +193,34 @@ async def play_demo(
         extra["client_args"] = client_args  # SASL/TLS from VITRINE_KAFKA_*
     result = play(bootstrap, narrate=narrate, **extra)
     if inspect.isawaitable(result):
-        await result
+        result = await result
+    if dashboard_url:
+        run_id = getattr(result, "run_id", "")
+        creator = f"{DEMO_CREATOR}.{run_id}" if run_id else DEMO_CREATOR
+        narrate(f"── the dashboard (数据大屏): {dashboard_url}/?creator={creator}")
+        narrate(f"   policies and their enforcement: {dashboard_url}/?view=policies")
     return True
 
 
 class Supervisor:
     """The services as child processes, their logs interleaved with a name prefix."""
 
-    def __init__(self, names: list[str], env: dict[str, str], ports: dict[str, int]) -> None:
+    def __init__(
+        self,
+        names: list[str],
+        env: dict[str, str],
+        ports: dict[str, int],
+        *,
+        log_dir: Path | None = None,
+        terminal_logs: bool = True,
+    ) -> None:
         self.names = names
         self.env = env
         self.ports = ports
+        #: Each service's full log goes to ``<log_dir>/<service>.log`` when given.
+        self.log_dir = log_dir
+        #: Every log line on the terminal too; otherwise only warnings, errors, tracebacks.
+        self.terminal_logs = terminal_logs
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.pumps: list[asyncio.Task[None]] = []
         self.stopping = False
@@ -210,21 +250,43 @@ class Supervisor:
             self.pumps.append(asyncio.create_task(self._pump(name, proc)))
             self.say("vitrine", f"started {name} (pid {proc.pid}, port {self.ports[name]})")
 
+    def log_path(self, name: str) -> Path | None:
+        return None if self.log_dir is None else self.log_dir / f"{name}.log"
+
     async def _pump(self, name: str, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
-        while True:
-            try:
-                raw = await proc.stdout.readline()
-            except (ValueError, asyncio.LimitOverrunError):
-                continue
-            if not raw:
-                break
-            line = Text(f"{name:<{self.width}} │ ", style=self.colours[name])
-            line.append(compact_log_line(name, raw.decode("utf-8", "replace").rstrip()))
-            console.print(line)
+        path = self.log_path(name)
+        file = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file = path.open("a", encoding="utf-8")
+        showing = self.terminal_logs  # is the current entry (a line and its traceback) shown?
+        try:
+            while True:
+                try:
+                    raw = await proc.stdout.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    continue
+                if not raw:
+                    break
+                text = raw.decode("utf-8", "replace").rstrip()
+                if file is not None:
+                    file.write(text + "\n")
+                    file.flush()
+                if _STARTS_WITH_TIME.match(text) or text.startswith("Traceback"):
+                    showing = self.terminal_logs or is_alarm(text)
+                if showing:
+                    line = Text(f"{name:<{self.width}} │ ", style=self.colours[name])
+                    line.append(compact_log_line(name, text))
+                    console.print(line)
+        finally:
+            if file is not None:
+                file.close()
         code = await proc.wait()
         if not self.stopping:
             self.say("vitrine", f"{name} exited unexpectedly with code {code}", "bold red")
+            if path is not None and not self.terminal_logs:
+                self.say("vitrine", f"its log: {path}", "bold red")
 
     async def wait_ready(self, timeout: float, stop: asyncio.Event) -> bool:
         """Until every service's /readyz answers 200; False on timeout, exit or stop."""
@@ -327,7 +389,15 @@ async def supervise(
         supervisor.say("vitrine", "all services ready; Ctrl-C stops them.")
         if demo:
             demo_task = asyncio.create_task(
-                play_demo(bootstrap, lambda text: supervisor.say("demo", text, "bold white"))
+                play_demo(
+                    bootstrap,
+                    lambda text: supervisor.say("demo", text, "bold white"),
+                    dashboard_url=(
+                        f"http://127.0.0.1:{supervisor.ports['dashboard']}"
+                        if "dashboard" in supervisor.names
+                        else None
+                    ),
+                )
             )
             demo_task.add_done_callback(lambda t: _demo_done(supervisor, t))
         await stop.wait()
@@ -387,16 +457,25 @@ def run_command(
     ] = 40.0,
     log_level: Annotated[
         str,
-        typer.Option(
-            envvar="VITRINE_LOG_LEVEL", help="The services' log level (WARNING: quieter demo)."
-        ),
+        typer.Option(envvar="VITRINE_LOG_LEVEL", help="The services' log level."),
     ] = "INFO",
+    logs: Annotated[
+        bool,
+        typer.Option(
+            "--logs",
+            help="Show every service log line here, prefixed by the service "
+            "(also VITRINE_RUN_LOGS=terminal); by default they go to DATA_DIR/logs/.",
+        ),
+    ] = False,
 ) -> None:
     """Start the embedded stack and every service, play the demo, and keep running.
 
-    Logs of all services are interleaved, prefixed by the service name. Ctrl-C (or SIGTERM)
-    stops the services gracefully, then the stack.
+    The terminal tells the story: the demo's narration, the services' warnings and errors.
+    Each service's full log goes to DATA_DIR/logs/<service>.log; --logs interleaves them
+    here, prefixed by the service name. Ctrl-C (or SIGTERM) stops the services gracefully,
+    then the stack.
     """
+    logs = logs or os.environ.get("VITRINE_RUN_LOGS", "").lower() == "terminal"
     names = [n.strip() for n in (services or ",".join(DEFAULT_PORTS)).split(",") if n.strip()]
     unknown = [n for n in names if n not in DEFAULT_PORTS]
     if unknown:
@@ -450,7 +529,14 @@ def run_command(
                 VITRINE_LOG_LEVEL=log_level.upper(),
                 PYTHONUNBUFFERED="1",
             )
-            supervisor = Supervisor(runnable, env, ports)
+            log_dir = data_dir / "logs"
+            supervisor = Supervisor(runnable, env, ports, log_dir=log_dir, terminal_logs=logs)
+            where = "here and in" if logs else "in"
+            console.print(
+                f"service logs: {where} {log_dir}/<service>.log"
+                + ("" if logs else " (--logs or VITRINE_RUN_LOGS=terminal shows them here)"),
+                markup=False,
+            )
             code = run_async(
                 supervise(
                     supervisor,

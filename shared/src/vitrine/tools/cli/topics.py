@@ -52,7 +52,7 @@ def ensure(
 async def describe(kafka: _kafka.Kafka, names: list[str]) -> list[dict[str, Any]]:
     """Partition count, first and end offsets of each topic that exists (None if missing)."""
     consumer = kafka.consumer()
-    await consumer.start()
+    await _kafka.start(consumer)
     try:
         existing = await consumer.topics()
         present = [n for n in names if n in existing]
@@ -97,6 +97,8 @@ def list_topics(
     try:
         rows = run_async(describe(kafka, names))
     except Exception as exc:
+        if isinstance(exc, typer.Exit):
+            raise
         err.print(f"cannot read topics from {kafka.bootstrap}: {exc!r}", markup=False)
         raise typer.Exit(1) from None
     if as_json:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitrine.contract.topics import ensure_topics
+from vitrine.contract.topics import ensure_topics, wait_for_topics
 from vitrine.tools.devstack import EmbeddedStack, free_port
 
 
@@ -68,7 +68,7 @@ def test_stack() -> Iterator[StackInfo]:
     if forced == "external" or (forced is None and kafka and mongo):
         if not (kafka and mongo):
             raise RuntimeError("external stack needs VITRINE_TEST_KAFKA and VITRINE_TEST_MONGO")
-        asyncio.run(ensure_topics(kafka))
+        asyncio.run(_topics_ready(kafka))
         yield StackInfo(
             "external", kafka, mongo, kafka_standin=os.environ.get("VITRINE_KAFKA_STANDIN", "none")
         )
@@ -91,24 +91,64 @@ def test_stack() -> Iterator[StackInfo]:
 
 @contextmanager
 def _docker_stack() -> Iterator[StackInfo]:
-    """Kafka (Confluent's image in KRaft mode: the one testcontainers' KafkaContainer knows)
-    and MongoDB as a single-node replica set, so transactions work as in production."""
+    """Apache Kafka (the same image and version as docker-compose.yml and the embedded stack)
+    in KRaft mode, and MongoDB as a single-node replica set, so transactions work as in
+    production. Kafka advertises a fixed host port, chosen free before the container starts."""
     from testcontainers.core.container import DockerContainer
-    from testcontainers.core.waiting_utils import wait_for_logs
-    from testcontainers.kafka import KafkaContainer
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-    kafka = KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft()
+    from vitrine.tools.devstack.apache_kafka import KAFKA_VERSION
+
+    port = free_port()
+    kafka = (
+        DockerContainer(f"apache/kafka:{KAFKA_VERSION}")
+        .with_bind_ports(9092, port)
+        .with_env("KAFKA_NODE_ID", "1")
+        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
+        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port}")
+        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        .waiting_for(LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(120))
+    )
     mongo = (
         DockerContainer("mongo:7.0")
         .with_command("--replSet rs0 --bind_ip_all")
         .with_exposed_ports(27017)
+        .waiting_for(LogMessageWaitStrategy("Waiting for connections").with_startup_timeout(60))
     )
     with kafka, mongo:
-        wait_for_logs(mongo, "Waiting for connections", timeout=60)
         members = "{_id:'rs0',members:[{_id:0,host:'localhost:27017'}]}"
         mongo.exec(["mongosh", "--quiet", "--eval", f"rs.initiate({members})"])
-        host, port = mongo.get_container_host_ip(), mongo.get_exposed_port(27017)
-        url = f"mongodb://{host}:{port}/?directConnection=true&journal=true"
-        bootstrap = kafka.get_bootstrap_server()
-        asyncio.run(ensure_topics(bootstrap))
+        host, mport = mongo.get_container_host_ip(), mongo.get_exposed_port(27017)
+        url = f"mongodb://{host}:{mport}/?directConnection=true&journal=true"
+        _wait_for_primary(url)
+        bootstrap = f"127.0.0.1:{port}"
+        asyncio.run(_topics_ready(bootstrap))
         yield StackInfo("docker", bootstrap, url)
+
+
+def _wait_for_primary(url: str, timeout: float = 60.0) -> None:
+    """Until the replica set has elected its primary (transactions fail before that)."""
+    import time
+
+    from pymongo import MongoClient
+
+    deadline = time.monotonic() + timeout
+    client: MongoClient[dict[str, object]]
+    with MongoClient(url, serverSelectionTimeoutMS=2000) as client:
+        while not client.admin.command("hello").get("isWritablePrimary"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the MongoDB replica set at {url} elected no primary")
+            time.sleep(0.5)
+
+
+async def _topics_ready(bootstrap: str) -> None:
+    """Every topic created and in the broker's metadata before a test subscribes."""
+    await ensure_topics(bootstrap)
+    await wait_for_topics(bootstrap)

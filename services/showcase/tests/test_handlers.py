@@ -1,0 +1,202 @@
+"""Showcase's handlers over the in-memory store and unit of work: real dispatch, folding and
+emission, no Kafka, no MongoDB (the tier between test_domain/test_holds and the stack tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vitrine.contract.events import (
+    EventData,
+    ItemAdded,
+    ItemRefused,
+    ItemRestored,
+    ItemSuspended,
+    OfferActivated,
+    OfferRestored,
+    OfferSuspended,
+    OfferWithdrawn,
+    PolicyInForce,
+    PolicyLifted,
+    ProductDelisted,
+    ProductListed,
+    ShopClosed,
+    ShopRegistered,
+    ShowcaseAddRequested,
+)
+from vitrine.runtime.messaging.unit_of_work import FIXED_TIME, InMemoryUnitOfWork, incoming
+from vitrine_showcase.domain import HOLD_DELISTED, HOLD_OFFER, item_key, policy_hold
+from vitrine_showcase.handlers import make_handlers
+from vitrine_showcase.repository import InMemoryShowcaseStore
+
+ITEMS = "showcase.items"
+
+
+async def run(store: InMemoryShowcaseStore, topic: str, *data: EventData) -> list[EventData]:
+    """One batch on ``topic``; the events it emitted (typed, re-validated)."""
+    uow = InMemoryUnitOfWork(service="showcase")
+    events = [incoming(d, _subject(d)) for d in data]
+    await make_handlers(lambda _: store)[topic](events, uow)
+    return uow.events()
+
+
+def _subject(d: Any) -> str:
+    for name in ("creator_id", "account_id", "offer_id", "policy_id", "product_id"):
+        if hasattr(d, name):
+            return str(getattr(d, name))
+    raise AssertionError(d)
+
+
+def listed(pid: str = "p1", merchant: str = "m1", kind: str = "channels_shop") -> ProductListed:
+    return ProductListed.model_validate(
+        {
+            "product_id": pid,
+            "merchant_id": merchant,
+            "version": 1,
+            "source": {"kind": kind},
+            "title": "Tea cup",
+            "price_fen": 1990,
+            "category": "home",
+            "images": ["https://img.example/1.jpg"],
+            "skus": [{"sku_id": "default", "price_fen": 1990, "stock": 5}],
+        }
+    )
+
+
+def activated(offer: str = "o1", plan: str = "general", creators: tuple[str, ...] = ()) -> Any:
+    return OfferActivated(
+        offer_id=offer,
+        product_id="p1",
+        merchant_id="m1",
+        commission_bps=1000,
+        plan=plan,  # type: ignore[arg-type]
+        creator_ids=list(creators),
+        effective_at=FIXED_TIME,
+    )
+
+
+def shop(account: str, kind: str = "channels_shop", shop_id: str = "s1") -> ShopRegistered:
+    return ShopRegistered(account_id=account, shop_id=shop_id, shop_kind=kind)  # type: ignore[arg-type]
+
+
+REQUIRE_CHANNELS = [
+    {"kind": "require_shop", "surfaces": ["showcase"], "shop_kind": "channels_shop"}
+]
+
+
+def in_force(pid: str, phase: str, rules: list[dict[str, Any]]) -> PolicyInForce:
+    return PolicyInForce.model_validate(
+        {"policy_id": pid, "phase": phase, "rules": rules, "effective_at": FIXED_TIME}
+    )
+
+
+async def a_showcase_with_an_offer_item() -> InMemoryShowcaseStore:
+    store = InMemoryShowcaseStore()
+    await run(store, "catalog.products", listed())
+    await run(store, "accounts.shops", shop("c1"))
+    await run(store, "distribution.offers", activated(plan="targeted", creators=("c1",)))
+    out = await run(
+        store,
+        "creators.showcase",
+        ShowcaseAddRequested(creator_id="c1", product_id="p1", offer_id="o1"),
+    )
+    assert [type(e) for e in out] == [ItemAdded]
+    return store
+
+
+async def test_an_offer_suspended_then_restored_takes_its_items_along() -> None:
+    store = await a_showcase_with_an_offer_item()
+    suspended = OfferSuspended(
+        offer_id="o1", product_id="p1", merchant_id="m1", reason="policy", policy_id="x"
+    )
+    assert await run(store, "distribution.offers", suspended) == [
+        ItemSuspended(creator_id="c1", product_id="p1", reason="offer_unavailable")
+    ]
+    assert store.items[item_key("c1", "p1")].holds == {HOLD_OFFER}
+    restored = OfferRestored(offer_id="o1", product_id="p1", merchant_id="m1")
+    assert await run(store, "distribution.offers", restored) == [
+        ItemRestored(creator_id="c1", product_id="p1", reason="offer_unavailable")
+    ]
+    assert store.items[item_key("c1", "p1")].active
+
+
+async def test_withdrawn_and_republished_without_the_creator() -> None:
+    store = await a_showcase_with_an_offer_item()
+    withdrawn = OfferWithdrawn(offer_id="o1", product_id="p1", merchant_id="m1")
+    # withdrawn, then re-published naming someone else: held throughout, one suspension
+    out = await run(
+        store, "distribution.offers", withdrawn, activated(plan="targeted", creators=("c9",))
+    )
+    assert [type(e) for e in out] == [ItemSuspended]
+    out = await run(store, "distribution.offers", activated(plan="general"))
+    assert [type(e) for e in out] == [ItemRestored]
+
+
+async def test_a_delisting_and_an_offer_hold_one_item_until_both_go() -> None:
+    store = await a_showcase_with_an_offer_item()
+    delisted = ProductDelisted(product_id="p1", reason="withdrawn")
+    await run(store, "catalog.products", delisted)
+    suspended = OfferSuspended(offer_id="o1", product_id="p1", merchant_id="m1", reason="x")
+    await run(store, "distribution.offers", suspended)
+    assert store.items[item_key("c1", "p1")].holds == {HOLD_DELISTED, HOLD_OFFER}
+    out = await run(store, "catalog.products", listed())
+    assert out == []  # the offer still holds it
+    out = await run(
+        store,
+        "distribution.offers",
+        OfferRestored(offer_id="o1", product_id="p1", merchant_id="m1"),
+    )
+    assert [type(e) for e in out] == [ItemRestored]
+
+
+async def test_shop_closed_rechecks_require_shop_and_registered_restores() -> None:
+    store = await a_showcase_with_an_offer_item()
+    await run(store, "compliance.rulings", in_force("pol-1", "block_new", REQUIRE_CHANNELS))
+    closed = ShopClosed(account_id="c1", shop_id="s1")
+    assert await run(store, "accounts.shops", closed) == []  # block_new: existing items stay
+    await run(store, "accounts.shops", shop("c1"))
+    out = await run(
+        store, "compliance.rulings", in_force("pol-1", "enforce_existing", REQUIRE_CHANNELS)
+    )
+    assert [type(e).__name__ for e in out] == ["EnforcementReported"]  # c1 holds the shop
+
+    out = await run(store, "accounts.shops", closed)
+    assert out == [
+        ItemSuspended(creator_id="c1", product_id="p1", reason="policy", policy_id="pol-1")
+    ]
+    assert store.items[item_key("c1", "p1")].holds == {policy_hold("pol-1")}
+    # another kind of shop does not satisfy the rule; the channels shop does
+    assert await run(store, "accounts.shops", shop("c1", "mini_program", "s2")) == []
+    out = await run(store, "accounts.shops", shop("c1", "channels_shop", "s3"))
+    assert out == [
+        ItemRestored(creator_id="c1", product_id="p1", reason="policy", policy_id="pol-1")
+    ]
+
+
+async def test_enforce_and_lift_in_bulk_report_counts() -> None:
+    store = InMemoryShowcaseStore()
+    await run(store, "catalog.products", listed("p1", kind="wechat_mini_shop"), listed("p2"))
+    await run(store, "accounts.shops", shop("c1"), shop("c2"))
+    adds = [
+        ShowcaseAddRequested(creator_id=c, product_id=p) for c in ("c1", "c2") for p in ("p1", "p2")
+    ]
+    await run(store, "creators.showcase", *adds)
+    rules = [
+        {
+            "kind": "disallow_source",
+            "surfaces": ["showcase"],
+            "sources": [{"kind": "wechat_mini_shop"}],
+        }
+    ]
+    out = await run(store, "compliance.rulings", in_force("pol-m", "enforce_existing", rules))
+    suspended = [e for e in out if isinstance(e, ItemSuspended)]
+    assert sorted(e.creator_id for e in suspended) == ["c1", "c2"]
+    assert out[-1].affected == 2  # type: ignore[attr-defined]
+    refused = await run(
+        store, "creators.showcase", ShowcaseAddRequested(creator_id="c3", product_id="p1")
+    )
+    assert isinstance(refused[0], ItemRefused)
+    assert [r.code for r in refused[0].reasons] == ["source_disallowed"]
+    out = await run(store, "compliance.rulings", PolicyLifted(policy_id="pol-m"))
+    assert [type(e) for e in out if not hasattr(e, "affected")] == [ItemRestored, ItemRestored]
+    assert out[-1].affected == 2  # type: ignore[attr-defined]
+    assert all(i.active for i in store.items.values())
