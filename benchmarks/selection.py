@@ -13,13 +13,23 @@ time from publishing a new offer's ``offer.activated`` to the first poll of
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from datetime import UTC, datetime
 
 import httpx
 
-from benchmarks.common import LOGS, cloud_event, embedded_stack, log, producer, send_all, services
+from benchmarks.common import (
+    LOGS,
+    cloud_event,
+    embedded_stack,
+    log,
+    producer,
+    rss_mb,
+    send_all,
+    services,
+)
 from benchmarks.report import Report
 
 SUPPLIERS: list[dict[str, str]] = [
@@ -28,6 +38,8 @@ SUPPLIERS: list[dict[str, str]] = [
 ] + [{"kind": "mini_program_alliance"}, {"kind": "mini_shop_alliance"}]
 WORDS = ["白瓷", "茶杯", "保温杯", "茶壶", "咖啡", "手机壳", "运动鞋", "面膜", "零食", "玩具"]
 CATEGORIES = ["家居", "数码", "美妆", "食品", "服饰"]
+#: Rounds of the five sorts per shape in the one-at-a-time measurement.
+SERIAL_ROUNDS = int(os.environ.get("VITRINE_BENCH_SERIAL_ROUNDS", "2"))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -68,9 +80,16 @@ def offer_records(
     )
 
 
+SORTS = ["commission_rate", "commission_per_unit", "price", "sales", "newest"]
+SHAPES = ["keyword", "category+rate", "supplier+price", "eligibility", "keyword+eligibility"]
+
+
 def mixed_query(rnd: random.Random) -> str:
-    kind = rnd.randrange(5)
-    sort = rnd.choice(["commission_rate", "commission_per_unit", "price", "sales", "newest"])
+    return shaped_query(rnd, rnd.randrange(5), rnd.choice(SORTS))
+
+
+def shaped_query(rnd: random.Random, kind: int, sort: str) -> str:
+    """One query of shape ``SHAPES[kind]`` under ``sort``."""
     if kind == 0:
         return f"/offers?q={rnd.choice(WORDS)}&sort={sort}"
     if kind == 1:
@@ -106,7 +125,10 @@ async def measure(n: int, rate: float, duration: float) -> Report:
             loaded = 0
             while loaded < n:
                 await asyncio.sleep(2.0)
-                body = (await http.get("/suppliers")).json()
+                try:
+                    body = (await http.get("/suppliers", timeout=300.0)).json()
+                except (httpx.HTTPError, ValueError):
+                    continue
                 loaded = sum(s["offers"] for s in body["suppliers"])
                 log(f"selection: {loaded:,}/{n:,} offers visible")
             load_s = time.monotonic() - t0
@@ -114,6 +136,33 @@ async def measure(n: int, rate: float, duration: float) -> Report:
                 f"- load: {n:,} offers (+{n:,} products) projected in {load_s:,.1f} s "
                 f"({n / load_s:,.0f} offers/s through the projection path)"
             )
+
+            # One query at a time, no load: what a query costs by itself (no queueing).
+            rnd_serial, serial_rows = random.Random(3), []
+            for kind, shape in enumerate(SHAPES):
+                took: list[float] = []
+                for _round in range(SERIAL_ROUNDS):
+                    for sort in SORTS:
+                        path = shaped_query(rnd_serial, kind, sort)
+                        started = time.perf_counter()
+                        resp = await http.get(path, timeout=300.0)
+                        took.append((time.perf_counter() - started) * 1000)
+                        assert resp.status_code == 200, (path, resp.status_code, resp.text)
+                serial_rows.append(
+                    [
+                        shape,
+                        f"{percentile(took, 0.5):,.1f}",
+                        f"{max(took):,.1f}",
+                        f"{len(took)}",
+                    ]
+                )
+            report.add("One query at a time (no load), per shape, all five sorts:")
+            report.table(["shape", "p50 (ms)", "max (ms)", "queries"], serial_rows)
+            report.add(
+                f"- selection RSS after load: {rss_mb(procs['selection'].pid) or 0:,.0f} MiB"
+            )
+            if duration <= 0:
+                return report
 
             latencies: list[float] = []
             errors = 0
@@ -200,6 +249,10 @@ async def measure(n: int, rate: float, duration: float) -> Report:
                 ],
             )
             report.add(procs["selection"].batch_stats())
+            report.add(
+                f"- selection peak RSS: {procs['selection'].peak_rss_mb() or 0:,.0f} MiB "
+                f"(now {rss_mb(procs['selection'].pid) or 0:,.0f} MiB)"
+            )
         finally:
             await http.aclose()
             await prod.stop()
