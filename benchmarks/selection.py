@@ -129,7 +129,7 @@ async def measure(n: int, rate: float, duration: float) -> Report:
                     body = (await http.get("/suppliers", timeout=300.0)).json()
                 except (httpx.HTTPError, ValueError):
                     continue
-                loaded = sum(s["offers"] for s in body["suppliers"])
+                loaded = sum(s["offers"] for s in body.get("suppliers", []))
                 log(f"selection: {loaded:,}/{n:,} offers visible")
             load_s = time.monotonic() - t0
             report.add(
