@@ -21,6 +21,7 @@ Any failure to apply a commit marks the index stale, and it is rebuilt from the 
 from __future__ import annotations
 
 import asyncio
+import gc
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -138,6 +139,9 @@ class Feed:
                     break
                 last = docs[-1]["_id"]
         self.index.refresh_ranks()
+        # The index's objects live as long as the process: keep the cyclic collector from
+        # walking all of them on every full collection (tens of ms at 100,000 offers).
+        gc.freeze()
         # Whatever committed after `start` is read again by the next poll.
         self.watermark = start
         self.index.ready = True

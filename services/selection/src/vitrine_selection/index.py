@@ -22,6 +22,7 @@ projection revision it was written at: an older revision of an offer never repla
 from __future__ import annotations
 
 import bisect
+import sys
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -88,6 +89,10 @@ def _ms(value: Any) -> int:
     return int(value.timestamp() * 1000)
 
 
+def _interned(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
+
+
 def _datetime(ms: int) -> datetime | None:
     # What the document read back from MongoDB holds: a UTC datetime to the millisecond.
     return None if ms == NONE else EPOCH + timedelta(milliseconds=ms)
@@ -104,7 +109,7 @@ class OfferIndex:
         self.size = 0
         self.slots: dict[str, int] = {}
         self.rows: list[Row] = []
-        self.revs: list[int] = []
+        self.revs: Ints = np.zeros(capacity, np.int64)
         self.flags: dict[str, Mask] = {f: np.zeros(capacity, np.bool_) for f in FLAGS}
         self.ints: dict[str, Ints] = {f: np.zeros(capacity, np.int64) for f in INTEGERS}
         self.codes: dict[str, Ints] = {f: np.zeros(capacity, np.int64) for f in CODED}
@@ -131,9 +136,10 @@ class OfferIndex:
                 grown = np.zeros(capacity, column.dtype)
                 grown[: len(column)] = column
                 group[name] = grown  # type: ignore[assignment]
-        rank = np.zeros(capacity, np.int64)
+        rank, revs = np.zeros(capacity, np.int64), np.zeros(capacity, np.int64)
         rank[: len(self.rank)] = self.rank
-        self.rank = rank
+        revs[: len(self.revs)] = self.revs
+        self.rank, self.revs = rank, revs
 
     def _code(self, column: str, value: str | None) -> int:
         if value is None:
@@ -182,7 +188,7 @@ class OfferIndex:
         self.size += 1
         self.slots[oid] = slot
         self.rows.append(Row(oid, None, None, "", (), "general", (), ()))
-        self.revs.append(-1)
+        self.revs[slot] = -1
         if self._ranks_stale:
             self.ordered.append(oid)
         else:
@@ -201,18 +207,19 @@ class OfferIndex:
                 self._unpost(slot, old.title)
             for token in doc.get("tokens") or ():
                 self.tokens.setdefault(token, array("i")).append(slot)
-        audience = tuple(a for a in doc.get("audience") or () if a != "*")
+        # Interned: the same few merchants, plans, creators and policies recur in many rows.
+        audience = tuple(sys.intern(a) for a in doc.get("audience") or () if a != "*")
         general = "*" in (doc.get("audience") or ())
         self._move(self.targeted, slot, old.audience, audience)
-        exempt = tuple(doc.get("shop_exempt") or ())
+        exempt = tuple(sys.intern(p) for p in doc.get("shop_exempt") or ())
         self._move(self.exempt, slot, old.shop_exempt, exempt)
         self.rows[slot] = Row(
             offer_id=old.offer_id,
             product_id=doc.get("product_id"),
-            merchant_id=doc.get("merchant_id"),
+            merchant_id=_interned(doc.get("merchant_id")),
             title=title,
             images=tuple(doc.get("images") or ()),
-            plan=doc.get("plan") or "general",
+            plan=sys.intern(doc.get("plan") or "general"),
             audience=audience,
             shop_exempt=exempt,
         )
