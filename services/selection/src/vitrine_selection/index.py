@@ -55,8 +55,6 @@ INTEGERS = (
     "next_rate_at_ms",
 )
 FLAGS = ("visible", "sold_out", "general", "open_showcase", "open_live")
-#: New offers at once above which ranks are recomputed in one sort, not one insertion each.
-BULK_RANKS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +160,7 @@ class OfferIndex:
         revision in ``rev`` unless ``rev`` is given. A document older than the one held is
         skipped. Returns how many were applied. ``defer_ranks``: many more will follow (a
         load): leave the id order to :meth:`refresh_ranks`."""
-        docs = list(docs)
-        new = sum(1 for d in docs if str(d["_id"]) not in self.slots)
-        if new > BULK_RANKS or defer_ranks:
-            self._ranks_stale = True
+        fresh: list[int] = []
         applied = 0
         for doc in docs:
             doc_rev = rev if rev is not None else int(doc.get("rev") or 0)
@@ -173,12 +168,17 @@ class OfferIndex:
             slot = self.slots.get(oid)
             if slot is None:
                 slot = self._new_slot(oid)
+                fresh.append(slot)
             elif doc_rev < self.revs[slot]:
                 continue
             self._put(slot, doc, doc_rev)
             applied += 1
-        if not defer_ranks:
+        if defer_ranks:
+            self._ranks_stale = True
+        elif self._ranks_stale:
             self.refresh_ranks()
+        elif fresh:
+            self._rank_new(fresh)
         return applied
 
     def _new_slot(self, oid: str) -> int:
@@ -189,15 +189,24 @@ class OfferIndex:
         self.slots[oid] = slot
         self.rows.append(Row(oid, None, None, "", (), "general", (), ()))
         self.revs[slot] = -1
-        if self._ranks_stale:
-            self.ordered.append(oid)
-        else:
-            at = bisect.bisect_left(self.ordered, oid)
-            self.ordered.insert(at, oid)
-            ranks = self.rank[:slot]
-            ranks[ranks >= at] += 1
-            self.rank[slot] = at
         return slot
+
+    def _rank_new(self, fresh: list[int]) -> None:
+        """Merge new offers (the last slots) into the id order: O(offers), no full sort."""
+        ids = sorted((self.rows[s].offer_id, s) for s in fresh)
+        at = np.array([bisect.bisect_left(self.ordered, oid) for oid, _ in ids], np.int64)
+        held = self.rank[: self.size - len(fresh)]
+        held += np.searchsorted(at, held, side="right")  # shifted by the new ones before
+        merged: list[str] = []
+        start = 0
+        for j, (oid, slot) in enumerate(ids):
+            cut = int(at[j])
+            merged += self.ordered[start:cut]
+            merged.append(oid)
+            start = cut
+            self.rank[slot] = cut + j
+        merged += self.ordered[start:]
+        self.ordered = merged
 
     def _put(self, slot: int, doc: Mapping[str, Any], rev: int) -> None:
         old = self.rows[slot]
