@@ -253,6 +253,24 @@ async def measure(n: int, rate: float, duration: float) -> Report:
                 f"- selection peak RSS: {procs['selection'].peak_rss_mb() or 0:,.0f} MiB "
                 f"(now {rss_mb(procs['selection'].pid) or 0:,.0f} MiB)"
             )
+            # A restart rebuilds the query side from the durable projection: how long until
+            # it answers again for every offer.
+            svc = procs["selection"]
+            await asyncio.to_thread(svc.stop)
+            t0 = time.monotonic()
+            await svc.start().wait_ready()
+            ready_s = time.monotonic() - t0
+            total = 0
+            while time.monotonic() - t0 < 600:
+                resp = await http.get("/suppliers", timeout=300.0)
+                if resp.status_code == 200:
+                    total = sum(s["offers"] for s in resp.json()["suppliers"])
+                    break
+                await asyncio.sleep(0.2)
+            report.add(
+                f"- restart: /readyz after {ready_s:,.1f} s; answering for all {total:,} visible "
+                f"offers after {time.monotonic() - t0:,.1f} s (the index loaded from MongoDB)"
+            )
         finally:
             await http.aclose()
             await prod.stop()

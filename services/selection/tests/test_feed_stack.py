@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from vitrine_selection import repository
 from vitrine_selection.domain import Offer, Product, RateStep
 from vitrine_selection.feed import Feed
 from vitrine_selection.handlers import rebuild
+from vitrine_selection.refresher import refresh_due
 from vitrine_selection.search import parse_query
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
@@ -105,3 +107,27 @@ async def test_a_restart_rebuilds_the_same_index_from_the_projection(db: Any) ->
     for params in ({"q": "杯"}, {"sort": "price", "order": "desc"}, {"category": "家居"}):
         assert shown(restarted, **params) == shown(a, **params)
     assert restarted.watermark == a.watermark
+
+
+async def test_a_scheduled_cut_takes_effect_when_due_without_scanning(db: Any) -> None:
+    client, database = db
+    a = await replica(client, database, "a")
+    cut_at = NOW + timedelta(seconds=1)
+    async with a.guard.transaction() as session:
+        store = repository.MongoStore.of(a.db, session)
+        product = Product(
+            "p40", "m1", "白瓷茶杯", "cut", (), 1990, Source(kind="mini_shop_alliance")
+        )
+        await store.save_products([replace(product, listed=True)])
+        rates = (RateStep(1000, NOW - timedelta(hours=1)), RateStep(500, cut_at))
+        offer = Offer("o40", "p40", "m1", "active", rates=rates)
+        await rebuild(store, ["o40"], NOW, {"o40": offer})
+    [row] = a.index.page(parse_query({"category": "cut"})).rows
+    assert (row["rate_bps"], row["next_rate_bps"]) == (1000, 500)
+    assert a.index.due(NOW, 10) == []
+    later = cut_at + timedelta(seconds=1)
+    assert a.index.due(later, 10) == ["o40"]
+    assert await refresh_due(a.db, a.guard, a.index, later) == 1
+    [row] = a.index.page(parse_query({"category": "cut"})).rows
+    assert (row["rate_bps"], row["next_rate_bps"]) == (500, None)
+    assert await refresh_due(a.db, a.guard, a.index, later) == 0

@@ -24,7 +24,6 @@ import asyncio
 import gc
 import weakref
 from collections.abc import Iterable
-from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -66,6 +65,7 @@ OFFER_FIELDS = {
         "product_id",
         "merchant_id",
         "plan",
+        "due_at",
         "rev",
     )
 }
@@ -122,22 +122,22 @@ class Feed:
     async def load(self) -> None:
         """Fill a fresh index from the database; then it is ready."""
         self.index, self.watermark, self.stale = OfferIndex(), None, False
+        total = 0
+        # One pass per collection, under the lock: on nx-27017 a range on `_id` is a scan (no
+        # paging), and a read beside this process's open transaction would see its writes.
+        # The pipeline waits for the load (start-up: queries are not answered yet anyway).
         async with self.guard.lock:
             start = await repository.revision(self.db)
-        total = 0
-        for name in (ACCOUNTS, POLICIES, OFFERS):
-            last: Any = None
-            while True:
-                flt = {} if last is None else {"_id": {"$gt": last}}
+            for name in (ACCOUNTS, POLICIES, OFFERS):
                 fields = OFFER_FIELDS if name == OFFERS else None
-                async with self.guard.lock:
-                    cursor = self.db[name].find(flt, fields).sort("_id", 1).limit(PAGE)
-                    docs = [d async for d in cursor]
-                    self._apply_loaded(name, docs)
-                total += len(docs)
-                if len(docs) < PAGE:
-                    break
-                last = docs[-1]["_id"]
+                page: list[Document] = []
+                async for doc in self.db[name].find({}, fields, batch_size=PAGE):
+                    page.append(doc)
+                    if len(page) == PAGE:
+                        self._apply_loaded(name, page)
+                        total, page = total + len(page), []
+                self._apply_loaded(name, page)
+                total += len(page)
         self.index.refresh_ranks()
         # The index's objects live as long as the process: keep the cyclic collector from
         # walking all of them on every full collection (tens of ms at 100,000 offers).
@@ -160,6 +160,8 @@ class Feed:
         found = 0
         async with self.guard.lock:
             since = self.watermark
+            if await repository.revision(self.db) <= since:
+                return 0  # nothing committed elsewhere (one read by `_id`, no scan)
             upto: int | None = None
             for name in (ACCOUNTS, POLICIES, OFFERS):
                 fields = OFFER_FIELDS if name == OFFERS else None

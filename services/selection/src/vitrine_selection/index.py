@@ -53,6 +53,7 @@ INTEGERS = (
     "published_ms",
     "next_rate_bps",
     "next_rate_at_ms",
+    "due_at_ms",
 )
 FLAGS = ("visible", "sold_out", "general", "open_showcase", "open_live")
 
@@ -250,6 +251,7 @@ class OfferIndex:
         nxt = doc.get("next_rate_bps")
         ints["next_rate_bps"][slot] = NONE if nxt is None else int(nxt)
         ints["next_rate_at_ms"][slot] = _ms(doc.get("next_rate_at"))
+        ints["due_at_ms"][slot] = _ms(doc.get("due_at"))
 
     def _unpost(self, slot: int, title: str) -> None:
         from vitrine_selection.search import title_tokens
@@ -439,6 +441,14 @@ class OfferIndex:
                 }
             )
         return groups
+
+    def due(self, now: datetime, limit: int) -> list[str]:
+        """Offers whose listing changes by the passage of time at or before ``now`` (earliest
+        first): the refresher's work, found without scanning the database."""
+        due = self.ints["due_at_ms"][: self.size]
+        found = np.flatnonzero((due != NONE) & (due <= _ms(now)))
+        found = found[np.argsort(due[found], kind="stable")][:limit]
+        return [self.rows[int(s)].offer_id for s in found]
 
     def account(self, account_id: str) -> kernel.Account | None:
         held = self.accounts.get(account_id)

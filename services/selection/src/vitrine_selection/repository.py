@@ -438,18 +438,14 @@ async def setup(db: AsyncDatabase[Document]) -> None:
         await db[name].create_index([("rev", ASCENDING)])
 
 
-async def due_offer_ids(
+async def still_due(
     db: AsyncDatabase[Document],
+    offer_ids: list[str],
     now: datetime,
-    limit: int,
     session: AsyncClientSession | None = None,
 ) -> list[str]:
-    """Offers whose listing changes by the passage of time (a scheduled rate took effect, a
-    sales day left the window) at or before ``now``."""
-    cursor = (
-        db[OFFERS]
-        .find({"due_at": {"$lte": now}}, {"_id": 1}, session=session)
-        .sort("due_at", 1)
-        .limit(limit)
+    """Those of ``offer_ids`` whose stored listing is due at ``now`` (lookups by ``_id``)."""
+    cursor = db[OFFERS].find(
+        {"_id": {"$in": offer_ids}, "due_at": {"$lte": now}}, {"_id": 1}, session=session
     )
-    return [d["_id"] async for d in cursor]
+    return sorted([d["_id"] async for d in cursor])
