@@ -22,6 +22,8 @@ import httpx
 
 from benchmarks.common import (
     LOGS,
+    CpuMeter,
+    Profiler,
     cloud_event,
     embedded_stack,
     log,
@@ -29,6 +31,7 @@ from benchmarks.common import (
     rss_mb,
     send_all,
     services,
+    stack_pids,
 )
 from benchmarks.report import Report
 
@@ -227,7 +230,12 @@ async def measure(n: int, rate: float, duration: float) -> Report:
                         seen.setdefault(o["offer_id"], now)
                     await asyncio.sleep(0.2)
 
+            pids = {"selection": procs["selection"].pid, **stack_pids(stack)}
+            meter = CpuMeter(pids).start()
+            profiler = Profiler("selection", pids).start()
             await asyncio.gather(queries(), arrivals(), freshness())
+            meter.stop()
+            profiler.stop()
             fresh = [seen[o] - published[o] for o in published if o in seen]
             report.table(
                 ["measure", "p50", "p99", "max", "count"],
@@ -249,6 +257,10 @@ async def measure(n: int, rate: float, duration: float) -> Report:
                 ],
             )
             report.add(procs["selection"].batch_stats())
+            report.add(
+                f"- CPU during the {duration:.0f} s of mixed load (2 cores = "
+                f"{2 * duration:.0f} CPU-s): {meter.describe()}"
+            )
             report.add(
                 f"- selection peak RSS: {procs['selection'].peak_rss_mb() or 0:,.0f} MiB "
                 f"(now {rss_mb(procs['selection'].pid) or 0:,.0f} MiB)"
