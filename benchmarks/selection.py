@@ -106,6 +106,31 @@ def shaped_query(rnd: random.Random, kind: int, sort: str) -> str:
     return f"/offers?q={rnd.choice(WORDS)}&creator_id=c1&surface=live&sort={sort}"
 
 
+def query_work(metrics_url: str) -> str:
+    """How long the service's own work per ``GET /offers`` took (its histogram), to tell it
+    apart from the round trip the probe measures (HTTP, event loop, waiting for a CPU)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(metrics_url, timeout=5.0) as resp:  # noqa: S310
+        text = resp.read().decode()
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "vitrine_selection_query_seconds_bucket":
+                buckets[float(sample.labels["le"])] = sample.value
+    total = buckets.get(float("inf"), 0.0)
+    if not total:
+        return "- index work per query: no samples"
+    shares = ", ".join(
+        f"≤ {le * 1000:g} ms: {buckets[le] / total:.1%}"
+        for le in (0.002, 0.005, 0.01, 0.05)
+        if le in buckets
+    )
+    return f"- index work per GET /offers (service histogram, all {total:,.0f} queries): {shares}"
+
+
 async def measure(n: int, rate: float, duration: float) -> Report:
     report = Report(
         "selection", f"Selection — {n:,} offers, {rate:.0f} queries/s for {duration:.0f} s"
@@ -257,6 +282,7 @@ async def measure(n: int, rate: float, duration: float) -> Report:
                 ],
             )
             report.add(procs["selection"].batch_stats())
+            report.add(query_work(procs["selection"].url("/metrics")))
             report.add(
                 f"- CPU during the {duration:.0f} s of mixed load (2 cores = "
                 f"{2 * duration:.0f} CPU-s): {meter.describe()}"
