@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from vitrine.contract.events.base import EventData
 
@@ -51,6 +51,7 @@ TOPICS: dict[str, Topic] = {
         Topic("review.manual", "product_id", 3, "upstream", "Manual review verdicts"),
         Topic("creators.showcase", "creator_id", 12, "upstream", "Creators' showcase requests"),
         Topic("merchants.offers", "offer_id", 6, "upstream", "Distribution offers by merchants"),
+        Topic("creators.live", "creator_id", 12, "upstream", "Creators' live-room requests"),
         Topic("orders.lifecycle", "order_id", 12, "upstream", "Orders paid, completed, refunded"),
         Topic(
             "platform.policies",
@@ -64,6 +65,7 @@ TOPICS: dict[str, Topic] = {
         Topic("catalog.products", "product_id", 12, "catalog", "Product lifecycle"),
         Topic("review.decisions", "product_id", 12, "review", "Automated and manual verdicts"),
         Topic("showcase.items", "creator_id", 12, "showcase", "Showcase item changes"),
+        Topic("live.rooms", "creator_id", 12, "live", "Live sessions and their carts"),
         Topic("distribution.offers", "offer_id", 6, "distribution", "Offer lifecycle"),
         Topic("distribution.commissions", "order_id", 12, "distribution", "Commission ledger"),
         Topic(
@@ -74,7 +76,7 @@ TOPICS: dict[str, Topic] = {
             "Policy rulings",
             _RETAIN_FOREVER,
         ),
-        Topic("compliance.reports", "policy_id", 1, "showcase, distribution", "Enforcement"),
+        Topic("compliance.reports", "policy_id", 1, "showcase, live, distribution", "Enforcement"),
     ]
 }
 
@@ -109,10 +111,19 @@ async def ensure_topics(
         created: list[str] = []
         for new in wanted:  # one by one: a racing creator must not fail the others
             try:
-                await admin.create_topics([new])
-                created.append(new.name)
+                response = await admin.create_topics([new])
             except TopicAlreadyExistsError:
-                pass
+                continue
+            # The answer carries an error code per topic instead of raising: a broker that
+            # is still starting refuses some creations (found on Apache Kafka).
+            for topic, code, *message in response.topic_errors:
+                if code == TopicAlreadyExistsError.errno:
+                    continue
+                if code:
+                    error = for_code(code)
+                    detail = message[0] if message and message[0] else error.description
+                    raise error(f"creating {topic}: {detail}")
+                created.append(topic)
         return created
     finally:
         await admin.close()
