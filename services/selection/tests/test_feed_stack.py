@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from vitrine.contract.events import Source
 from vitrine.runtime.mongo import Document, TransactionGuard
-from vitrine_selection import repository
+from vitrine_selection import feed, repository
 from vitrine_selection.domain import Offer, Product, RateStep
 from vitrine_selection.feed import Feed
 from vitrine_selection.handlers import rebuild
@@ -82,6 +82,26 @@ async def test_commits_reach_this_replica_at_once_and_the_other_by_polling(db: A
     await publish(b, 3, "紫砂茶壶")
     assert await a.poll() == 2  # a's own o1 is not read again
     assert shown(a, q="茶杯", sort="price") == ["o1", "o2"] and a.watermark == 3
+
+
+async def test_a_revision_larger_than_a_page_is_followed_whole(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, database = db
+    a, b = await replica(client, database, "a"), await replica(client, database, "b")
+    monkeypatch.setattr(feed, "PAGE", 2)
+    async with a.guard.transaction() as session:  # one revision, five offers
+        store = repository.MongoStore.of(a.db, session)
+        offers = {
+            f"o5{n}": Offer(f"o5{n}", "p50", "m1", "active", rates=(RateStep(1000, NOW),))
+            for n in range(5)
+        }
+        product = Product("p50", "m1", "白瓷茶杯", "big", (), 1990, Source(kind="wechat_mini_shop"))
+        await store.save_products([replace(product, listed=True)])
+        await rebuild(store, offers, NOW, offers)
+    assert await b.poll() == 5
+    assert len(shown(b, category="big")) == 5 and b.watermark == a.watermark
+    assert await b.poll() == 0
 
 
 async def test_an_aborted_transaction_never_reaches_the_index(db: Any) -> None:

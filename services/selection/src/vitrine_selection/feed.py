@@ -172,26 +172,27 @@ class Feed:
             return 0
         found = 0
         async with self.guard.lock:
-            since = self.watermark
-            if await repository.revision(self.db) <= since:
+            since, top = self.watermark, await repository.revision(self.db)
+            if top <= since:
                 return 0  # nothing committed elsewhere (one read by `_id`, no scan)
-            upto: int | None = None
+            # Everything past the watermark, read to the end (in batches): a revision can hold
+            # more documents than a page (a policy coming into force rewrites thousands).
+            upto = since
             for name in (ACCOUNTS, POLICIES, OFFERS):
                 fields = OFFER_FIELDS if name == OFFERS else None
-                cursor = (
-                    self.db[name].find({"rev": {"$gt": since}}, fields).sort("rev", 1).limit(PAGE)
-                )
-                docs = [d async for d in cursor]
-                self.apply(name, docs)
-                found += len(docs)
-                if docs:
-                    top = int(docs[-1]["rev"])
-                    # A full page may have stopped inside a revision: only the ones before it
-                    # are known complete.
-                    seen = top - 1 if len(docs) == PAGE else top
-                    upto = seen if upto is None else min(upto, seen)
-            if upto is not None and upto > self.watermark:
-                self.watermark = upto
+                cursor = self.db[name].find({"rev": {"$gt": since}}, fields, batch_size=PAGE)
+                page: list[Document] = []
+                async for doc in cursor.sort("rev", 1):
+                    page.append(doc)
+                    if len(page) == PAGE:
+                        self.apply(name, page)
+                        found, page = found + len(page), []
+                    upto = max(upto, int(doc["rev"]))
+                self.apply(name, page)
+                found += len(page)
+            # `top` committed, so every revision up to it has (they commit in order) and was
+            # read above, even one whose documents a later revision rewrote since.
+            self.watermark = max(upto, top)
         return found
 
 
