@@ -13,13 +13,26 @@ time from publishing a new offer's ``offer.activated`` to the first poll of
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from datetime import UTC, datetime
 
 import httpx
 
-from benchmarks.common import LOGS, cloud_event, embedded_stack, log, producer, send_all, services
+from benchmarks.common import (
+    LOGS,
+    CpuMeter,
+    Profiler,
+    cloud_event,
+    embedded_stack,
+    log,
+    producer,
+    rss_mb,
+    send_all,
+    services,
+    stack_pids,
+)
 from benchmarks.report import Report
 
 SUPPLIERS: list[dict[str, str]] = [
@@ -28,6 +41,8 @@ SUPPLIERS: list[dict[str, str]] = [
 ] + [{"kind": "mini_program_alliance"}, {"kind": "mini_shop_alliance"}]
 WORDS = ["白瓷", "茶杯", "保温杯", "茶壶", "咖啡", "手机壳", "运动鞋", "面膜", "零食", "玩具"]
 CATEGORIES = ["家居", "数码", "美妆", "食品", "服饰"]
+#: Rounds of the five sorts per shape in the one-at-a-time measurement.
+SERIAL_ROUNDS = int(os.environ.get("VITRINE_BENCH_SERIAL_ROUNDS", "2"))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -68,9 +83,16 @@ def offer_records(
     )
 
 
+SORTS = ["commission_rate", "commission_per_unit", "price", "sales", "newest"]
+SHAPES = ["keyword", "category+rate", "supplier+price", "eligibility", "keyword+eligibility"]
+
+
 def mixed_query(rnd: random.Random) -> str:
-    kind = rnd.randrange(5)
-    sort = rnd.choice(["commission_rate", "commission_per_unit", "price", "sales", "newest"])
+    return shaped_query(rnd, rnd.randrange(5), rnd.choice(SORTS))
+
+
+def shaped_query(rnd: random.Random, kind: int, sort: str) -> str:
+    """One query of shape ``SHAPES[kind]`` under ``sort``."""
     if kind == 0:
         return f"/offers?q={rnd.choice(WORDS)}&sort={sort}"
     if kind == 1:
@@ -82,6 +104,31 @@ def mixed_query(rnd: random.Random) -> str:
         c = rnd.randrange(50)
         return f"/offers?creator_id=c{c}&surface={rnd.choice(['showcase', 'live'])}&sort={sort}"
     return f"/offers?q={rnd.choice(WORDS)}&creator_id=c1&surface=live&sort={sort}"
+
+
+def query_work(metrics_url: str) -> str:
+    """How long the service's own work per ``GET /offers`` took (its histogram), to tell it
+    apart from the round trip the probe measures (HTTP, event loop, waiting for a CPU)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(metrics_url, timeout=5.0) as resp:  # noqa: S310
+        text = resp.read().decode()
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "vitrine_selection_query_seconds_bucket":
+                buckets[float(sample.labels["le"])] = sample.value
+    total = buckets.get(float("inf"), 0.0)
+    if not total:
+        return "- index work per query: no samples"
+    shares = ", ".join(
+        f"≤ {le * 1000:g} ms: {buckets[le] / total:.1%}"
+        for le in (0.002, 0.005, 0.01, 0.05)
+        if le in buckets
+    )
+    return f"- index work per GET /offers (service histogram, all {total:,.0f} queries): {shares}"
 
 
 async def measure(n: int, rate: float, duration: float) -> Report:
@@ -106,14 +153,44 @@ async def measure(n: int, rate: float, duration: float) -> Report:
             loaded = 0
             while loaded < n:
                 await asyncio.sleep(2.0)
-                body = (await http.get("/suppliers")).json()
-                loaded = sum(s["offers"] for s in body["suppliers"])
+                try:
+                    body = (await http.get("/suppliers", timeout=300.0)).json()
+                except (httpx.HTTPError, ValueError):
+                    continue
+                loaded = sum(s["offers"] for s in body.get("suppliers", []))
                 log(f"selection: {loaded:,}/{n:,} offers visible")
             load_s = time.monotonic() - t0
             report.add(
                 f"- load: {n:,} offers (+{n:,} products) projected in {load_s:,.1f} s "
                 f"({n / load_s:,.0f} offers/s through the projection path)"
             )
+
+            # One query at a time, no load: what a query costs by itself (no queueing).
+            rnd_serial, serial_rows = random.Random(3), []
+            for kind, shape in enumerate(SHAPES):
+                took: list[float] = []
+                for _round in range(SERIAL_ROUNDS):
+                    for sort in SORTS:
+                        path = shaped_query(rnd_serial, kind, sort)
+                        started = time.perf_counter()
+                        resp = await http.get(path, timeout=300.0)
+                        took.append((time.perf_counter() - started) * 1000)
+                        assert resp.status_code == 200, (path, resp.status_code, resp.text)
+                serial_rows.append(
+                    [
+                        shape,
+                        f"{percentile(took, 0.5):,.1f}",
+                        f"{max(took):,.1f}",
+                        f"{len(took)}",
+                    ]
+                )
+            report.add("One query at a time (no load), per shape, all five sorts:")
+            report.table(["shape", "p50 (ms)", "max (ms)", "queries"], serial_rows)
+            report.add(
+                f"- selection RSS after load: {rss_mb(procs['selection'].pid) or 0:,.0f} MiB"
+            )
+            if duration <= 0:
+                return report
 
             latencies: list[float] = []
             errors = 0
@@ -178,7 +255,12 @@ async def measure(n: int, rate: float, duration: float) -> Report:
                         seen.setdefault(o["offer_id"], now)
                     await asyncio.sleep(0.2)
 
+            pids = {"selection": procs["selection"].pid, **stack_pids(stack)}
+            meter = CpuMeter(pids).start()
+            profiler = Profiler("selection", pids).start()
             await asyncio.gather(queries(), arrivals(), freshness())
+            meter.stop()
+            profiler.stop()
             fresh = [seen[o] - published[o] for o in published if o in seen]
             report.table(
                 ["measure", "p50", "p99", "max", "count"],
@@ -200,6 +282,33 @@ async def measure(n: int, rate: float, duration: float) -> Report:
                 ],
             )
             report.add(procs["selection"].batch_stats())
+            report.add(query_work(procs["selection"].url("/metrics")))
+            report.add(
+                f"- CPU during the {duration:.0f} s of mixed load (2 cores = "
+                f"{2 * duration:.0f} CPU-s): {meter.describe()}"
+            )
+            report.add(
+                f"- selection peak RSS: {procs['selection'].peak_rss_mb() or 0:,.0f} MiB "
+                f"(now {rss_mb(procs['selection'].pid) or 0:,.0f} MiB)"
+            )
+            # A restart rebuilds the query side from the durable projection: how long until
+            # it answers again for every offer.
+            svc = procs["selection"]
+            await asyncio.to_thread(svc.stop)
+            t0 = time.monotonic()
+            await svc.start().wait_ready()
+            ready_s = time.monotonic() - t0
+            total = 0
+            while time.monotonic() - t0 < 600:
+                resp = await http.get("/suppliers", timeout=300.0)
+                if resp.status_code == 200:
+                    total = sum(s["offers"] for s in resp.json()["suppliers"])
+                    break
+                await asyncio.sleep(0.2)
+            report.add(
+                f"- restart: /readyz after {ready_s:,.1f} s; answering for all {total:,} visible "
+                f"offers after {time.monotonic() - t0:,.1f} s (the index loaded from MongoDB)"
+            )
         finally:
             await http.aclose()
             await prod.stop()

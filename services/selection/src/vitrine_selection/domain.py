@@ -464,22 +464,49 @@ def listing(
 # --- who may take what -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Eligibility:
+    """What ``creator_id`` may take on ``surface`` now: offers whose plan names them (or is
+    general), whose goods are not sold out, that no policy in force bars from the surface,
+    and whose merchant every policy in ``exempt_by`` exempts (the ``require_shop`` rules the
+    creator fails)."""
+
+    creator_id: str
+    surface: Literal["showcase", "live"]
+    exempt_by: tuple[str, ...]
+
+    def filter(self) -> dict[str, Any]:
+        """The same, as a MongoDB filter over the listings."""
+        clauses: list[dict[str, Any]] = [
+            {"audience": {"$in": ["*", self.creator_id]}},
+            {"sold_out": False},
+            {"open_on": self.surface},
+        ]
+        clauses += [{"shop_exempt": policy_id} for policy_id in self.exempt_by]
+        return {"$and": clauses}
+
+
+def eligibility_terms(
+    creator_id: str,
+    surface: Literal["showcase", "live"],
+    creator: kernel.Account | None,
+    policies: Iterable[Policy],
+) -> Eligibility:
+    """The creator's :class:`Eligibility` on ``surface``, judged by the policy kernel."""
+    asking = kernel.Placement(surface, NO_MERCHANT, None, account=creator)
+    exempt_by = tuple(
+        policy.policy_id
+        for policy in sorted((p for p in policies if p.in_force), key=lambda p: p.policy_id)
+        if kernel.unmet_shop_rules(policy, asking)
+    )
+    return Eligibility(creator_id, surface, exempt_by)
+
+
 def eligibility(
     creator_id: str,
     surface: Literal["showcase", "live"],
     creator: kernel.Account | None,
     policies: Iterable[Policy],
 ) -> dict[str, Any]:
-    """The filter of offers ``creator_id`` may take on ``surface`` now: its plan names them
-    (or is general), its goods are not sold out, no policy in force bars their source there,
-    and every ``require_shop`` rule the creator fails exempts the offer's merchant."""
-    clauses: list[dict[str, Any]] = [
-        {"audience": {"$in": ["*", creator_id]}},
-        {"sold_out": False},
-        {"open_on": surface},
-    ]
-    asking = kernel.Placement(surface, NO_MERCHANT, None, account=creator)
-    for policy in sorted((p for p in policies if p.in_force), key=lambda p: p.policy_id):
-        if kernel.unmet_shop_rules(policy, asking):
-            clauses.append({"shop_exempt": policy.policy_id})
-    return {"$and": clauses}
+    """The MongoDB filter of what ``creator_id`` may take on ``surface`` now."""
+    return eligibility_terms(creator_id, surface, creator, policies).filter()

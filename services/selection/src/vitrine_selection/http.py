@@ -1,19 +1,33 @@
 """Selection's read-only HTTP queries: ``GET /offers``, ``GET /offers/{offer_id}``,
-``GET /suppliers``. Malformed parameters get a 400 with a JSON message, never a 500."""
+``GET /suppliers``. Malformed parameters get a 400 with a JSON message, never a 500.
+
+``GET /offers`` and ``GET /suppliers`` are answered from the in-process index
+(``index.py``, kept by ``feed.py``), 503 while it loads; ``GET /offers/{offer_id}`` reads
+the offer's whole document from MongoDB (one lookup by ``_id``)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from vitrine.runtime.service import Runtime
-from vitrine_selection import domain, repository, search
-from vitrine_selection.search import BadQuery, OfferQuery
+from vitrine_selection import domain, feed, repository, search
+from vitrine_selection.search import BadQuery
+
+#: Time ``GET /offers`` spends answering from the index (eligibility, page, rows): the
+#: service's own work, apart from HTTP and from waiting for the event loop or a CPU.
+QUERY_SECONDS = Histogram(
+    "vitrine_selection_query_seconds",
+    "Time to answer one GET /offers from the in-process index",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+)
 
 #: What a result row shows (the rest of the document is for filtering or rebuilding).
 SUMMARY = {
@@ -37,7 +51,7 @@ SUMMARY = {
     "sold_out": 1,
     "published_at": 1,
 }
-HIDDEN = ("_id", "tokens", "seen_at", "due_at", "published_ms", "policy_ids", "sales")
+HIDDEN = ("_id", "tokens", "seen_at", "due_at", "published_ms", "policy_ids", "sales", "rev")
 
 
 def _json(value: Any) -> Any:
@@ -64,14 +78,12 @@ def _params(request: Request) -> dict[str, str]:
     return seen
 
 
-async def creator_filter(rt: Runtime, query: OfferQuery) -> dict[str, Any] | None:
-    """The eligibility part of the filter, judged by the policy kernel for this creator."""
-    if query.creator_id is None or query.surface is None:
-        return None
-    store = repository.MongoStore.of(rt.db, None)
-    creator = (await store.accounts([query.creator_id])).get(query.creator_id)
-    policies = (await store.policies()).values()
-    return domain.eligibility(query.creator_id, query.surface, creator, policies)
+def unavailable() -> Response:
+    return JSONResponse(
+        {"error": "unavailable", "message": "the offer index is loading; retry shortly"},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
 
 
 def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
@@ -81,29 +93,24 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
             query = search.parse_query(_params(request))
         except BadQuery as exc:
             return bad_request(str(exc))
-        rt = runtime()
-        eligibility = await creator_filter(rt, query)
-        flt = search.offer_filter(query, eligibility)
-        cursor = (
-            rt.db[repository.OFFERS]
-            .find(flt, {**SUMMARY, search.SORT_FIELDS[query.sort]: 1})
-            .sort(search.offer_sort(query))
-            .limit(query.limit + 1)
-        )
-        rows = [row async for row in cursor]
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        next_cursor = None
-        if more and rows:
-            last = rows[-1]
-            next_cursor = search.encode_cursor(
-                query, last[search.SORT_FIELDS[query.sort]], last["offer_id"]
+        index = feed.ready_index(runtime().guard)
+        if index is None:
+            return unavailable()
+        started = time.perf_counter()
+        eligibility = None
+        if query.creator_id is not None and query.surface is not None:
+            eligibility = domain.eligibility_terms(
+                query.creator_id,
+                query.surface,
+                index.account(query.creator_id),
+                index.policies_now(),
             )
-        for row in rows:
-            row.pop("published_ms", None)
+        page = index.page(query, eligibility)
+        next_cursor = search.encode_cursor(query, *page.after) if page.after else None
+        QUERY_SECONDS.observe(time.perf_counter() - started)
         return JSONResponse(
             {
-                "offers": _json(rows),
+                "offers": _json(page.rows),
                 "next_cursor": next_cursor,
                 "sort": query.sort,
                 "order": query.direction,
@@ -146,23 +153,12 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         """Visible offers grouped by source kind and supplier platform: counts, rate ranges."""
         if request.query_params:
             return bad_request("GET /suppliers takes no parameters")
-        pipeline: list[dict[str, Any]] = [
-            {"$match": {"visible": True}},
-            {
-                "$group": {
-                    "_id": "$supplier",
-                    "offers": {"$sum": 1},
-                    "min_rate_bps": {"$min": "$rate_bps"},
-                    "max_rate_bps": {"$max": "$rate_bps"},
-                }
-            },
-        ]
-        groups = await (await runtime().db[repository.OFFERS].aggregate(pipeline)).to_list()
+        index = feed.ready_index(runtime().guard)
+        if index is None:
+            return unavailable()
         rows = []
-        for g in groups:
-            if not g["_id"]:
-                continue
-            kind, _, platform = str(g["_id"]).partition(":")
+        for g in index.suppliers():
+            kind, _, platform = str(g["supplier"]).partition(":")
             rows.append(
                 {
                     "source_kind": kind,

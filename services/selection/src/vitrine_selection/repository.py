@@ -9,11 +9,13 @@ Collections: ``offers`` (the query-shaped document: the offer's facts + :func:`d
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -30,7 +32,11 @@ PRODUCTS = "products"
 ORDERS = "orders"
 ACCOUNTS = "accounts"
 POLICIES = "policies"
-COLLECTIONS = (OFFERS, PRODUCTS, ORDERS, ACCOUNTS, POLICIES)
+#: The projection's revision counter (one document): see :class:`Staged`.
+COUNTERS = "counters"
+COLLECTIONS = (OFFERS, PRODUCTS, ORDERS, ACCOUNTS, POLICIES, COUNTERS)
+#: The collections the in-process index mirrors (``index.py``, ``feed.py``).
+MIRRORED = (ACCOUNTS, POLICIES, OFFERS)
 
 
 # --- documents <-> domain ----------------------------------------------------------------------
@@ -205,6 +211,38 @@ def _offer_selector(
     return ors
 
 
+@dataclass
+class Staged:
+    """What one transaction wrote to the mirrored collections, handed to the index once it
+    commits (``TransactionGuard.after_commit``; an aborted transaction's is dropped with its
+    session).
+
+    ``rev`` is the projection's revision this transaction took: the first write of a
+    transaction increments the one counter document inside the transaction, and every
+    document it writes carries that revision. Transactions that write the mirrored
+    collections therefore also write one common document, so they commit one after the
+    other in revision order (a concurrent one gets a write conflict and is retried) — what
+    lets a replica follow the others' commits by ``rev > last seen`` (``feed.py``).
+    """
+
+    rev: int
+    docs: dict[str, list[Document]] = field(default_factory=dict)
+
+
+_staged: weakref.WeakKeyDictionary[AsyncClientSession, Staged] = weakref.WeakKeyDictionary()
+
+
+def take_staged(session: AsyncClientSession) -> Staged | None:
+    """What ``session``'s transaction wrote to the mirrored collections (once)."""
+    return _staged.pop(session, None)
+
+
+async def revision(db: AsyncDatabase[Document], session: AsyncClientSession | None = None) -> int:
+    """The last revision a transaction took (0 before any)."""
+    doc = await db[COUNTERS].find_one({"_id": "projection"}, session=session)
+    return int(doc["rev"]) if doc else 0
+
+
 class MongoStore:
     """:class:`Store` in this batch's transaction."""
 
@@ -222,9 +260,31 @@ class MongoStore:
         return [d async for d in cursor]
 
     async def _save(self, name: str, docs: Iterable[Document]) -> None:
+        docs = list(docs)
+        if not docs:
+            return
+        if name in MIRRORED and self.session is not None:
+            staged = await self._staged()
+            for d in docs:
+                d["rev"] = staged.rev
+            staged.docs.setdefault(name, []).extend(docs)
         ops = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
-        if ops:
-            await self.db[name].bulk_write(ops, ordered=False, session=self.session)
+        await self.db[name].bulk_write(ops, ordered=False, session=self.session)
+
+    async def _staged(self) -> Staged:
+        assert self.session is not None
+        staged = _staged.get(self.session)
+        if staged is None:
+            counter = await self.db[COUNTERS].find_one_and_update(
+                {"_id": "projection"},
+                {"$inc": {"rev": 1}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+                session=self.session,
+            )
+            assert counter is not None  # upserted
+            staged = _staged[self.session] = Staged(int(counter["rev"]))
+        return staged
 
     async def products(self, ids: Iterable[str]) -> dict[str, Product]:
         return {d["_id"]: to_product(d) for d in await self._find(PRODUCTS, ids)}
@@ -373,20 +433,19 @@ async def setup(db: AsyncDatabase[Document]) -> None:
     await offers.create_index([("policy_ids", ASCENDING)])
     await offers.create_index([("shop_exempt", ASCENDING)])
     await offers.create_index([("due_at", ASCENDING)])
+    # What the index follows of other replicas' commits (``feed.py``): rev > last seen.
+    for name in MIRRORED:
+        await db[name].create_index([("rev", ASCENDING)])
 
 
-async def due_offer_ids(
+async def still_due(
     db: AsyncDatabase[Document],
+    offer_ids: list[str],
     now: datetime,
-    limit: int,
     session: AsyncClientSession | None = None,
 ) -> list[str]:
-    """Offers whose listing changes by the passage of time (a scheduled rate took effect, a
-    sales day left the window) at or before ``now``."""
-    cursor = (
-        db[OFFERS]
-        .find({"due_at": {"$lte": now}}, {"_id": 1}, session=session)
-        .sort("due_at", 1)
-        .limit(limit)
+    """Those of ``offer_ids`` whose stored listing is due at ``now`` (lookups by ``_id``)."""
+    cursor = db[OFFERS].find(
+        {"_id": {"$in": offer_ids}, "due_at": {"$lte": now}}, {"_id": 1}, session=session
     )
-    return [d["_id"] async for d in cursor]
+    return sorted([d["_id"] async for d in cursor])

@@ -181,7 +181,7 @@ def decode_cursor(cursor: str, query: OfferQuery) -> Cursor:
 
 def offer_filter(query: OfferQuery, eligibility: dict[str, Any] | None = None) -> dict[str, Any]:
     """The filter of ``query`` over visible offers; ``eligibility`` is the creator's part
-    (see ``domain.Eligibility.filter``)."""
+    (``domain.Eligibility.filter``)."""
     clauses: list[dict[str, Any]] = [{"visible": True}]
     if query.q is not None:
         clauses.append({"tokens": {"$all": query_tokens(query.q)}})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vitrine.runtime.service import ServiceDefinition
-from vitrine_selection import handlers, http, refresher, repository
+from vitrine_selection import feed, handlers, http, refresher, repository
 
 DEFINITION = ServiceDefinition(
     name="selection",
@@ -15,6 +15,6 @@ DEFINITION = ServiceDefinition(
     publishes=[],
     setup=repository.setup,
     routes=http.routes,
-    background=[refresher.run],
+    background=[feed.run, refresher.run],
     acts_on=handlers.ACTS_ON,
 )
