@@ -8,8 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vitrine.contract.events import DisallowSource, Exemptions, RequireShop, Source, SourceMatch
+from vitrine.contract.events import (
+    DisallowSource,
+    Exemptions,
+    ItemAdded,
+    ItemSuspended,
+    RequireShop,
+    ShowcaseAddRequested,
+    Source,
+    SourceMatch,
+)
 from vitrine_showcase.domain import (
+    HOLD_SOLD_OUT,
     MAX_ITEMS,
     Account,
     AddContext,
@@ -19,6 +29,7 @@ from vitrine_showcase.domain import (
     Product,
     Shop,
     Showcase,
+    add,
     bars,
     hold_reason,
     item_key,
@@ -128,6 +139,21 @@ def test_product_not_listed() -> None:
     assert _codes(refusal_reasons(_showcase(0), "p-x", None, _ctx(delisted))) == [
         "product_not_listed"
     ]
+
+
+def test_a_sold_out_product_is_added_and_held_at_once() -> None:
+    cmd = ShowcaseAddRequested(creator_id="c1", product_id="p-new")
+    decision = add(_showcase(2), cmd, _ctx(replace(LISTED, sold_out=True)))
+    assert not decision.refused
+    assert decision.events == [
+        ItemAdded(creator_id="c1", product_id="p-new", position=2),
+        ItemSuspended(creator_id="c1", product_id="p-new", reason="sold_out"),
+    ]
+    item = decision.state.find("p-new")
+    assert item is not None and item.holds == {HOLD_SOLD_OUT}
+    in_stock = add(_showcase(2), cmd, _ctx(LISTED))
+    assert [type(e) for e in in_stock.events] == [ItemAdded]
+    assert in_stock.state.find("p-new") == replace(item, holds=frozenset())
 
 
 def test_showcase_full_counts_suspended_items() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from vitrine.contract.events import (
     EventData,
     ItemAdded,
@@ -17,16 +19,26 @@ from vitrine.contract.events import (
     OfferWithdrawn,
     PolicyInForce,
     PolicyLifted,
+    ProductBackInStock,
     ProductDelisted,
     ProductListed,
+    ProductSoldOut,
     ShopClosed,
     ShopRegistered,
     ShowcaseAddRequested,
 )
 from vitrine.runtime.messaging.unit_of_work import FIXED_TIME, InMemoryUnitOfWork, incoming
-from vitrine_showcase.domain import HOLD_DELISTED, HOLD_OFFER, item_key, policy_hold
+from vitrine_showcase.domain import (
+    HOLD_DELISTED,
+    HOLD_OFFER,
+    HOLD_SOLD_OUT,
+    item_key,
+    policy_hold,
+)
 from vitrine_showcase.handlers import make_handlers
 from vitrine_showcase.repository import InMemoryShowcaseStore
+
+pytestmark = pytest.mark.handlers
 
 ITEMS = "showcase.items"
 
@@ -200,3 +212,72 @@ async def test_enforce_and_lift_in_bulk_report_counts() -> None:
     assert [type(e) for e in out if not hasattr(e, "affected")] == [ItemRestored, ItemRestored]
     assert out[-1].affected == 2  # type: ignore[attr-defined]
     assert all(i.active for i in store.items.values())
+
+
+# --- stock ----------------------------------------------------------------------------------
+
+SOLD_OUT = ProductSoldOut(product_id="p1", merchant_id="m1", version=1)
+BACK = ProductBackInStock(product_id="p1", merchant_id="m1", version=1, total_stock=3)
+
+
+async def a_showcase_with_an_item() -> InMemoryShowcaseStore:
+    store = InMemoryShowcaseStore()
+    await run(store, "catalog.products", listed())
+    out = await run(
+        store, "creators.showcase", ShowcaseAddRequested(creator_id="c1", product_id="p1")
+    )
+    assert [type(e) for e in out] == [ItemAdded]
+    return store
+
+
+async def test_sold_out_suspends_and_back_in_stock_restores() -> None:
+    store = await a_showcase_with_an_item()
+    assert await run(store, "catalog.products", SOLD_OUT) == [
+        ItemSuspended(creator_id="c1", product_id="p1", reason="sold_out")
+    ]
+    assert store.items[item_key("c1", "p1")].holds == {HOLD_SOLD_OUT}
+    assert store.products["p1"].sold_out
+    assert await run(store, "catalog.products", SOLD_OUT) == []  # already held: nothing
+    assert await run(store, "catalog.products", BACK) == [
+        ItemRestored(creator_id="c1", product_id="p1", reason="sold_out")
+    ]
+    assert store.items[item_key("c1", "p1")].active
+    assert not store.products["p1"].sold_out
+
+
+async def test_sold_out_and_delisted_restore_only_after_both_end() -> None:
+    store = await a_showcase_with_an_item()
+    delisted = ProductDelisted(product_id="p1", reason="withdrawn")
+    await run(store, "catalog.products", SOLD_OUT, delisted)
+    assert store.items[item_key("c1", "p1")].holds == {HOLD_SOLD_OUT, HOLD_DELISTED}
+    assert await run(store, "catalog.products", listed()) == []  # still sold out
+    assert store.products["p1"].sold_out  # a relisting does not forget the stock
+    assert await run(store, "catalog.products", BACK) == [
+        ItemRestored(creator_id="c1", product_id="p1", reason="sold_out")
+    ]
+    # the other order: back in stock first, the relisting restores
+    await run(store, "catalog.products", delisted, SOLD_OUT)
+    assert await run(store, "catalog.products", BACK) == []
+    assert await run(store, "catalog.products", listed()) == [
+        ItemRestored(creator_id="c1", product_id="p1", reason="product_delisted")
+    ]
+
+
+async def test_an_item_added_while_sold_out_is_held_at_once() -> None:
+    store = InMemoryShowcaseStore()
+    await run(store, "catalog.products", listed(), SOLD_OUT)
+    add = ShowcaseAddRequested(creator_id="c1", product_id="p1")
+    assert await run(store, "creators.showcase", add) == [
+        ItemAdded(creator_id="c1", product_id="p1", position=0),
+        ItemSuspended(creator_id="c1", product_id="p1", reason="sold_out"),
+    ]
+    assert store.items[item_key("c1", "p1")].holds == {HOLD_SOLD_OUT}
+    assert await run(store, "catalog.products", BACK) == [
+        ItemRestored(creator_id="c1", product_id="p1", reason="sold_out")
+    ]
+
+
+async def test_stock_of_an_unknown_product_changes_nothing() -> None:
+    store = InMemoryShowcaseStore()
+    assert await run(store, "catalog.products", SOLD_OUT, BACK) == []
+    assert store.products == {}

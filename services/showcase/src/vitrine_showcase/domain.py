@@ -71,13 +71,15 @@ def item_key(creator_id: str, product_id: str) -> str:
 
 @dataclass(frozen=True)
 class Product:
-    """What catalog said about a product: who sells it, where from, whether it is on sale."""
+    """What catalog said about a product: who sells it, where from, whether it is on sale,
+    whether its total stock is 0 (``product.sold_out`` until ``product.back_in_stock``)."""
 
     product_id: str
     merchant_id: str
     source: Source
     listed: bool
     version: int | None = None
+    sold_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -432,7 +434,11 @@ def refusal_reasons(
 
 
 def add(showcase: Showcase, cmd: ShowcaseAddRequested, ctx: AddContext) -> Decision[Showcase]:
-    """Append the product (active), or refuse with every reason; already there: ignored."""
+    """Append the product, or refuse with every reason; already there: ignored.
+
+    A sold-out product is not refused (DESIGN.md §3 has no such code for showcases): the item
+    is added and held ``sold_out`` at once (``item_added`` then ``item_suspended``), and
+    ``product.back_in_stock`` releases it like any other."""
     if showcase.find(cmd.product_id) is not None:
         return Decision.ignore(showcase, "already_in_showcase")
     reasons = refusal_reasons(showcase, cmd.product_id, cmd.offer_id, ctx)
@@ -452,6 +458,7 @@ def add(showcase: Showcase, cmd: ShowcaseAddRequested, ctx: AddContext) -> Decis
         source=product.source,
         position=len(showcase),
         offer_id=cmd.offer_id,
+        holds=frozenset({HOLD_SOLD_OUT}) if product.sold_out else frozenset(),
     )
     added = ItemAdded(
         creator_id=cmd.creator_id,
@@ -459,7 +466,9 @@ def add(showcase: Showcase, cmd: ShowcaseAddRequested, ctx: AddContext) -> Decis
         offer_id=cmd.offer_id,
         position=item.position,
     )
-    return Decision(showcase.append(item), [Emit(added, cmd.creator_id)])
+    emits = [Emit(added, cmd.creator_id)]
+    emits += [_suspended(item, hold) for hold in sorted(item.holds)]
+    return Decision(showcase.append(item), emits)
 
 
 def remove(showcase: Showcase, cmd: ShowcaseRemoveRequested) -> Decision[Showcase]:

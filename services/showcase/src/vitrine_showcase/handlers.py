@@ -21,7 +21,18 @@ from dataclasses import replace
 from typing import Any, Final
 
 from vitrine.contract.envelope import Event
-from vitrine.contract.events import EnforcementReported, ItemRefused, Reason, ReportPhase
+from vitrine.contract.events import (
+    EnforcementReported,
+    ItemRefused,
+    ProductBackInStock,
+    ProductDelisted,
+    ProductListed,
+    ProductSoldOut,
+    Reason,
+    ReportPhase,
+    ShopClosed,
+    ShopRegistered,
+)
 from vitrine.runtime.decision import Decision
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging import outbox
@@ -176,18 +187,16 @@ def _ids(d: Any) -> dict[str, str]:
 
 # --- catalog.products ------------------------------------------------------------------------
 
-_CATALOG_TYPES = ("product.listed", "product.delisted")
+#: What showcase follows on ``catalog.products`` (drafts and reviews are not its business).
+CatalogEvent = ProductListed | ProductDelisted | ProductSoldOut | ProductBackInStock
 
 
 async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
     """Project listed products; ``product.delisted`` holds their items everywhere,
-    ``product.listed`` judges them again and releases the delisting.
-
-    ``product.sold_out``/``product.back_in_stock`` are not on the contract's
-    ``catalog.products`` yet; the domain's :func:`~vitrine_showcase.domain.stock_changed`
-    is ready for them.
-    """
-    relevant = [e for e in events if e.type in _CATALOG_TYPES]
+    ``product.listed`` judges them again and releases the delisting; ``product.sold_out``
+    holds them ``sold_out`` until ``product.back_in_stock``. The projection keeps the stock
+    state so that an item added while the product is sold out is held at once."""
+    relevant = [e for e in events if isinstance(e.data, CatalogEvent)]
     if not relevant:
         return
     pids = {e.data.product_id for e in relevant}
@@ -197,29 +206,35 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: Showca
     accounts: dict[str, Account] = {}
     if policies and holds.now:  # the new version may come from a source a policy bars
         wanted = {i.creator_id for i in holds.now.values()}
-        wanted |= {e.data.merchant_id for e in relevant if e.type == "product.listed"}
+        wanted |= {e.data.merchant_id for e in relevant if isinstance(e.data, ProductListed)}
         accounts = await store.load_accounts(wanted)
     changed: set[str] = set()
     for event in relevant:
-        d = event.data
-        pid = d.product_id
-        product: Product | None
-        if event.type == "product.listed":
-            product = Product(pid, d.merchant_id, d.source, True, d.version)
-            for item in holds.where("product_id", pid):
-                decision = domain.product_listed(
-                    item,
-                    product,
-                    policies=policies,
-                    creator=accounts.get(item.creator_id),
-                    merchant=accounts.get(product.merchant_id),
-                )
-                holds.apply(decision, uow, event)
-        else:
-            known = products.get(pid)
-            product = None if known is None else replace(known, listed=False)
-            for item in holds.where("product_id", pid):
-                holds.apply(domain.product_delisted(item), uow, event)
+        pid = event.data.product_id
+        known = products.get(pid)
+        product: Product | None = None
+        match event.data:
+            case ProductListed() as d:
+                sold_out = known.sold_out if known else False  # stock moves on its own events
+                product = Product(pid, d.merchant_id, d.source, True, d.version, sold_out)
+                for item in holds.where("product_id", pid):
+                    decision = domain.product_listed(
+                        item,
+                        product,
+                        policies=policies,
+                        creator=accounts.get(item.creator_id),
+                        merchant=accounts.get(product.merchant_id),
+                    )
+                    holds.apply(decision, uow, event)
+            case ProductDelisted():
+                product = None if known is None else replace(known, listed=False)
+                for item in holds.where("product_id", pid):
+                    holds.apply(domain.product_delisted(item), uow, event)
+            case ProductSoldOut() | ProductBackInStock() as d:
+                sold_out = isinstance(d, ProductSoldOut)
+                product = None if known is None else replace(known, sold_out=sold_out)
+                for item in holds.where("product_id", pid):
+                    holds.apply(domain.stock_changed(item, sold_out=sold_out), uow, event)
         if product is not None:
             products[pid] = product
             changed.add(pid)
@@ -244,15 +259,16 @@ async def apply_shops(events: list[Event[Any]], uow: UnitOfWork, store: Showcase
         accounts |= await store.load_accounts(merchants)
     changed: set[str] = set()
     for event in events:
-        d = event.data
-        account = accounts.get(d.account_id) or Account(d.account_id)
-        if event.type == "shop.registered":
-            account = account.register(Shop(d.shop_id, d.shop_kind, d.service_provider_built))
-        else:
-            account = account.close(d.shop_id)
-        accounts[d.account_id] = account
-        changed.add(d.account_id)
-        for item in holds.where("creator_id", d.account_id):
+        account_id = event.data.account_id
+        account = accounts.get(account_id) or Account(account_id)
+        match event.data:
+            case ShopRegistered() as d:
+                account = account.register(Shop(d.shop_id, d.shop_kind, d.service_provider_built))
+            case ShopClosed() as d:
+                account = account.close(d.shop_id)
+        accounts[account_id] = account
+        changed.add(account_id)
+        for item in holds.where("creator_id", account_id):
             decision = domain.rejudge(item, policies, account, accounts.get(item.merchant_id))
             holds.apply(decision, uow, event)
     await stage_emitted(uow)

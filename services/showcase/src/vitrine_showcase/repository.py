@@ -289,6 +289,7 @@ async def load_products(db: Db, ids: Iterable[str], session: Session = None) -> 
             source=_source(d["source"]),
             listed=bool(d["listed"]),
             version=d.get("version"),
+            sold_out=bool(d.get("sold_out", False)),  # absent in documents written before
         )
         for d in await _by_id(db, PRODUCTS, ids, session)
     }
@@ -305,6 +306,7 @@ async def save_products(db: Db, products: Iterable[Product], session: Session = 
                 "source": dump(p.source),
                 "listed": p.listed,
                 "version": p.version,
+                "sold_out": p.sold_out,
             }
             for p in products
         ),

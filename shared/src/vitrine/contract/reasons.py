@@ -70,11 +70,10 @@ _MANUAL_REJECT = _c("manual_reject", "a reviewer rejected it without giving reas
 _SUSPENSION = (
     _c("product_delisted", "the product is no longer listed"),
     _c("policy", "a policy in force disallows it (the event carries `policy_id`)"),
-    _c("sold_out", "the product's total stock is 0", planned=True),
+    _c("sold_out", "the product's total stock is 0"),
     _c(
         "offer_unavailable",
         "its offer was withdrawn or suspended, or the creator left its targeted plan",
-        planned=True,
     ),
 )
 
