@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from vitrine.runtime.http import not_found
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
 from vitrine.runtime.service import Runtime
 from vitrine_catalog import repository
@@ -33,7 +34,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
             .find_one({"_id": request.path_params["product_id"]}, {APPLIED_FIELD: 0})
         )
         if doc is None:
-            return JSONResponse({"error": "not_found"}, status_code=404)
+            return not_found()
         product = repository.to_product(doc)
         doc["product_id"] = doc.pop("_id")
         # Computed from the state, not read from the stored copy (older documents lack it).

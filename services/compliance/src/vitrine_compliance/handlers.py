@@ -37,6 +37,7 @@ from vitrine.contract.events import (
     ShopClosed,
     ShopRegistered,
 )
+from vitrine.runtime.handlers import bind_table
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
@@ -59,21 +60,18 @@ CartEvent = LiveItemAdded | LiveItemRemoved | LiveItemSuspended | LiveItemRestor
 def make_handlers(store: Callable[[UnitOfWork], Store]) -> dict[str, BatchHandler]:
     """The handlers per input topic, reaching state through ``store(uow)``."""
 
-    def bind(handler: Callable[[list[Event[Any]], UnitOfWork, Store], Any]) -> BatchHandler:
-        async def handle(events: list[Event[Any]], uow: UnitOfWork) -> None:
-            await handler(events, uow, store(uow))
-
-        return handle
-
-    return {
-        "platform.policies": bind(on_policies),
-        "compliance.reports": bind(on_reports),
-        "showcase.items": bind(on_items),
-        "live.rooms": bind(on_live),
-        "distribution.offers": bind(on_offers),
-        "catalog.products": bind(on_products),
-        "accounts.shops": bind(on_shops),
-    }
+    return bind_table(
+        store,
+        {
+            "platform.policies": on_policies,
+            "compliance.reports": on_reports,
+            "showcase.items": on_items,
+            "live.rooms": on_live,
+            "distribution.offers": on_offers,
+            "catalog.products": on_products,
+            "accounts.shops": on_shops,
+        },
+    )
 
 
 # --- policies ----------------------------------------------------------------------------------

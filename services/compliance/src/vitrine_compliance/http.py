@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from vitrine.runtime.http import jsonable, not_found
 from vitrine.runtime.mongo import Document
 from vitrine.runtime.service import Runtime
 from vitrine_compliance import repository
 from vitrine_compliance.domain import COMPLETABLE
 
 STATES = ("announced", "accepted", "rejected", "scheduled", "in_force", "lifted")
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    return value
 
 
 def _enforcement(doc: Document) -> dict[str, Any]:
@@ -103,7 +93,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
             query["state"] = state
         cursor = runtime().db[repository.POLICIES].find(query).sort("_id", 1).limit(limit)
         items = [summary(doc) async for doc in cursor]
-        return JSONResponse(_json({"policies": items}))
+        return JSONResponse(jsonable({"policies": items}))
 
     async def policy(request: Request) -> Response:
         """One policy: state, terms, schedules, impact assessment, enforcement progress."""
@@ -111,9 +101,9 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         rt = runtime()
         doc = await rt.db[repository.POLICIES].find_one({"_id": pid})
         if doc is None:
-            return JSONResponse({"error": "not_found"}, status_code=404)
+            return not_found()
         schedules = await repository.schedules_of(rt.db, pid)
-        return JSONResponse(_json(detail(doc, schedules)))
+        return JSONResponse(jsonable(detail(doc, schedules)))
 
     return [
         Route("/policies", policies),

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from vitrine.runtime.http import jsonable, not_found
 from vitrine.runtime.mongo import Document
 from vitrine.runtime.service import Runtime
 from vitrine_distribution import repository
@@ -29,19 +30,8 @@ from vitrine_distribution.domain import Offer, rates, to_ms
 MAX_LIMIT = 1000
 
 
-def _json(value: Any) -> Any:
-    """Datetimes as RFC 3339 strings, recursively."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
-    return value
-
-
 def _not_found(what: str) -> Response:
-    return JSONResponse({"error": "not_found", "what": what}, status_code=404)
+    return not_found(what=what)
 
 
 def _limit(request: Request, default: int = MAX_LIMIT) -> int:
@@ -100,7 +90,7 @@ def offer_view(offer: Offer, now: datetime, at: datetime | None) -> dict[str, An
             "commission_bps": offer.rate_at(at),
             "active": offer.active_at(at),
         }
-    return _json(view)  # type: ignore[no-any-return]
+    return jsonable(view)  # type: ignore[no-any-return]
 
 
 def _entries(order: Document) -> list[dict[str, Any]]:
@@ -148,7 +138,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         entries = [e for o in orders[:limit] for e in _entries(o)]
         body = {"creator_id": creator_id, **_ledger(ledger)}
         body.update(entries=entries, truncated=len(orders) > limit)
-        return JSONResponse(_json(body))
+        return JSONResponse(jsonable(body))
 
     async def merchant_payable(request: Request) -> Response:
         merchant_id = request.path_params["merchant_id"]
@@ -176,7 +166,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         if doc is None:
             return _not_found("order")
         doc["order_id"] = doc.pop("_id")
-        return JSONResponse(_json(doc))
+        return JSONResponse(jsonable(doc))
 
     async def product(request: Request) -> Response:
         doc = (
@@ -187,7 +177,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         if doc is None:
             return _not_found("product")
         doc["product_id"] = doc.pop("_id")
-        return JSONResponse(_json(doc))
+        return JSONResponse(jsonable(doc))
 
     async def policy(request: Request) -> Response:
         doc = (
@@ -198,7 +188,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         if doc is None:
             return _not_found("policy")
         doc["policy_id"] = doc.pop("_id")
-        return JSONResponse(_json(doc))
+        return JSONResponse(jsonable(doc))
 
     async def account(request: Request) -> Response:
         doc = (

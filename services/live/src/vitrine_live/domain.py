@@ -19,14 +19,13 @@ sessions are history: they follow nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
 from vitrine.contract import holds as hold_set
 from vitrine.contract import policy_kernel
 from vitrine.contract.events import (
-    Exemptions,
     LiveAddRequested,
     LiveEndRequested,
     LiveExplainRequested,
@@ -43,7 +42,6 @@ from vitrine.contract.events import (
     LiveStartRequested,
     Reason,
     RequireShop,
-    Rule,
     Source,
 )
 from vitrine.contract.holds import HOLD_DELISTED, HOLD_OFFER, HOLD_SOLD_OUT, policy_hold
@@ -109,27 +107,9 @@ class Offer:
 
 
 @dataclass(frozen=True)
-class Policy:
-    """A ruling as compliance put it in force; lifted policies are kept as tombstones.
-
-    Satisfies :class:`vitrine.contract.policy_kernel.PolicyTerms`.
-    """
-
-    policy_id: str
-    rules: tuple[Rule, ...] = ()
-    exemptions: Exemptions = field(default_factory=Exemptions)
-    phases: frozenset[str] = frozenset()
-    lifted: bool = False
-
-    @property
-    def in_force(self) -> bool:
-        """Judges new cart items (any phase reached, not lifted)."""
-        return policy_kernel.judges_new(self.phases) and not self.lifted
-
-    @property
-    def enforcing(self) -> bool:
-        """Holds existing cart items (``enforce_existing`` reached, not lifted)."""
-        return policy_kernel.judges_existing(self.phases) and not self.lifted
+class Policy(policy_kernel.PolicyState):
+    """A ruling as compliance put it in force; lifted policies are kept as tombstones
+    (:class:`vitrine.contract.policy_kernel.PolicyState`)."""
 
     @property
     def names_live(self) -> bool:

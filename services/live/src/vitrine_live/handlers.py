@@ -40,8 +40,8 @@ from vitrine.contract.events import (
     ShopRegistered,
 )
 from vitrine.runtime.decision import Decision
+from vitrine.runtime.handlers import bind_table, stage_emitted
 from vitrine.runtime.logging import get_logger
-from vitrine.runtime.messaging import outbox
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_live import domain
@@ -60,28 +60,17 @@ CatalogEvent = ProductListed | ProductDelisted | ProductSoldOut | ProductBackInS
 def make_handlers(store: Callable[[UnitOfWork], LiveStore]) -> dict[str, BatchHandler]:
     """The handlers per input topic, reaching live's state through ``store(uow)``."""
 
-    def bind(apply: Callable[[list[Event[Any]], UnitOfWork, LiveStore], Any]) -> BatchHandler:
-        async def handler(events: list[Event[Any]], uow: UnitOfWork) -> None:
-            await apply(events, uow, store(uow))
-
-        return handler
-
-    return {
-        "creators.live": bind(apply_requests),
-        "catalog.products": bind(apply_catalog),
-        "showcase.items": bind(apply_showcase),
-        "distribution.offers": bind(apply_offers),
-        "accounts.shops": bind(apply_shops),
-        "compliance.rulings": bind(apply_rulings),
-    }
-
-
-async def stage_emitted(uow: UnitOfWork) -> None:
-    """Stage what was emitted so far (in order) before writing the state it describes."""
-    if uow.session is None or not uow.emitted:
-        return
-    await outbox.stage(uow.db, uow.session, list(uow.emitted))
-    uow.emitted.clear()
+    return bind_table(
+        store,
+        {
+            "creators.live": apply_requests,
+            "catalog.products": apply_catalog,
+            "showcase.items": apply_showcase,
+            "distribution.offers": apply_offers,
+            "accounts.shops": apply_shops,
+            "compliance.rulings": apply_rulings,
+        },
+    )
 
 
 class _Sessions:

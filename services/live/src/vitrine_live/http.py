@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from vitrine.contract.holds import hold_reason
+from vitrine.runtime.http import not_found
 from vitrine.runtime.service import Runtime
 from vitrine_live import repository
 from vitrine_live.domain import Session
@@ -62,7 +63,7 @@ def session_view(session: Session, *, include_suspended: bool) -> dict[str, Any]
 
 
 def _not_found(what: str, key: str) -> Response:
-    return JSONResponse({"error": "not_found", "message": f"no {what} {key}"}, status_code=404)
+    return not_found(message=f"no {what} {key}")
 
 
 def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:

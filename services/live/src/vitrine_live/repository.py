@@ -20,15 +20,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from pydantic import TypeAdapter
 from pymongo import DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
-from vitrine.contract.events import Exemptions, Rule, Source, dump
+from vitrine.contract.events import Source, dump
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
+from vitrine.runtime.policy_documents import policy_fields, policy_from_document
 from vitrine_live.domain import Account, CartItem, Offer, Policy, Product, Session, Shop
 
 SESSIONS = "sessions"
@@ -42,7 +42,6 @@ CHUNK = 5000
 
 Db = AsyncDatabase[Document]
 MongoSession = AsyncClientSession | None
-_RULE: TypeAdapter[Rule] = TypeAdapter(Rule)
 T = TypeVar("T")
 
 
@@ -119,23 +118,11 @@ def session_document(session: Session) -> Document:
 
 
 def to_policy(doc: Document) -> Policy:
-    return Policy(
-        policy_id=doc["_id"],
-        rules=tuple(_RULE.validate_python(r, strict=False) for r in doc.get("rules", [])),
-        exemptions=Exemptions.model_validate(doc.get("exemptions") or {}, strict=False),
-        phases=frozenset(doc.get("phases", [])),
-        lifted=bool(doc.get("lifted")),
-    )
+    return policy_from_document(doc, Policy)
 
 
 def policy_document(policy: Policy) -> Document:
-    return {
-        "_id": policy.policy_id,
-        "rules": [r.model_dump(mode="json", exclude_none=True) for r in policy.rules],
-        "exemptions": dump(policy.exemptions),
-        "phases": sorted(policy.phases),
-        "lifted": policy.lifted,
-    }
+    return {"_id": policy.policy_id, **policy_fields(policy)}
 
 
 # --- the store the handlers use ----------------------------------------------------------------

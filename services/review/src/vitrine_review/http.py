@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from vitrine.runtime.http import not_found
 from vitrine.runtime.service import Runtime
 from vitrine_review import repository
 
@@ -56,7 +57,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
             doc["decision_id"] = doc.pop("_id")
             items.append(_json(doc))
         if not items:
-            return JSONResponse({"error": "not_found", "product_id": pid}, status_code=404)
+            return not_found(product_id=pid)
         return JSONResponse({"product_id": pid, "decisions": items})
 
     return [

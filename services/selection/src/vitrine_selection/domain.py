@@ -33,7 +33,6 @@ from zoneinfo import ZoneInfo
 
 from vitrine.contract import policy_kernel as kernel
 from vitrine.contract.events import (
-    Exemptions,
     OfferActivated,
     OfferRestored,
     OfferSuspended,
@@ -47,7 +46,6 @@ from vitrine.contract.events import (
     ProductDelisted,
     ProductListed,
     ProductSoldOut,
-    Rule,
     ShopClosed,
     ShopRegistered,
     Source,
@@ -323,20 +321,9 @@ def _midnight(day: date) -> datetime:
 
 
 @dataclass(frozen=True)
-class Policy:
-    """A policy as its rulings describe it (satisfies the kernel's ``PolicyTerms``)."""
-
-    policy_id: str
-    rules: tuple[Rule, ...] = ()
-    exemptions: Exemptions = field(default_factory=Exemptions)
-    phases: frozenset[str] = frozenset()
-    lifted: bool = False
-
-    @property
-    def in_force(self) -> bool:
-        """In force from ``block_new`` until lifted: it judges new placements (a creator taking
-        an offer is one)."""
-        return not self.lifted and kernel.judges_new(self.phases)
+class Policy(kernel.PolicyState):
+    """A policy as its rulings describe it; ``in_force`` from ``block_new`` until lifted: it
+    judges new placements (a creator taking an offer is one)."""
 
 
 RulingInput = PolicyAccepted | PolicyInForce | PolicyLifted

@@ -31,6 +31,7 @@ from vitrine.contract.events import (
     ShopClosed,
     ShopRegistered,
 )
+from vitrine.runtime.handlers import bind_table
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
@@ -189,16 +190,13 @@ async def on_rulings(events: list[Event[RulingInput]], uow: UnitOfWork, store: S
 def make_handlers(store: Callable[[UnitOfWork], Store]) -> dict[str, BatchHandler]:
     """The handlers per input topic, reaching the projections through ``store(uow)``."""
 
-    def bind(fn: Callable[[Any, UnitOfWork, Store], Any]) -> BatchHandler:
-        async def handler(events: list[Event[Any]], uow: UnitOfWork) -> None:
-            await fn(events, uow, store(uow))
-
-        return handler
-
-    return {
-        "catalog.products": bind(on_products),
-        "distribution.offers": bind(on_offers),
-        "orders.lifecycle": bind(on_orders),
-        "accounts.shops": bind(on_shops),
-        "compliance.rulings": bind(on_rulings),
-    }
+    return bind_table(
+        store,
+        {
+            "catalog.products": on_products,
+            "distribution.offers": on_offers,
+            "orders.lifecycle": on_orders,
+            "accounts.shops": on_shops,
+            "compliance.rulings": on_rulings,
+        },
+    )

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
 
 from prometheus_client import Histogram
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from vitrine.runtime.http import jsonable, not_found
 from vitrine.runtime.service import Runtime
 from vitrine_selection import domain, feed, repository, search
 from vitrine_selection.search import BadQuery
@@ -52,16 +51,6 @@ SUMMARY = {
     "published_at": 1,
 }
 HIDDEN = ("_id", "tokens", "seen_at", "due_at", "published_ms", "policy_ids", "sales", "rev")
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    return value
 
 
 def bad_request(message: str) -> Response:
@@ -110,7 +99,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         QUERY_SECONDS.observe(time.perf_counter() - started)
         return JSONResponse(
             {
-                "offers": _json(page.rows),
+                "offers": jsonable(page.rows),
                 "next_cursor": next_cursor,
                 "sort": query.sort,
                 "order": query.direction,
@@ -124,7 +113,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
             await runtime().db[repository.OFFERS].find_one({"_id": request.path_params["offer_id"]})
         )
         if doc is None or doc.get("status") is None:
-            return JSONResponse({"error": "not_found"}, status_code=404)
+            return not_found()
         body = {k: v for k, v in doc.items() if k not in HIDDEN}
         body["rate_schedule"] = [
             {"commission_bps": r["bps"], "effective_at": r["effective_at"]}
@@ -147,7 +136,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         body["sales_by_day"] = {
             d: {"orders": v[0], "gmv_fen": v[1]} for d, v in sorted(doc.get("sales", {}).items())
         }
-        return JSONResponse(_json(body))
+        return JSONResponse(jsonable(body))
 
     async def suppliers(request: Request) -> Response:
         """Visible offers grouped by source kind and supplier platform: counts, rate ranges."""

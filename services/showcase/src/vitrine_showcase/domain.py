@@ -22,14 +22,13 @@ creator is the account using the surface. Additions are refused by every policy 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from vitrine.contract import holds as hold_set
 from vitrine.contract import policy_kernel
 from vitrine.contract.events import (
     EventData,
-    Exemptions,
     ItemAdded,
     ItemMoved,
     ItemRefused,
@@ -37,7 +36,6 @@ from vitrine.contract.events import (
     ItemRestored,
     ItemSuspended,
     Reason,
-    Rule,
     ShowcaseAddRequested,
     ShowcaseMoveRequested,
     ShowcaseRemoveRequested,
@@ -111,27 +109,9 @@ Phase = Literal["block_new", "enforce_existing"]
 
 
 @dataclass(frozen=True)
-class Policy:
-    """A ruling as compliance put it in force; lifted policies are kept as tombstones.
-
-    Satisfies :class:`vitrine.contract.policy_kernel.PolicyTerms`.
-    """
-
-    policy_id: str
-    rules: tuple[Rule, ...] = ()
-    exemptions: Exemptions = field(default_factory=Exemptions)
-    phases: frozenset[str] = frozenset()
-    lifted: bool = False
-
-    @property
-    def in_force(self) -> bool:
-        """Judges new additions (any phase reached, not lifted)."""
-        return policy_kernel.judges_new(self.phases) and not self.lifted
-
-    @property
-    def enforcing(self) -> bool:
-        """Holds existing items (``enforce_existing`` reached, not lifted)."""
-        return policy_kernel.judges_existing(self.phases) and not self.lifted
+class Policy(policy_kernel.PolicyState):
+    """A ruling as compliance put it in force; lifted policies are kept as tombstones
+    (:class:`vitrine.contract.policy_kernel.PolicyState`)."""
 
     @property
     def hold(self) -> str:

@@ -34,8 +34,8 @@ from vitrine.contract.events import (
     ShopRegistered,
 )
 from vitrine.runtime.decision import Decision
+from vitrine.runtime.handlers import bind_table, stage_emitted
 from vitrine.runtime.logging import get_logger
-from vitrine.runtime.messaging import outbox
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_showcase import domain, repository
@@ -53,27 +53,16 @@ SWEEP_CHUNK: Final = 5_000
 def make_handlers(store: Callable[[UnitOfWork], ShowcaseStore]) -> dict[str, BatchHandler]:
     """The handlers per input topic, reaching showcase's state through ``store(uow)``."""
 
-    def bind(apply: Callable[[list[Event[Any]], UnitOfWork, ShowcaseStore], Any]) -> BatchHandler:
-        async def handler(events: list[Event[Any]], uow: UnitOfWork) -> None:
-            await apply(events, uow, store(uow))
-
-        return handler
-
-    return {
-        "creators.showcase": bind(apply_requests),
-        "catalog.products": bind(apply_catalog),
-        "accounts.shops": bind(apply_shops),
-        "distribution.offers": bind(apply_offers),
-        "compliance.rulings": bind(apply_rulings),
-    }
-
-
-async def stage_emitted(uow: UnitOfWork) -> None:
-    """Stage what was emitted so far (in order) before writing the state it describes."""
-    if uow.session is None or not uow.emitted:
-        return
-    await outbox.stage(uow.db, uow.session, list(uow.emitted))
-    uow.emitted.clear()
+    return bind_table(
+        store,
+        {
+            "creators.showcase": apply_requests,
+            "catalog.products": apply_catalog,
+            "accounts.shops": apply_shops,
+            "distribution.offers": apply_offers,
+            "compliance.rulings": apply_rulings,
+        },
+    )
 
 
 class _Holds:

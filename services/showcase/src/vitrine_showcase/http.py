@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from vitrine.runtime.http import not_found
 from vitrine.runtime.service import Runtime
 from vitrine_showcase import domain, repository
 
@@ -78,7 +79,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
                 return JSONResponse({"error": f"invalid_{param}"}, status_code=400)
             doc = await runtime().db[collection].find_one({"_id": key})
             if doc is None:
-                return JSONResponse({"error": "not_found"}, status_code=404)
+                return not_found()
             doc[param] = doc.pop("_id")
             return JSONResponse(doc)
 

@@ -21,16 +21,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
-from pydantic import TypeAdapter
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 from pymongo.operations import DeleteOne, InsertOne
 
-from vitrine.contract.events import Exemptions, Rule, Source, dump
+from vitrine.contract.events import Source, dump
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
+from vitrine.runtime.policy_documents import policy_fields, policy_from_document
 from vitrine_showcase.domain import Account, Item, Offer, Policy, Product, Shop, Showcase
 
 ITEMS = "items"
@@ -44,7 +44,6 @@ CHUNK = 5000
 BATCH = 10_000
 
 Session = AsyncClientSession | None
-_RULE: TypeAdapter[Rule] = TypeAdapter(Rule)
 Db = AsyncDatabase[Document]
 T = TypeVar("T")
 
@@ -385,22 +384,11 @@ async def save_offers(db: Db, offers: Iterable[Offer], session: Session = None) 
 
 
 def to_policy(doc: Document) -> Policy:
-    return Policy(
-        policy_id=doc["_id"],
-        rules=tuple(_RULE.validate_python(r, strict=False) for r in doc.get("rules", [])),
-        exemptions=Exemptions.model_validate(doc.get("exemptions") or {}, strict=False),
-        phases=frozenset(doc.get("phases", [])),
-        lifted=bool(doc.get("lifted")),
-    )
+    return policy_from_document(doc, Policy)
 
 
 def policy_document(policy: Policy) -> Document:
-    return {
-        "rules": [r.model_dump(mode="json", exclude_none=True) for r in policy.rules],
-        "exemptions": dump(policy.exemptions),
-        "phases": sorted(policy.phases),
-        "lifted": policy.lifted,
-    }
+    return policy_fields(policy)
 
 
 async def load_policies_in_force(db: Db, session: Session = None) -> list[Policy]:

@@ -27,7 +27,7 @@ Phases: a policy in force (``block_new`` or later) judges new placements; only f
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from vitrine.contract.events.base import Source, Surface
@@ -37,6 +37,7 @@ __all__ = [
     "Account",
     "Breach",
     "Placement",
+    "PolicyState",
     "PolicyTerms",
     "Shop",
     "Terms",
@@ -116,6 +117,29 @@ class Terms:
     policy_id: str
     rules: Sequence[Rule]
     exemptions: Exemptions
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """A policy as a service projects it from ``compliance.rulings``: its terms, the phases it
+    reached, and whether it was lifted (lifted policies are kept as tombstones). Satisfies
+    :class:`PolicyTerms`; services subclass it for what only they ask of a policy."""
+
+    policy_id: str
+    rules: tuple[Rule, ...] = ()
+    exemptions: Exemptions = field(default_factory=Exemptions)
+    phases: frozenset[str] = frozenset()
+    lifted: bool = False
+
+    @property
+    def in_force(self) -> bool:
+        """Judges new placements (any phase reached, not lifted)."""
+        return judges_new(self.phases) and not self.lifted
+
+    @property
+    def enforcing(self) -> bool:
+        """Holds existing placements (``enforce_existing`` reached, not lifted)."""
+        return judges_existing(self.phases) and not self.lifted
 
 
 @dataclass(frozen=True)
