@@ -183,7 +183,8 @@ class ApacheKafkaNode:
         if not (self.log_dir / "meta.properties").exists():
             tool = [*self._java(), "kafka.tools.StorageTool", "format"]
             proc = subprocess.run(
-                [*tool, "-t", cluster_id(), "-c", str(config), *self._format_extra()],
+                # "--cluster-id=ID", not "-t ID": an id may begin with "-" (1 in 64).
+                [*tool, f"--cluster-id={cluster_id()}", "-c", str(config), *self._format_extra()],
                 capture_output=True,
                 text=True,
                 timeout=120,
