@@ -64,6 +64,14 @@ def check_image_tags(services: dict[str, Any]) -> None:
             check(other == name, f"{name} and {other} both build image {svc['image']}")
 
 
+def shutdown_seconds() -> float:
+    """The services' own worst-case shutdown time, read from vitrine.runtime.service."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from check_k8s import shutdown_seconds as bound
+
+    return bound()
+
+
 def check(cond: bool, msg: str) -> None:
     if not cond:
         errors.append(msg)
@@ -191,6 +199,13 @@ def check_service(name: str, port: int, svc: dict[str, Any]) -> None:
     check(ports == [f"{port}:8000"], f"{name}: ports must be ['{port}:8000'] (got {ports})")
     check("/readyz" in healthcheck_text(svc), f"{name}: healthcheck must probe /readyz")
     check(svc.get("restart") == "unless-stopped", f"{name}: restart must be unless-stopped")
+    grace = str(svc.get("stop_grace_period", "10s"))
+    seconds = float(grace.rstrip("s")) if grace.rstrip("s").replace(".", "").isdigit() else 0.0
+    bound = shutdown_seconds()
+    check(
+        seconds >= bound + 5,
+        f"{name}: stop_grace_period {grace} is below the shutdown bound {bound:.0f} s + 5 s",
+    )
 
 
 def main() -> int:

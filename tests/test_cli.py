@@ -37,6 +37,7 @@ async def cli(stack: Any, *args: str, input: str | None = None) -> Any:
         app,
         ["--bootstrap", stack.kafka_bootstrap, *args],
         input=input,
+        env={"VITRINE_KAFKA_STANDIN": stack.kafka_standin},
         catch_exceptions=False,
     )
 
@@ -50,6 +51,7 @@ async def cli_process(stack: Any, *args: str, timeout: float = 60.0) -> tuple[in
         "--bootstrap",
         stack.kafka_bootstrap,
         *args,
+        env={**os.environ, **stack.env()},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from vitrine.contract.events.base import EventData
 
@@ -109,10 +109,19 @@ async def ensure_topics(
         created: list[str] = []
         for new in wanted:  # one by one: a racing creator must not fail the others
             try:
-                await admin.create_topics([new])
-                created.append(new.name)
+                response = await admin.create_topics([new])
             except TopicAlreadyExistsError:
-                pass
+                continue
+            # The answer carries an error code per topic instead of raising: a broker that
+            # is still starting refuses some creations (found on Apache Kafka).
+            for topic, code, *message in response.topic_errors:
+                if code == TopicAlreadyExistsError.errno:
+                    continue
+                if code:
+                    error = for_code(code)
+                    detail = message[0] if message and message[0] else error.description
+                    raise error(f"creating {topic}: {detail}")
+                created.append(topic)
         return created
     finally:
         await admin.close()
