@@ -183,7 +183,9 @@ class ApacheKafkaNode:
         if not (self.log_dir / "meta.properties").exists():
             tool = [*self._java(), "kafka.tools.StorageTool", "format"]
             proc = subprocess.run(
-                [*tool, "-t", cluster_id(), "-c", str(config), *self._format_extra()],
+                # "=": an id may begin with "-" (url-safe base64), which a separate
+                # argument would read as an option (format failed 1 start in 64).
+                [*tool, f"--cluster-id={cluster_id()}", "-c", str(config), *self._format_extra()],
                 capture_output=True,
                 text=True,
                 timeout=120,
