@@ -119,8 +119,9 @@ async def embedded_stack(broker: Broker | None = None) -> AsyncIterator[Embedded
             await asyncio.to_thread(stack.stop)
 
 
-async def create_topics(bootstrap: str, names: dict[str, int]) -> None:
-    """Create benchmark-only topics (name -> partitions); no broker here auto-creates them."""
+async def create_topics(bootstrap: str, names: dict[str, int], timeout: float = 60.0) -> None:
+    """Create benchmark-only topics (name -> partitions) and wait until every partition has a
+    leader (no broker here auto-creates them; Apache Kafka elects leaders just after)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -128,6 +129,19 @@ async def create_topics(bootstrap: str, names: dict[str, int]) -> None:
         new = [NewTopic(n, p, 1) for n, p in names.items() if n not in existing]
         if new:
             await admin.create_topics(new)
+        deadline = time.monotonic() + timeout
+        while True:
+            described = await admin.describe_topics(list(names))
+            led = {
+                t["topic"]: sum(1 for p in t["partitions"] if p["leader"] >= 0)
+                for t in described
+                if not t["error_code"]
+            }
+            if all(led.get(n, 0) >= p for n, p in names.items()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"benchmark topics without leaders after {timeout}s: {led}")
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
 

@@ -75,7 +75,8 @@ async def measure(
     )
     report.add(
         f"- whole stack: **{total:.1f} %** of one core (target ≤ {TARGET_PERCENT:.0f} % on "
-        f"Apache Kafka: {'met' if met else 'missed'} here); services {services_total:.1f} %, "
+        f"Apache Kafka{(': met' if met else ': missed') if report.broker == 'apache' else ''}); "
+        f"services {services_total:.1f} %, "
         f"{broker_name} {percent[broker_name]:.1f} %, nx-27017 {percent['nx-27017']:.1f} %",
         f"- {broker_name}'s busiest threads (% of one core): "
         + ", ".join(
