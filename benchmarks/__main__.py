@@ -1,5 +1,5 @@
-"""``python -m benchmarks [p1|p2|p3|p4|idle|selection|all] [--broker apache|tansu|both]``: run,
-print, and write docs/PERFORMANCE.md.
+"""``python -m benchmarks [p1|p2|p3|p4|idle|selection|all ...] [--broker apache|tansu|both]``:
+run, print, and write docs/PERFORMANCE.md.
 
 P1–P4 and idle run on each chosen broker (default both, Apache Kafka first), each on its own
 fresh stack, and are written side by side: one block per benchmark, a column per broker.
@@ -20,9 +20,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "which",
-        nargs="?",
-        default="all",
+        nargs="*",
+        default=["all"],
         choices=["p1", "p2", "p3", "p4", "idle", "selection", "all"],
+        help="benchmarks to run (default all)",
     )
     parser.add_argument(
         "--broker",
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="P3 submissions per second")
     parser.add_argument("--duration", type=float, default=None, help="P3 / idle seconds (60)")
     parser.add_argument(
-        "--settle", type=float, default=15.0, help="idle: seconds after ready before measuring"
+        "--settle", type=float, default=30.0, help="idle: seconds after ready before measuring"
     )
     parser.add_argument(
         "--service-env",
@@ -68,26 +69,26 @@ def main() -> None:
     PROFILE["enabled"] = args.profile
     service_env = dict(v.split("=", 1) for v in args.service_env)
     brokers: tuple[Broker, ...] = BROKERS if args.broker == "both" else (args.broker,)
-    which = args.which
+    chosen = set(args.which)
     duration = args.duration or 60.0
     n = args.n or 20_000
     per_broker: list[tuple[str, Callable[[Broker], reporting.Report]]] = []
-    if which in ("idle", "all"):
+    if chosen & {"idle", "all"}:
         from benchmarks import idle
 
         per_broker.append(("idle", lambda b: idle.run(duration, args.settle, b, service_env)))
-    if which in ("p1", "p4", "all"):
+    if chosen & {"p1", "p4", "all"}:
         from benchmarks import p1_ingest
 
         naive_n = min(n, 3000) if args.naive_n is None else args.naive_n
         variants = tuple(v for v in args.variants.split(",") if v)
         per_broker.append(("p1", lambda b: p1_ingest.run(n, naive_n, variants, b)))
-    if which in ("p2", "p4", "all"):
+    if chosen & {"p2", "p4", "all"}:
         from benchmarks import p2_enforcement
 
-        items = args.n or 100_000 if which == "p2" else 100_000
+        items = args.n or 100_000 if chosen == {"p2"} else 100_000
         per_broker.append(("p2", lambda b: p2_enforcement.run(items, max(1, items // 10), b)))
-    if which in ("p3", "all"):
+    if chosen & {"p3", "all"}:
         from benchmarks import p3_latency
 
         per_broker.append(("p3", lambda b: p3_latency.run(args.rate, duration, service_env, b)))
@@ -106,7 +107,7 @@ def main() -> None:
             log(f"{name} on {broker}")
             runs.append(bench(broker))
         publish(reporting.side_by_side(runs))
-    if which in ("selection", "all"):
+    if chosen & {"selection", "all"}:
         from benchmarks import selection
 
         BROKER["name"] = brokers[0]
