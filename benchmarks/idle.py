@@ -42,6 +42,7 @@ async def measure(
         broker=broker or "",
     )
     logs = LOGS / "idle" / (broker or "default")
+    stack_started = time.perf_counter()
     async with (
         embedded_stack(broker) as stack,
         services(stack, list(SERVICES), logs, extra_env=extra_env) as procs,
@@ -52,6 +53,7 @@ async def measure(
         log(f"idle: every service ready; settling {settle:.0f} s, then measuring {duration:.0f} s")
         await asyncio.sleep(settle)
         broker_pid = stack.processes["kafka"].pid
+        startup = time.perf_counter() - stack_started
         meter = CpuMeter(pids).start()
         threads_before = thread_cpu_seconds(broker_pid)
         profiler = Profiler("idle", pids).start()
@@ -68,6 +70,7 @@ async def measure(
     services_total = sum(v for k, v in percent.items() if k in procs)
     broker_name = broker_label(stack)
     met = total <= TARGET_PERCENT
+    jit = sum(v for k, v in threads.items() if "CompilerThre" in k) / elapsed * 100
     report.table(
         ["process", "CPU seconds", "% of one core"],
         [[k, f"{used[k]:.2f}", f"{v:.1f}"] for k, v in percent.items()]
@@ -83,6 +86,15 @@ async def measure(
             f"{k} {v / elapsed * 100:.2f}"
             for k, v in sorted(threads.items(), key=lambda kv: -kv[1])[:8]
             if v > 0
+        ),
+        *(
+            [
+                f"- of which the JVM's JIT compiler threads (C1/C2, still compiling a broker "
+                f"that started {startup:.0f} s earlier; nil in a long-running one): "
+                f"{jit:.1f} % — the stack without them: {total - jit:.1f} %"
+            ]
+            if jit
+            else []
         ),
         f"- measured over {elapsed:.1f} s after every service was ready and {settle:.0f} s of "
         "settling",
