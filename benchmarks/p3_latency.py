@@ -114,6 +114,7 @@ async def measure(
                 meter.stop()
                 profiler.stop()
                 peak = {s: p.peak_rss_mb() or 0.0 for s, p in procs.items()}
+                batches = [p.batch_stats() for p in procs.values()]
         finally:
             await prod.stop()
 
@@ -159,6 +160,7 @@ async def measure(
         f"- not listed within 60 s after the last submission: {missing}",
         "- CPU seconds by process: " + ", ".join(f"{k} {v:.1f}" for k, v in meter.used.items()),
         "- peak RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in peak.items()),
+        "- batches (each service's /metrics, warm-up included): " + "; ".join(batches),
         *(f"- service environment: `{k}={v}`" for k, v in extra_env.items()),
         "",
     )
