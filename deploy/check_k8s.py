@@ -11,19 +11,23 @@ Two modes, both run by deploy/check.sh:
 
 Checks: every Deployment has /healthz liveness+startup and /readyz readiness probes on the
 `http` port, resources, a non-root read-only security context with a /tmp emptyDir, a preStop
-drain, scrape annotations, the shared config and secret; each has a Service and a PDB whose
-selectors pick exactly its pods; the topics Job; and that the five service files stay in step.
-Needs PyYAML.
+drain, scrape annotations, the shared config and secret, and its own Kafka principal
+(vitrine-<service>, password from its own key of Secret vitrine-kafka-users); each has a Service
+and a PDB whose selectors pick exactly its pods; the topics and ACL Jobs run as the admin
+principal; every principal of `vitrine acls plan` has a key in the example Secret; and the
+service files stay in step. Needs PyYAML.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+import kafka_users
 import yaml
 
 K8S = Path(__file__).resolve().parent / "k8s"
@@ -31,17 +35,22 @@ SERVICE_PY = K8S.parents[1] / "shared/src/vitrine/runtime/service.py"
 PRESTOP_SECONDS = 5
 NAMESPACE = "vitrine"
 PART_OF = ("app.kubernetes.io/part-of", "vitrine")
-SERVICES = ["catalog", "review", "showcase", "distribution", "compliance", "selection"]
+SERVICES = ["catalog", "review", "showcase", "distribution", "compliance", "live", "selection"]
 CONFIG = "vitrine-config"
 SECRET = "vitrine-secrets"  # noqa: S105 - the Secret object's name, not a credential
+USERS_SECRET = "vitrine-kafka-users"  # noqa: S105 - one key per Kafka principal
+ADMIN_SECRET = "vitrine-kafka-admin"  # noqa: S105 - the super user of the two Jobs
+USERS_MOUNT = "/secrets/kafka-users"
 CONFIG_KEYS = {
     "VITRINE_KAFKA_BOOTSTRAP": None,  # any value: it is per cluster
     "VITRINE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-    "VITRINE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    # What `vitrine acls apply --users` creates credentials for.
+    "VITRINE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
     "VITRINE_KAFKA_IDEMPOTENT": "true",
     "VITRINE_LOG_FORMAT": "json",
 }
-SECRET_KEYS = {"VITRINE_KAFKA_SASL_USERNAME", "VITRINE_KAFKA_SASL_PASSWORD", "VITRINE_MONGO_URL"}
+SECRET_KEYS = {"VITRINE_MONGO_URL"}
+ADMIN_KEYS = {"VITRINE_KAFKA_SASL_USERNAME", "VITRINE_KAFKA_SASL_PASSWORD"}
 CLUSTER_SCOPED = {
     "Namespace",
     "ClusterRole",
@@ -159,20 +168,36 @@ def check_kustomization(kdir: Path, kust: dict[str, Any]) -> None:
 
 def check_secret_example(kdir: Path) -> None:
     docs = load_docs(kdir / "secret.example.yaml")
-    secrets = [d for d in docs if d.get("kind") == "Secret"]
+    secrets = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Secret"}
+    names = {SECRET, USERS_SECRET, ADMIN_SECRET}
+    check(set(secrets) == names, f"secret.example.yaml: must define the Secrets {sorted(names)}")
+
+    def keys(name: str) -> set[str]:
+        s = secrets.get(name) or {}
+        return set(s.get("stringData") or {}) | set(s.get("data") or {})
+
+    check(keys(SECRET) >= SECRET_KEYS, f"secret.example.yaml: {SECRET} needs {sorted(SECRET_KEYS)}")
     check(
-        len(secrets) == 1 and secrets[0]["metadata"]["name"] == SECRET,
-        f"secret.example.yaml: must define one Secret {SECRET}",
+        not keys(SECRET) & ADMIN_KEYS,
+        f"secret.example.yaml: {SECRET} must hold no Kafka user (each service has its own)",
     )
-    if secrets:
-        keys = set(secrets[0].get("stringData", {})) | set(secrets[0].get("data", {}))
-        check(keys >= SECRET_KEYS, f"secret.example.yaml: needs keys {sorted(SECRET_KEYS)}")
+    check(keys(ADMIN_SECRET) == ADMIN_KEYS, f"secret.example.yaml: {ADMIN_SECRET} keys")
+    # Every principal of `vitrine acls plan`, nothing else: a new service or upstream in
+    # vitrine.tools.acls that is missing here fails the check.
+    everyone = set(kafka_users.principals())
+    check(
+        keys(USERS_SECRET) == everyone,
+        f"secret.example.yaml: {USERS_SECRET} keys must be the principals {sorted(everyone)}"
+        f" (missing {sorted(everyone - keys(USERS_SECRET))},"
+        f" extra {sorted(keys(USERS_SECRET) - everyone)})",
+    )
 
 
 def check_in_step(kdir: Path) -> None:
     """The five service files are one template; a fix in one must reach all."""
     texts = {
-        s: (kdir / f"{s}.yaml").read_text().replace(s, "NAME")
+        # whole words: "live" is also in "livenessProbe"
+        s: re.sub(rf"\b{s}\b", "NAME", (kdir / f"{s}.yaml").read_text())
         for s in SERVICES
         if (kdir / f"{s}.yaml").is_file()
     }
@@ -216,7 +241,9 @@ def check_pod_security(spec: dict[str, Any], c: dict[str, Any], where: str) -> N
     )
 
 
-def check_env_sources(c: dict[str, Any], configmaps: set[str], where: str) -> None:
+def check_env_sources(
+    c: dict[str, Any], configmaps: set[str], where: str, secret: str = SECRET
+) -> None:
     refs = c.get("envFrom", [])
     cms = [r["configMapRef"]["name"] for r in refs if "configMapRef" in r]
     secs = [r["secretRef"]["name"] for r in refs if "secretRef" in r]
@@ -226,7 +253,9 @@ def check_env_sources(c: dict[str, Any], configmaps: set[str], where: str) -> No
     )
     for n in cms:
         check(n in configmaps, f"{where}: configMapRef {n} matches no ConfigMap in the output")
-    check(SECRET in secs, f"{where}: envFrom secretRef {SECRET}")
+    check(secret in secs, f"{where}: envFrom secretRef {secret}")
+    others = {SECRET, ADMIN_SECRET} - {secret}
+    check(not others & set(secs), f"{where}: envFrom must not read {sorted(others & set(secs))}")
 
 
 def check_deployment(d: dict[str, Any], name: str, configmaps: set[str]) -> dict[str, str]:
@@ -268,6 +297,7 @@ def check_deployment(d: dict[str, Any], name: str, configmaps: set[str]) -> dict
     env = {e["name"]: e.get("value") for e in c.get("env", [])}
     check(env.get("VITRINE_SERVICE") == name, f"{where}: env VITRINE_SERVICE={name}")
     check_env_sources(c, configmaps, where)
+    check_principal(c, name, where)
     probe(c, "livenessProbe", "/healthz", where)
     probe(c, "startupProbe", "/healthz", where)
     probe(c, "readinessProbe", "/readyz", where)
@@ -282,6 +312,50 @@ def check_deployment(d: dict[str, Any], name: str, configmaps: set[str]) -> dict
     check(pre == ["sleep", "5"], f"{where}: preStop sleep 5 for a graceful drain")
     check_pod_security(pod, c, where)
     return labels
+
+
+def check_principal(c: dict[str, Any], name: str, where: str) -> None:
+    """The Deployment authenticates as its own principal, with its own password only."""
+    env = {e["name"]: e for e in c.get("env", [])}
+    who = kafka_users.service_principal(name)
+    check(
+        (env.get("VITRINE_KAFKA_SASL_USERNAME") or {}).get("value") == who,
+        f"{where}: env VITRINE_KAFKA_SASL_USERNAME={who}",
+    )
+    ref = ((env.get("VITRINE_KAFKA_SASL_PASSWORD") or {}).get("valueFrom") or {}).get(
+        "secretKeyRef"
+    ) or {}
+    check(
+        ref.get("name") == USERS_SECRET and ref.get("key") == who,
+        f"{where}: VITRINE_KAFKA_SASL_PASSWORD from secretKeyRef {USERS_SECRET}/{who}",
+    )
+
+
+def check_jobs(jobs: dict[str, dict[str, Any]], configmaps: set[str]) -> None:
+    """vitrine-topics and vitrine-acls, both as the admin principal."""
+    check(
+        set(jobs) == {"vitrine-topics", "vitrine-acls"}, "Jobs must be vitrine-topics, vitrine-acls"
+    )
+    for jname, job in jobs.items():
+        where = f"Job/{jname}"
+        pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+        c = (pod.get("containers") or [{}])[0]
+        cmd = " ".join([*c.get("command", []), *c.get("args", [])])
+        want = "vitrine topics ensure" if jname == "vitrine-topics" else "vitrine acls apply"
+        check(want in cmd, f"{where}: must run `{want}`")
+        check(pod.get("restartPolicy") in ("Never", "OnFailure"), f"{where}: restartPolicy")
+        check_env_sources(c, configmaps, where, secret=ADMIN_SECRET)
+        check_pod_security(pod, c, where)
+        if jname != "vitrine-acls":
+            continue
+        check(f"--users {USERS_MOUNT}" in cmd, f"{where}: must pass --users {USERS_MOUNT}")
+        mounts = {m.get("mountPath"): m.get("name") for m in c.get("volumeMounts", [])}
+        vols = {v["name"]: v for v in pod.get("volumes", [])}
+        secret = (vols.get(mounts.get(USERS_MOUNT, "")) or {}).get("secret") or {}
+        check(
+            secret.get("secretName") == USERS_SECRET and not secret.get("items"),
+            f"{where}: {USERS_MOUNT} must be the whole Secret {USERS_SECRET}",
+        )
 
 
 def check_objects(objs: list[dict[str, Any]], rendered: bool) -> int:
@@ -332,17 +406,9 @@ def check_objects(objs: list[dict[str, Any]], rendered: bool) -> int:
             others = [o for o, lb in pod_labels.items() if o != name and selects(sel, lb)]
             check(not others, f"PodDisruptionBudget/{name}: selector also picks {others}")
             check(spec.get("minAvailable") == 1, f"PodDisruptionBudget/{name}: minAvailable 1")
-    jobs = by_kind.get("Job", {})
-    check(len(jobs) == 1, "exactly one Job (topics)")
-    for jname, job in jobs.items():
-        where = f"Job/{jname}"
-        pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
-        c = (pod.get("containers") or [{}])[0]
-        cmd = " ".join([*c.get("command", []), *c.get("args", [])])
-        check("vitrine topics ensure" in cmd, f"{where}: must run `vitrine topics ensure`")
-        check(pod.get("restartPolicy") in ("Never", "OnFailure"), f"{where}: restartPolicy")
-        check_env_sources(c, configmaps, where)
-        check_pod_security(pod, c, where)
+    missing = sorted(set(kafka_users.services()) - set(deployments))
+    check(not missing, f"services of the ACL plan without a Deployment: {missing}")
+    check_jobs(by_kind.get("Job", {}), configmaps)
     check("Secret" not in by_kind, "no Secret in the output (secrets come from outside)")
     return len(objs)
 

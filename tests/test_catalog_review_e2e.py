@@ -467,3 +467,82 @@ async def test_malformed_input_goes_to_dlq_and_does_not_block(
         assert int(record.headers["dlq-offset"]) >= 0 and "dlq-partition" in record.headers
     # only the valid submission made it through
     assert len(probe.events(CATALOG_OUT, type="product.review_requested", subject=pid)) == 1
+
+
+def stock_updated(pid: str, merchant: str, sku_id: str, stock: int) -> JSON:
+    data = {"product_id": pid, "merchant_id": merchant, "sku_id": sku_id, "stock": stock}
+    return cloud_event("product.stock_updated", pid, data)
+
+
+async def test_skus_are_reviewed_listed_and_stocked_without_review(
+    services: Services, probe, publisher
+) -> None:
+    pid, merchant = new_id(), new_id("m")
+    skus = [
+        {"sku_id": "cup-white", "price_fen": 2990, "stock": 1, "attributes": {"colour": "白"}},
+        {"sku_id": "cup-celadon", "price_fen": 3990, "stock": 0},
+    ]
+    await submit_and_list(publisher, probe, pid, merchant, skus=skus)
+    [listed] = probe.events(CATALOG_OUT, type="product.listed", subject=pid)
+    assert listed.data["price_fen"] == 2990 and listed.data["total_stock"] == 1
+    assert [s["sku_id"] for s in listed.data["skus"]] == ["cup-white", "cup-celadon"]
+
+    # The last white cup sells: stock without review, sold out, then back in stock.
+    await publisher.send(PRODUCTS, stock_updated(pid, merchant, "cup-white", 0))
+    await probe.wait_for(CATALOG_OUT, type="product.sold_out", subject=pid)
+    assert (await services.product(pid))["status_code"] == 12
+    await publisher.send(PRODUCTS, stock_updated(pid, merchant, "cup-celadon", 4))
+    [back] = await probe.wait_for(CATALOG_OUT, type="product.back_in_stock", subject=pid)
+    assert back.data["total_stock"] == 4
+    assert len(probe.events(CATALOG_OUT, type="product.review_requested", subject=pid)) == 1
+
+    # A new version: the celadon price jumps (escalated per SKU), a new SKU is no jump.
+    skus_v2 = [
+        {"sku_id": "cup-white", "price_fen": 3100, "stock": 0},
+        {"sku_id": "cup-celadon", "price_fen": 7990, "stock": 4},
+        {"sku_id": "cup-black", "price_fen": 99_000, "stock": 1},
+    ]
+    await publisher.send(PRODUCTS, submitted(pid, merchant, skus=skus_v2))
+    [esc] = await probe.wait_for(DECISIONS, type="review.escalated", subject=pid)
+    assert [(r["code"], r["field"]) for r in esc.data["reasons"]] == [
+        ("price_jump", "skus[1].price_fen")
+    ]
+    state = await services.product(pid)
+    assert (state["status"], state["audit_state"], state["draft_version"]) == (
+        "listed",
+        "pending",
+        2,
+    )
+    await publisher.send(MANUAL, manual(pid, 2))
+    [_, v2] = await probe.wait_for(CATALOG_OUT, type="product.listed", subject=pid, count=2)
+    assert v2.data["version"] == 2 and v2.data["price_fen"] == 3100
+    assert v2.data["total_stock"] == 5
+
+
+async def test_platform_delisting_follows_through_review(
+    services: Services, probe, publisher
+) -> None:
+    pid, merchant = new_id(), new_id("m")
+    await submit_and_list(publisher, probe, pid, merchant)
+    action = {"product_id": pid, "reason": "brand_expired"}
+    await publisher.send("platform.actions", cloud_event("product.platform_delisted", pid, action))
+    [gone] = await probe.wait_for(CATALOG_OUT, type="product.delisted", subject=pid)
+    assert gone.data["reason"] == "brand_expired"
+    # The merchant renews the brand and resubmits: approved, live, but listed only on
+    # reinstatement.
+    await publisher.send(PRODUCTS, submitted(pid, merchant, title=f"Renewed cup {pid}"))
+    await probe.wait_for(DECISIONS, type="review.approved", subject=pid, version=2)
+    await probe.settle(1.0)
+    assert len(probe.events(CATALOG_OUT, type="product.listed", subject=pid)) == 1
+    state = await services.product(pid)
+    assert (state["status"], state["status_code"], state["live"]["number"]) == (
+        "brand_expired",
+        15,
+        2,
+    )
+    await publisher.send(
+        "platform.actions", cloud_event("product.platform_reinstated", pid, {"product_id": pid})
+    )
+    [_, again] = await probe.wait_for(CATALOG_OUT, type="product.listed", subject=pid, count=2)
+    assert again.data["version"] == 2
+    assert (await services.product(pid))["status_code"] == 5

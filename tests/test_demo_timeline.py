@@ -1,4 +1,4 @@
-"""The seed's 2022 timeline, end to end: all five services in-process, the demo played on them.
+"""The seed's 2022 timeline, end to end: all six services in-process, the demo played on them.
 
 Every step's expected events must appear on their topics, and nothing listed as ``absent``
 (nor any dead letter about the demo's aggregates). Policies are platform-wide, so the demo
@@ -114,7 +114,7 @@ def demo_stack(stack: StackInfo) -> Iterator[StackInfo]:
 
 @dataclass
 class System:
-    """All five services running in-process on the demo's stack, with a probe and publisher."""
+    """All six services running in-process on the demo's stack, with a probe and publisher."""
 
     stack: StackInfo
     probe: TopicProbe
@@ -127,12 +127,13 @@ async def system(demo_stack: StackInfo) -> AsyncIterator[System]:
     from vitrine_catalog.service import DEFINITION as CATALOG
     from vitrine_compliance.service import DEFINITION as COMPLIANCE
     from vitrine_distribution.service import DEFINITION as DISTRIBUTION
+    from vitrine_live.service import DEFINITION as LIVE
     from vitrine_review.service import DEFINITION as REVIEW
     from vitrine_showcase.service import DEFINITION as SHOWCASE
 
     async with AsyncExitStack() as ctx:
         http: dict[str, httpx.AsyncClient] = {}
-        for defn in (CATALOG, REVIEW, SHOWCASE, DISTRIBUTION, COMPLIANCE):
+        for defn in (CATALOG, REVIEW, SHOWCASE, DISTRIBUTION, COMPLIANCE, LIVE):
             _, http[defn.name] = await ctx.enter_async_context(running(defn, demo_stack))
         probe = await TopicProbe(demo_stack.kafka_bootstrap, all_topic_names()).start()
         ctx.push_async_callback(probe.stop)
@@ -181,6 +182,11 @@ async def test_the_story_in_numbers(played: tuple[DemoResult, list[str]]) -> Non
     assert n("offer.suspended") == 2 and n("offer.refused") == 1
     assert n("commission.accrued") == 3 and n("commission.refused") == 1
     assert n("commission.settled") == 1 and n("commission.adjusted") == 1
+    # 07-04 Lin's session (2 items, JD earbuds refused); 11-29 He's session, whose Mini Shop
+    # tray the 11-30 cut-off suspends and where the vase is refused on 12-01
+    assert n("live.session_started") == 2 and n("live.session_ended") == 2
+    assert n("live.item_added") == 4 and n("live.item_refused") == 2
+    assert n("live.item_suspended") == 1 and n("live.item_restored") == 0
 
 
 @pytest.mark.stack

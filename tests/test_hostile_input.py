@@ -54,7 +54,7 @@ from vitrine.tools.testing.services import running
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 
-SERVICES = ("catalog", "review", "showcase", "distribution", "compliance")
+SERVICES = ("catalog", "review", "showcase", "distribution", "compliance", "live")
 STORM_SIZE = 200
 ANSWER_TIMEOUT = 90.0
 STOP_TIMEOUT = 45.0
@@ -66,9 +66,11 @@ KEY_FIELD = {
     "merchants.products": "product_id",
     "review.manual": "product_id",
     "creators.showcase": "creator_id",
+    "creators.live": "creator_id",
     "merchants.offers": "offer_id",
     "orders.lifecycle": "order_id",
     "platform.policies": "policy_id",
+    "platform.actions": "product_id",
 }
 
 
@@ -121,6 +123,15 @@ TEMPLATES: dict[str, dict[str, Callable[[Ids], dict[str, Any]]]] = {
             "stock": 5,
             "source": {"kind": "channels_shop"},
             "attributes": {"colour": "blue"},
+            "skus": [
+                {"sku_id": "blue", "price_fen": 1990, "stock": 5, "attributes": {"size": "M"}}
+            ],
+        },
+        "product.stock_updated": lambda i: {
+            "product_id": i["p"],
+            "merchant_id": i["m"],
+            "sku_id": "blue",
+            "stock": 3,
         },
         "product.withdrawn": lambda i: {"product_id": i["p"], "merchant_id": i["m"]},
         "product.audit_cancelled": lambda i: {"product_id": i["p"], "merchant_id": i["m"]},
@@ -142,6 +153,29 @@ TEMPLATES: dict[str, dict[str, Callable[[Ids], dict[str, Any]]]] = {
             "product_id": i["p"],
             "position": 0,
         },
+    },
+    "creators.live": {
+        "live.start_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "title": "直播",
+        },
+        "live.add_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "product_id": i["p"],
+        },
+        "live.remove_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "product_id": i["p"],
+        },
+        "live.explain_requested": lambda i: {
+            "creator_id": i["c"],
+            "session_id": i["p"],
+            "product_id": i["p"],
+        },
+        "live.end_requested": lambda i: {"creator_id": i["c"], "session_id": i["p"]},
     },
     "merchants.offers": {
         "offer.published": lambda i: {
@@ -184,6 +218,14 @@ TEMPLATES: dict[str, dict[str, Callable[[Ids], dict[str, Any]]]] = {
             "exemptions": {"merchant_ids": [], "service_provider_built": True},
         },
         "policy.retracted": lambda i: {"policy_id": i["pol"], "reason": "fuzz"},
+    },
+    "platform.actions": {
+        "product.platform_delisted": lambda i: {
+            "product_id": i["p"],
+            "reason": "violation",
+            "note": "fuzz",
+        },
+        "product.platform_reinstated": lambda i: {"product_id": i["p"]},
     },
 }
 
@@ -607,6 +649,13 @@ async def canaries(publisher: Any, probe: Any, tag: str, timeout: float = 30.0) 
                 "showcase.items", type="showcase.item_refused", subject=cid, timeout=timeout
             )
         )
+    if "live" in DEFINITIONS:
+        cid = f"{tag}-canary-lc"
+        data = {"creator_id": cid, "session_id": f"{tag}-nothing"}
+        await publisher.send("creators.live", cloud_event("live.end_requested", cid, data))
+        checks.append(
+            probe.wait_for("live.rooms", type="live.session_refused", subject=cid, timeout=timeout)
+        )
     if "distribution" in DEFINITIONS:
         oid = f"{tag}-canary-o"
         data = TEMPLATES["merchants.offers"]["offer.published"](
@@ -636,7 +685,7 @@ async def canaries(publisher: Any, probe: Any, tag: str, timeout: float = 30.0) 
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_every_service_is_fuzzed() -> None:
-    """All five services exist: one that fails to import fails here, never skips silently."""
+    """Every service exists: one that fails to import fails here, never skips silently."""
     assert not SKIPPED, SKIPPED
     assert set(DEFINITIONS) == set(SERVICES)
 
@@ -769,6 +818,10 @@ async def test_a_merchant_cannot_change_another_merchants_product(
         ("product.withdrawn", {"product_id": pid, "merchant_id": intruder}),
         ("product.audit_cancelled", {"product_id": pid, "merchant_id": intruder}),
         ("product.submitted", {**data, "merchant_id": intruder, "price_fen": 1}),
+        (
+            "product.stock_updated",
+            {"product_id": pid, "merchant_id": intruder, "sku_id": "blue", "stock": 0},
+        ),
     ]
     for etype, body in attempts:
         event = await publisher.send("merchants.products", cloud_event(etype, pid, body))
@@ -1015,3 +1068,23 @@ async def test_an_upstream_id_reused_for_two_products_lists_both(
                     break
                 await asyncio.sleep(0.2)
             assert resp.status_code == 200 and resp.json().get("listed"), (service, pid, resp.text)
+
+
+@pytest.mark.skipif("live" not in DEFINITIONS, reason="live not importable")
+async def test_a_live_request_keyed_to_another_creator_changes_nothing(
+    services: Services, probe: Any, publisher: Any
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    me, victim = f"lc-{tag}", f"lvictim-{tag}"
+    start = cloud_event(
+        "live.start_requested",
+        me,
+        {"creator_id": victim, "session_id": f"ls-{tag}", "title": "直播"},
+    )
+    await publisher.send("creators.live", start)
+    (answer,) = await probe.wait_for("live.rooms", type="live.session_refused", subject=me)
+    assert answer.event.get("causationid") == start["id"]
+    assert [r["code"] for r in answer.data["reasons"]] == ["not_session_owner"]
+    await probe.settle()
+    assert not probe.events("live.rooms", type="live.session_started", subject=victim)
+    assert not probe.events("live.rooms", type="live.session_started", subject=me)

@@ -116,6 +116,57 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
         "showcase.remove_requested": {"creator_id": "c-1", "product_id": "p-1001"},
         "showcase.move_requested": {"creator_id": "c-1", "product_id": "p-1001", "position": 0},
     },
+    "creators.live": {
+        "live.start_requested": {"creator_id": "c-1", "session_id": "s-1", "title": "秋季上新"},
+        "live.add_requested": {"creator_id": "c-1", "session_id": "s-1", "product_id": "p-1"},
+        "live.remove_requested": {"creator_id": "c-1", "session_id": "s-1", "product_id": "p-1"},
+        "live.explain_requested": {"creator_id": "c-1", "session_id": "s-1", "product_id": "p-1"},
+        "live.end_requested": {"creator_id": "c-1", "session_id": "s-1"},
+    },
+    "live.rooms": {
+        "live.session_started": {"creator_id": "c-1", "session_id": "s-1", "title": "秋季上新"},
+        "live.session_refused": {
+            "creator_id": "c-1",
+            "session_id": "s-2",
+            "command": "live.start_requested",
+            "reasons": [{"code": "session_already_open", "message": "s-1 is open"}],
+        },
+        "live.item_added": {
+            "creator_id": "c-1",
+            "session_id": "s-1",
+            "product_id": "p-1",
+            "offer_id": "of-1",
+            "position": 0,
+        },
+        "live.item_refused": {
+            "creator_id": "c-1",
+            "session_id": "s-1",
+            "product_id": "p-1",
+            "reasons": [{"code": "not_in_showcase", "message": "not in the showcase"}],
+        },
+        "live.item_removed": {
+            "creator_id": "c-1",
+            "session_id": "s-1",
+            "product_id": "p-1",
+            "reason": "requested",
+        },
+        "live.item_explaining": {"creator_id": "c-1", "session_id": "s-1", "product_id": "p-1"},
+        "live.item_suspended": {
+            "creator_id": "c-1",
+            "session_id": "s-1",
+            "product_id": "p-1",
+            "reason": "policy",
+            "policy_id": "pol-1",
+        },
+        "live.item_restored": {
+            "creator_id": "c-1",
+            "session_id": "s-1",
+            "product_id": "p-1",
+            "reason": "policy",
+            "policy_id": "pol-1",
+        },
+        "live.session_ended": {"creator_id": "c-1", "session_id": "s-1", "items": 3},
+    },
     "merchants.offers": {
         "offer.published": {
             "offer_id": "of-1",

@@ -72,9 +72,8 @@ async def test_merchant_products_limit_is_clamped(http, probe, publisher) -> Non
 
 
 async def _listed(pid: str, probe, publisher, **over: object) -> None:
-    await publisher.send(
-        "merchants.products", cloud_event("product.submitted", pid, _product(pid, **over))
-    )
+    data = {**_product(pid), **over}
+    await publisher.send("merchants.products", cloud_event("product.submitted", pid, data))
     await probe.wait_for("catalog.products", type="product.review_requested", subject=pid)
     await publisher.send(
         "review.decisions",

@@ -445,19 +445,25 @@ async def test_completion_once_both_services_reported(
     await platform.retract(pid)
 
 
-async def test_live_only_policy_completes_at_once(
+async def test_live_only_policy_waits_for_lives_report(
     service: Service, probe: Any, platform: Any
 ) -> None:
     pid = f"pol-live-{platform.uid()}"
     rule = platform.third_party_rule(f"t{platform.uid()}", surfaces=["live"])
     await platform.announce(platform.policy(pid, PAST, PAST, rules=[rule]))
+    await probe.wait_for(
+        RULINGS, type="policy.in_force", subject=pid, phase="enforce_existing", timeout=30
+    )
+    await probe.settle()
+    assert probe.events(RULINGS, type="policy.enforcement_completed", subject=pid) == []
+    await platform.report(pid, "live", "enforce_existing", 3)
     (done,) = await probe.wait_for(RULINGS, type="policy.enforcement_completed", subject=pid)
-    assert done.data["counts"] == {} and done.data["phase"] == "enforce_existing"
-    types = [r.type for r in probe.events(RULINGS, subject=pid)]
-    assert types[-3:] == ["policy.in_force", "policy.in_force", "policy.enforcement_completed"]
+    assert done.data["counts"] == {"live": 3} and done.data["phase"] == "enforce_existing"
     await platform.retract(pid)
-    done = await probe.wait_for(RULINGS, type="policy.enforcement_completed", subject=pid, count=2)
-    assert done[-1].data["phase"] == "lifted"
+    await probe.wait_for(RULINGS, type="policy.lifted", subject=pid)
+    await platform.report(pid, "live", "lifted", 3)
+    done2 = await probe.wait_for(RULINGS, type="policy.enforcement_completed", subject=pid, count=2)
+    assert done2[-1].data["phase"] == "lifted"
 
 
 async def test_http_lists_policies_by_state(service: Service, platform: Any) -> None:

@@ -192,13 +192,16 @@ def test_lifted_policy_does_not_fire() -> None:
     assert domain.fire(lifted, "block_new", T0).ignored == "policy_lifted"
 
 
-def test_live_only_rules_complete_at_once_with_empty_counts() -> None:
+def test_live_rules_wait_for_lives_report() -> None:
     live = {"kind": "disallow_source", "surfaces": ["live"], "sources": [{"kind": "mini_program"}]}
+    both = {**live, "surfaces": ["showcase", "live"]}
+    assert accepted(rules=[both]).expected_services == ("showcase", "live")
     policy = accepted(rules=[live])
-    assert policy.expected_services == ()
+    assert policy.expected_services == ("live",)
     d = domain.fire(policy, "enforce_existing", T0)
-    done = [e for e in d.events if isinstance(e, PolicyEnforcementCompleted)]
-    assert len(done) == 1 and done[0].counts == {} and done[0].phase == "enforce_existing"
+    assert not [e for e in d.events if isinstance(e, PolicyEnforcementCompleted)]
+    assert d.state.policy is not None
+    assert d.state.policy.waiting_for("enforce_existing") == ("live",)
 
 
 # --- retraction --------------------------------------------------------------------------------

@@ -176,3 +176,40 @@ async def test_projections_fold_in_order_and_ignore_what_they_never_saw() -> Non
     )
     accounts = store.projections[repository.ACCOUNTS]
     assert [s["shop_id"] for s in accounts["a-1"]["shops"]] == ["s-2"] and "a-2" not in accounts
+
+
+async def test_impact_counts_items_of_open_live_carts_for_rules_on_live() -> None:
+    from vitrine.contract.events import (
+        LiveItemAdded,
+        LiveItemRemoved,
+        LiveItemSuspended,
+        LiveSessionEnded,
+    )
+
+    store = InMemoryStore()
+    await run(store, "catalog.products", listed("p-3p", "third_party_platform"))
+    await run(store, "catalog.products", listed("p-3q", "third_party_platform"))
+    cart = [
+        LiveItemAdded(creator_id="c-1", session_id="s-1", product_id="p-3p", position=0),
+        LiveItemAdded(creator_id="c-1", session_id="s-1", product_id="p-3q", position=1),
+        LiveItemAdded(creator_id="c-2", session_id="s-2", product_id="p-3p", position=0),
+        LiveItemAdded(creator_id="c-3", session_id="s-3", product_id="p-3p", position=0),
+        LiveItemSuspended(creator_id="c-3", session_id="s-3", product_id="p-3p", reason="sold_out"),
+        LiveItemAdded(creator_id="c-4", session_id="s-4", product_id="p-3p", position=0),
+        LiveItemRemoved(creator_id="c-4", session_id="s-4", product_id="p-3p"),
+    ]
+    await run(store, "live.rooms", *cart, subject="c-1")
+    ended = LiveSessionEnded(creator_id="c-2", session_id="s-2", items=1)
+    await run(store, "live.rooms", ended, subject="c-2")
+    assert set(store.projections[repository.CART_ITEMS]) == {"s-1|p-3p", "s-1|p-3q", "s-3|p-3p"}
+    assert set(store.projections[repository.LIVE_SESSIONS]) == {"s-1", "s-3", "s-4"}
+
+    on_live = {**NO_3P, "surfaces": ["live"]}
+    uow = await run(store, "platform.policies", announced(rules=[on_live]))
+    _, impact = uow.events("compliance.rulings")
+    assert isinstance(impact, PolicyImpactAssessed)
+    # s-1's two active items; s-3's is suspended, s-2 ended, s-4's was removed
+    assert (impact.items, impact.cart_items, impact.creators) == (0, 2, 1)
+    uow = await run(store, "platform.policies", announced("pol-2"))  # showcase only
+    _, impact = uow.events("compliance.rulings")
+    assert isinstance(impact, PolicyImpactAssessed) and impact.cart_items == 0

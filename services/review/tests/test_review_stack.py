@@ -109,3 +109,48 @@ async def test_health_and_asyncapi(http) -> None:
     spec = (await http.get("/asyncapi.json")).json()
     assert "review.decisions" in json.dumps(spec)
     assert (await http.get("/queue", params={"limit": "junk"})).status_code == 200
+
+
+async def test_sku_prices_are_judged_per_sku(http, probe, publisher) -> None:
+    sfx = uuid.uuid4().hex[:8]
+    bad, jump, fine = (f"{k}-{sfx}" for k in ("bad", "jump", "fine"))
+    live = [{"sku_id": "red", "price_fen": 1000}, {"sku_id": "blue", "price_fen": 1000}]
+    await publisher.send_many(
+        "catalog.products",
+        [
+            requested(
+                bad,
+                skus=[
+                    {"sku_id": "red", "price_fen": 1000, "stock": 1},
+                    {"sku_id": "blue", "price_fen": 0, "stock": 1},
+                ],
+            ),
+            requested(
+                jump,
+                version=2,
+                live_version=1,
+                live_skus=live,
+                skus=[
+                    {"sku_id": "blue", "price_fen": 1100, "stock": 1},
+                    {"sku_id": "red", "price_fen": 2000, "stock": 1},
+                    {"sku_id": "green", "price_fen": 9000, "stock": 1},
+                ],
+            ),
+            requested(
+                fine,
+                version=2,
+                live_version=1,
+                live_skus=live,
+                skus=[{"sku_id": "green", "price_fen": 9000, "stock": 0}],
+            ),
+        ],
+    )
+    [r] = await probe.wait_for("review.decisions", type="review.rejected", subject=bad)
+    assert [(x["code"], x["field"]) for x in r.data["reasons"]] == [
+        ("invalid_price", "skus[1].price_fen")
+    ]
+    [e] = await probe.wait_for("review.decisions", type="review.escalated", subject=jump)
+    assert [(x["code"], x["field"]) for x in e.data["reasons"]] == [
+        ("price_jump", "skus[1].price_fen")
+    ]
+    await probe.wait_for("review.decisions", type="review.approved", subject=fine)

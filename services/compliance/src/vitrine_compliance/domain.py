@@ -50,12 +50,11 @@ from vitrine.runtime.decision import Decision, Emit
 
 State = Literal["announced", "accepted", "rejected", "scheduled", "in_force", "lifted"]
 PHASES: tuple[Phase, ...] = ("block_new", "enforce_existing")
-#: Which service enforces each surface. ``live`` has no service yet: rules on it are
-#: accepted and recorded, and nobody is waited for.
-ENFORCER: dict[Surface, str | None] = {
+#: Which service enforces each surface (and reports before ``policy.enforcement_completed``).
+ENFORCER: dict[Surface, str] = {
     "showcase": "showcase",
     "distribution": "distribution",
-    "live": None,
+    "live": "live",
 }
 #: Report phases after which compliance publishes ``policy.enforcement_completed``.
 COMPLETABLE = ("enforce_existing", "lifted")
@@ -164,7 +163,7 @@ def _decided(
 def expected_services(rules: Iterable[Rule]) -> tuple[str, ...]:
     """The services that enforce the rules' surfaces, in a stable order."""
     wanted = {ENFORCER[s] for r in rules for s in r.surfaces}
-    return tuple(s for s in ("showcase", "distribution") if s in wanted)
+    return tuple(s for s in ("showcase", "live", "distribution") if s in wanted)
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -420,12 +419,14 @@ class ProductInfo:
 
 @dataclass(frozen=True)
 class Item:
-    """An item on a creator's showcase, from ``showcase.items``."""
+    """An item on a creator's showcase (``showcase.items``) or in an open live cart
+    (``live.rooms``: ``surface`` ``live``)."""
 
     creator_id: str
     product_id: str
     offer_id: str | None = None
     status: Literal["active", "suspended"] = "active"
+    surface: Surface = "showcase"
 
 
 @dataclass(frozen=True)
@@ -448,6 +449,8 @@ class Impact:
     merchants: int = 0
     #: Active items/offers whose product compliance has not seen listed (source unknown).
     unknown_products: int = 0
+    #: Active items of open live carts it would suspend (``items`` counts showcase items).
+    cart_items: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -456,6 +459,7 @@ class Impact:
             "creators": self.creators,
             "merchants": self.merchants,
             "unknown_products": self.unknown_products,
+            "cart_items": self.cart_items,
         }
 
 
@@ -467,14 +471,14 @@ def assess(
     products: Mapping[str, ProductInfo],
     accounts: Mapping[str, Account],
 ) -> Impact:
-    """Count the active showcase items and offers the rules would suspend now.
+    """Count the active showcase items, live cart items and offers the rules would suspend now.
 
     Judged by :mod:`vitrine.contract.policy_kernel`, the same calls showcase and distribution
     make when they enforce: an item is placed on ``showcase`` by its creator, an offer on
     ``distribution`` by its merchant.
     """
     terms = policy_kernel.Terms("", rules, exemptions)
-    n_items = n_offers = unknown = 0
+    n_items = n_cart = n_offers = unknown = 0
     creators: set[str] = set()
     merchants: set[str] = set()
     for item in items:
@@ -485,14 +489,17 @@ def assess(
             unknown += 1
             continue
         placement = policy_kernel.Placement(
-            "showcase",
+            item.surface,
             product.merchant_id,
             product.source,
             merchant=accounts.get(product.merchant_id),
             account=accounts.get(item.creator_id),
         )
         if policy_kernel.bars(terms, placement):
-            n_items += 1
+            if item.surface == "live":
+                n_cart += 1
+            else:
+                n_items += 1
             creators.add(item.creator_id)
             merchants.add(product.merchant_id)
     for offer in offers:
@@ -509,4 +516,4 @@ def assess(
         if policy_kernel.bars(terms, placement):
             n_offers += 1
             merchants.add(offer.merchant_id)
-    return Impact(n_items, n_offers, len(creators), len(merchants), unknown)
+    return Impact(n_items, n_offers, len(creators), len(merchants), unknown, n_cart)

@@ -2,8 +2,8 @@
 
 - ``platform.policies``: announcements and retractions → rulings, schedules, impact.
 - ``compliance.reports``: enforcement reports → progress, ``policy.enforcement_completed``.
-- ``showcase.items``, ``distribution.offers``, ``catalog.products``, ``accounts.shops``:
-  compliance's own projections, used only to assess a policy's impact.
+- ``showcase.items``, ``live.rooms``, ``distribution.offers``, ``catalog.products``,
+  ``accounts.shops``: compliance's own projections, used only to assess a policy's impact.
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ from vitrine.contract.events import (
     ItemRemoved,
     ItemRestored,
     ItemSuspended,
+    LiveItemAdded,
+    LiveItemRemoved,
+    LiveItemRestored,
+    LiveItemSuspended,
+    LiveSessionEnded,
     OfferActivated,
     OfferRestored,
     OfferSuspended,
@@ -48,6 +53,7 @@ ItemEvent = ItemAdded | ItemRemoved | ItemSuspended | ItemRestored
 OfferEvent = OfferActivated | OfferWithdrawn | OfferSuspended | OfferRestored
 ProductEvent = ProductListed | ProductDelisted
 ShopEvent = ShopRegistered | ShopClosed
+CartEvent = LiveItemAdded | LiveItemRemoved | LiveItemSuspended | LiveItemRestored
 
 
 def make_handlers(store: Callable[[UnitOfWork], Store]) -> dict[str, BatchHandler]:
@@ -63,6 +69,7 @@ def make_handlers(store: Callable[[UnitOfWork], Store]) -> dict[str, BatchHandle
         "platform.policies": bind(on_policies),
         "compliance.reports": bind(on_reports),
         "showcase.items": bind(on_items),
+        "live.rooms": bind(on_live),
         "distribution.offers": bind(on_offers),
         "catalog.products": bind(on_products),
         "accounts.shops": bind(on_shops),
@@ -119,6 +126,7 @@ async def on_policies(
                     creators=impact["creators"],
                     merchants=impact["merchants"],
                     assessed_at=impact["assessed_at"],
+                    cart_items=impact["cart_items"],
                 ),
                 subject=pid,
                 cause=event,
@@ -273,6 +281,61 @@ async def on_items(events: list[Event[Any]], uow: UnitOfWork, store: Store) -> N
         lambda d: repository.item_id(d.creator_id, d.product_id),
         _fold_item,
     )
+
+
+async def on_live(events: list[Event[Any]], uow: UnitOfWork, store: Store) -> None:
+    """``live.rooms``: the items of open live carts, active or suspended; an ended session's
+    items leave the projection (only open carts are enforced)."""
+    relevant = [e.data for e in events if isinstance(e.data, CartEvent | LiveSessionEnded)]
+    if not relevant:
+        return
+    sessions: dict[str, Document | None] = dict(
+        await store.load_projection(repository.LIVE_SESSIONS, {d.session_id for d in relevant})
+    )
+    ids = {
+        repository.cart_item_id(d.session_id, p)
+        for d in relevant
+        for p in (
+            [d.product_id]
+            if isinstance(d, CartEvent)
+            else (sessions.get(d.session_id) or {}).get("product_ids", [])
+        )
+    }
+    items: dict[str, Document | None] = dict(
+        await store.load_projection(repository.CART_ITEMS, ids)
+    )
+    for d in relevant:
+        session = sessions.get(d.session_id) or {"product_ids": []}
+        products = list(session["product_ids"])
+        if isinstance(d, LiveSessionEnded):
+            for pid in products:
+                items[repository.cart_item_id(d.session_id, pid)] = None
+            sessions[d.session_id] = None
+            continue
+        key = repository.cart_item_id(d.session_id, d.product_id)
+        doc = items.get(key)
+        match d:
+            case LiveItemAdded():
+                doc = {
+                    "creator_id": d.creator_id,
+                    "product_id": d.product_id,
+                    "offer_id": d.offer_id,
+                    "session_id": d.session_id,
+                    "surface": "live",
+                    "status": "active",
+                }
+                products = sorted({*products, d.product_id})
+            case LiveItemRemoved():
+                doc = None
+                products = [p for p in products if p != d.product_id]
+            case LiveItemSuspended() if doc is not None:
+                doc = {**doc, "status": "suspended"}
+            case LiveItemRestored() if doc is not None:
+                doc = {**doc, "status": "active"}
+        items[key] = doc
+        sessions[d.session_id] = {"product_ids": products}
+    await store.write_projection(repository.CART_ITEMS, items)
+    await store.write_projection(repository.LIVE_SESSIONS, sessions)
 
 
 async def on_offers(events: list[Event[Any]], uow: UnitOfWork, store: Store) -> None:

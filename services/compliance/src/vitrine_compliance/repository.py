@@ -49,6 +49,10 @@ from vitrine_compliance.domain import (
 POLICIES = "policies"
 SCHEDULES = "schedules"
 ITEMS = "items"
+#: Items of open live carts (``_id`` = ``"{session_id}|{product_id}"``) and, per open session,
+#: the products in its cart (so ``live.session_ended`` finds them by ``_id``).
+CART_ITEMS = "cart_items"
+LIVE_SESSIONS = "live_sessions"
 OFFERS = "offers"
 PRODUCTS = "products"
 ACCOUNTS = "accounts"
@@ -210,7 +214,18 @@ def item_id(creator_id: str, product_id: str) -> str:
 
 
 def to_item(doc: Document) -> Item:
-    return Item(doc["creator_id"], doc["product_id"], doc.get("offer_id"), doc["status"])
+    return Item(
+        doc["creator_id"],
+        doc["product_id"],
+        doc.get("offer_id"),
+        doc["status"],
+        doc.get("surface", "showcase"),
+    )
+
+
+def cart_item_id(session_id: str, product_id: str) -> str:
+    """``|`` never occurs in ids (DESIGN.md §2), so keys never collide."""
+    return f"{session_id}|{product_id}"
 
 
 def to_offer(doc: Document) -> Offer:
@@ -281,6 +296,7 @@ async def candidates(
         return await db[collection].find(query, session=session).to_list(None)
 
     items = [to_item(d) for d in await scan(ITEMS, "showcase")]
+    items += [to_item(d) for d in await scan(CART_ITEMS, "live")]
     offers = [to_offer(d) for d in await scan(OFFERS, "distribution")]
     products = await load_products(
         db, [i.product_id for i in items] + [o.product_id for o in offers], session
@@ -371,7 +387,7 @@ class InMemoryStore:
         #: schedule id → what :func:`write_schedules` would store (``status`` pending/cancelled)
         self.schedules: dict[str, Document] = {}
         self.projections: dict[str, dict[str, Document]] = {
-            c: {} for c in (ITEMS, OFFERS, PRODUCTS, ACCOUNTS)
+            c: {} for c in (ITEMS, CART_ITEMS, LIVE_SESSIONS, OFFERS, PRODUCTS, ACCOUNTS)
         }
 
     async def load_policies(self, ids: Iterable[str]) -> dict[str, Policy]:
@@ -405,7 +421,12 @@ class InMemoryStore:
         # Every active item and offer: a superset of Mongo's indexed narrowing, which
         # ``domain.assess`` filters the same way.
         p = self.projections
-        items = [to_item(d) for d in p[ITEMS].values() if d["status"] == "active"]
+        items = [
+            to_item(d)
+            for c in (ITEMS, CART_ITEMS)
+            for d in p[c].values()
+            if d["status"] == "active"
+        ]
         offers = [
             to_offer({**d, "_id": k}) for k, d in p[OFFERS].items() if d["status"] == "active"
         ]
@@ -426,7 +447,17 @@ class InMemoryStore:
 
 
 #: Every collection of this database, created up front (see :func:`setup`).
-ALL_COLLECTIONS = (POLICIES, SCHEDULES, ITEMS, OFFERS, PRODUCTS, ACCOUNTS, "outbox")
+ALL_COLLECTIONS = (
+    POLICIES,
+    SCHEDULES,
+    ITEMS,
+    CART_ITEMS,
+    LIVE_SESSIONS,
+    OFFERS,
+    PRODUCTS,
+    ACCOUNTS,
+    "outbox",
+)
 
 
 async def setup(db: Db) -> None:
@@ -447,6 +478,8 @@ async def setup(db: Db) -> None:
     await db[POLICIES].create_index("state")
     await db[ITEMS].create_index("product_id")
     await db[ITEMS].create_index("status")
+    await db[CART_ITEMS].create_index("product_id")
+    await db[CART_ITEMS].create_index("status")
     await db[OFFERS].create_index("product_id")
     await db[OFFERS].create_index("status")
     await db[PRODUCTS].create_index("source.kind")

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
+from vitrine.contract import holds as hold_set
 from vitrine.contract import policy_kernel
 from vitrine.contract.events import (
     EventData,
@@ -42,6 +43,13 @@ from vitrine.contract.events import (
     ShowcaseRemoveRequested,
     Source,
 )
+
+# The causes are shared with live's cart items (re-exported: showcase's names too).
+from vitrine.contract.holds import HOLD_DELISTED as HOLD_DELISTED
+from vitrine.contract.holds import HOLD_OFFER as HOLD_OFFER
+from vitrine.contract.holds import HOLD_SOLD_OUT as HOLD_SOLD_OUT
+from vitrine.contract.holds import hold_reason as hold_reason
+from vitrine.contract.holds import policy_hold as policy_hold
 from vitrine.contract.policy_kernel import Account as Account  # showcase's accounts too
 from vitrine.contract.policy_kernel import Placement
 from vitrine.contract.policy_kernel import Shop as Shop
@@ -49,24 +57,7 @@ from vitrine.runtime.decision import Decision, Emit
 
 #: A creator's showcase holds at most this many items, suspended ones included.
 MAX_ITEMS = 500
-#: The causes that can hold an item (besides one ``policy:<id>`` per policy).
-HOLD_DELISTED: Final = "product_delisted"
-HOLD_SOLD_OUT: Final = "sold_out"
-HOLD_OFFER: Final = "offer_unavailable"
-_POLICY_PREFIX = "policy:"
 SURFACE: Final = "showcase"
-
-
-def policy_hold(policy_id: str) -> str:
-    """The cause a policy puts on the items it bars."""
-    return _POLICY_PREFIX + policy_id
-
-
-def hold_reason(hold: str) -> tuple[str, str | None]:
-    """``(reason, policy_id)`` of a cause, as ``item_suspended``/``item_restored`` carry them."""
-    if hold.startswith(_POLICY_PREFIX):
-        return "policy", hold[len(_POLICY_PREFIX) :]
-    return hold, None
 
 
 def item_key(creator_id: str, product_id: str) -> str:
@@ -272,18 +263,13 @@ def change_holds(
     say what else holds it); ``item_restored`` only when the last cause goes, naming it.
     Nothing changes: ``ignored`` ``"unchanged"``.
     """
-    before = item.holds
-    added = [h for h in dict.fromkeys(add) if h not in before]
-    held = before | set(added)
-    released = [h for h in dict.fromkeys(remove) if h in held]
-    after = held - set(released)
-    if after == before:
+    changed = hold_set.change(item.holds, add=add, remove=remove)
+    if changed is None:
         return Decision.ignore(item, "unchanged")
-    new = replace(item, holds=after)
-    emits = [_suspended(item, h) for h in added if h in after]
-    if before and not after:
-        emits.append(_restored(item, released[-1]))
-    return Decision(new, emits)
+    emits = [_suspended(item, h) for h in changed.suspended]
+    if changed.restored_by is not None:
+        emits.append(_restored(item, changed.restored_by))
+    return Decision(replace(item, holds=changed.holds), emits)
 
 
 def set_hold(item: Item, hold: str, held: bool) -> Decision[Item]:

@@ -78,6 +78,9 @@ _SUSPENSION = (
     ),
 )
 
+#: Live carts suspend for the same causes as showcases (and emit every one of them).
+_LIVE_SUSPENSION = tuple(ReasonCode(c.code, f"cart item: {c.meaning}") for c in _SUSPENSION)
+
 #: Every set of codes on the wire, by where it appears.
 CODE_SETS: tuple[CodeSet, ...] = (
     CodeSet(
@@ -144,24 +147,30 @@ CODE_SETS: tuple[CodeSet, ...] = (
         (
             _c("session_already_open", "the creator already has an open session"),
             _c("session_not_open", "no such open session"),
-            _c("not_session_owner", "the session is another creator's"),
+            _c("not_session_owner", "the request's creator is not the key, or not the session's"),
             _c("product_not_listed", "the product is not on sale"),
-            _c("sold_out", "the product's total stock is 0"),
+            _c("sold_out", "the product is sold out: no new cart item"),
             _c("not_in_showcase", "neither in the showcase nor taken through a usable offer"),
             _c("offer_not_available", "the offer is unknown or not active"),
             _c("not_in_targeted_plan", "the offer's targeted plan does not name the creator"),
             _c("shop_required", "a `require_shop` rule on `live`: the creator holds no such shop"),
             _c("source_disallowed", "a `disallow_source` rule on `live` bars the source"),
             _c("cart_full", "the cart already holds 500 items"),
+            _c("not_in_cart", "remove or explain: the product is not in the session's cart"),
+            _c("item_suspended", "explain: the cart item is suspended"),
         ),
-        planned=True,
     ),
     CodeSet(
         "live suspensions",
         ("live.item_suspended", "live.item_restored"),
         "reason",
-        _SUSPENSION,
-        planned=True,
+        _LIVE_SUSPENSION,
+    ),
+    CodeSet(
+        "live removals",
+        ("live.item_removed",),
+        "reason",
+        (_c("requested", "the creator removed it"),),
     ),
     CodeSet(
         "offer refusals",

@@ -51,6 +51,7 @@ TOPICS: dict[str, Topic] = {
         Topic("review.manual", "product_id", 3, "upstream", "Manual review verdicts"),
         Topic("creators.showcase", "creator_id", 12, "upstream", "Creators' showcase requests"),
         Topic("merchants.offers", "offer_id", 6, "upstream", "Distribution offers by merchants"),
+        Topic("creators.live", "creator_id", 12, "upstream", "Creators' live-room requests"),
         Topic("orders.lifecycle", "order_id", 12, "upstream", "Orders paid, completed, refunded"),
         Topic(
             "platform.policies",
@@ -64,6 +65,7 @@ TOPICS: dict[str, Topic] = {
         Topic("catalog.products", "product_id", 12, "catalog", "Product lifecycle"),
         Topic("review.decisions", "product_id", 12, "review", "Automated and manual verdicts"),
         Topic("showcase.items", "creator_id", 12, "showcase", "Showcase item changes"),
+        Topic("live.rooms", "creator_id", 12, "live", "Live sessions and their carts"),
         Topic("distribution.offers", "offer_id", 6, "distribution", "Offer lifecycle"),
         Topic("distribution.commissions", "order_id", 12, "distribution", "Commission ledger"),
         Topic(
@@ -74,7 +76,7 @@ TOPICS: dict[str, Topic] = {
             "Policy rulings",
             _RETAIN_FOREVER,
         ),
-        Topic("compliance.reports", "policy_id", 1, "showcase, distribution", "Enforcement"),
+        Topic("compliance.reports", "policy_id", 1, "showcase, live, distribution", "Enforcement"),
     ]
 }
 

@@ -20,6 +20,7 @@ DEFAULT_PORTS = {
     "showcase": 8003,
     "distribution": 8004,
     "compliance": 8005,
+    "live": 8006,
     "selection": 8007,
 }
 

@@ -15,8 +15,10 @@ of ``confluent-kafka`` (aiokafka has no ACL API).
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from vitrine.contract.topics import DLQ_SUFFIX, TOPICS
@@ -25,14 +27,22 @@ Resource = Literal["topic", "group"]
 Operation = Literal["READ", "WRITE", "DESCRIBE"]
 
 #: The services whose definitions the plan is derived from (package ``vitrine_<name>``).
-SERVICES = ("catalog", "review", "showcase", "distribution", "compliance", "selection")
+SERVICES = (
+    "catalog",
+    "review",
+    "showcase",
+    "distribution",
+    "compliance",
+    "live",
+    "selection",
+)
 
 #: Upstream systems and the input topics each may write (and nothing else).
 UPSTREAM_WRITERS: dict[str, tuple[str, ...]] = {
     "upstream-accounts": ("accounts.shops",),
     "upstream-merchants": ("merchants.products", "merchants.offers"),
     "upstream-review-desk": ("review.manual",),
-    "upstream-creators": ("creators.showcase",),
+    "upstream-creators": ("creators.showcase", "creators.live"),
     "upstream-orders": ("orders.lifecycle",),
     "upstream-platform": ("platform.policies", "platform.actions"),
 }
@@ -125,16 +135,39 @@ def _bindings(grants: Iterable[Grant]) -> list[Any]:
     ]
 
 
-def admin_config(bootstrap: str, client_args: dict[str, Any]) -> dict[str, Any]:
-    """librdkafka settings from the same ``VITRINE_KAFKA_*`` arguments aiokafka gets."""
+def admin_config(
+    bootstrap: str, client_args: dict[str, Any], cafile: str | None = None
+) -> dict[str, Any]:
+    """librdkafka settings from the same ``VITRINE_KAFKA_*`` arguments aiokafka gets
+    (``cafile``: ``VITRINE_KAFKA_SSL_CAFILE``, a private CA for SSL/SASL_SSL)."""
     config: dict[str, Any] = {"bootstrap.servers": bootstrap}
     protocol = client_args.get("security_protocol", "PLAINTEXT")
     config["security.protocol"] = protocol.lower()
+    if cafile and protocol in ("SSL", "SASL_SSL"):
+        config["ssl.ca.location"] = cafile
     if client_args.get("sasl_mechanism"):
         config["sasl.mechanism"] = client_args["sasl_mechanism"]
         config["sasl.username"] = client_args.get("sasl_plain_username") or ""
         config["sasl.password"] = client_args.get("sasl_plain_password") or ""
     return config
+
+
+def read_users(path: Path) -> dict[str, str]:
+    """``{principal: password}`` from a JSON file, or from a directory holding one file per
+    principal, named after it, with the password inside (a mounted Kubernetes Secret or
+    Compose secrets; hidden entries such as a Secret volume's ``..data`` are skipped)."""
+    if path.is_dir():
+        return {
+            f.name: f.read_text().rstrip("\r\n")
+            for f in sorted(path.iterdir())
+            if not f.name.startswith(".") and f.is_file()
+        }
+    users = json.loads(path.read_text())
+    if not isinstance(users, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in users.items()
+    ):
+        raise ValueError(f"{path}: expected a JSON object {{principal: password}}")
+    return users
 
 
 def apply(grants: Sequence[Grant], config: dict[str, Any], timeout: float = 30.0) -> int:

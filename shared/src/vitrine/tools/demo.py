@@ -427,6 +427,14 @@ def describe(seen: Observed, names: Names) -> str | None:
         ),
         "product.delisted": lambda: f"catalog       delisted {product}: {d.get('reason', '?')}",
         "product.refused": lambda: f"catalog       REFUSED {product}: {_reasons(d, names)}",
+        "product.stock_changed": lambda: (
+            f"catalog       stock of {product} SKU {s(d.get('sku_id', '?'))} set to "
+            f"{d.get('stock')} without review (total {d.get('total_stock')})"
+        ),
+        "product.sold_out": lambda: f"catalog       {product} is SOLD OUT (still listed)",
+        "product.back_in_stock": lambda: (
+            f"catalog       {product} is back in stock ({d.get('total_stock')})"
+        ),
         "review.escalated": lambda: (
             f"review        escalated {product} to manual review: {_reasons(d, names)}"
         ),
@@ -448,6 +456,35 @@ def describe(seen: Observed, names: Names) -> str | None:
         "showcase.item_restored": lambda: (
             f"showcase      RESTORED {product} in {creator}'s showcase"
             + (f" ({s(d['policy_id'])} lifted)" if d.get("policy_id") else "")
+        ),
+        # live
+        "live.session_started": lambda: (
+            f"live          {creator} went live: session {s(d.get('session_id', '?'))} "
+            f'"{d.get("title", "")}"'
+        ),
+        "live.session_refused": lambda: (
+            f"live          REFUSED {creator}'s session {s(d.get('session_id', '?'))}: "
+            f"{_reasons(d, names)}"
+        ),
+        "live.item_added": lambda: (
+            f"live          {creator} put {product} in the cart of {s(d.get('session_id', '?'))}"
+            + (f" through offer {s(d['offer_id'])}" if d.get("offer_id") else " from the showcase")
+        ),
+        "live.item_refused": lambda: (
+            f"live          REFUSED {creator} putting {product} in the cart: {_reasons(d, names)}"
+        ),
+        "live.item_removed": lambda: f"live          {creator} took {product} out of the cart",
+        "live.item_explaining": lambda: f"live          {creator} is presenting {product} now",
+        "live.item_suspended": lambda: (
+            f"live          SUSPENDED {product} in {creator}'s live cart ({why})"
+        ),
+        "live.item_restored": lambda: (
+            f"live          RESTORED {product} in {creator}'s live cart"
+            + (f" ({s(d['policy_id'])} lifted)" if d.get("policy_id") else "")
+        ),
+        "live.session_ended": lambda: (
+            f"live          {creator} ended session {s(d.get('session_id', '?'))} "
+            f"with {_n(d.get('items'), 'item')} in the cart"
         ),
         # distribution
         "offer.activated": lambda: (
@@ -500,7 +537,9 @@ def describe(seen: Observed, names: Names) -> str | None:
         ),
         "policy.impact_assessed": lambda: (
             f"compliance    impact of {s(d.get('policy_id', '?'))}: it would touch "
-            f"{_n(d.get('items'), 'showcase item')}, {_n(d.get('offers'), 'offer')}, "
+            f"{_n(d.get('items'), 'showcase item')}, "
+            + (f"{_n(d['cart_items'], 'live cart item')}, " if d.get("cart_items") else "")
+            + f"{_n(d.get('offers'), 'offer')}, "
             f"{_n(d.get('creators'), 'creator')}, {_n(d.get('merchants'), 'merchant')}"
         ),
         "policy.in_force": lambda: (

@@ -30,6 +30,22 @@ from vitrine.contract.events.commissions import (
     CommissionSettled,
 )
 from vitrine.contract.events.common import Code, Count, Position, ReasonList, SignedFen, Version
+from vitrine.contract.events.live import (
+    LiveAddRequested,
+    LiveEndRequested,
+    LiveExplainRequested,
+    LiveItemAdded,
+    LiveItemExplaining,
+    LiveItemRefused,
+    LiveItemRemoved,
+    LiveItemRestored,
+    LiveItemSuspended,
+    LiveRemoveRequested,
+    LiveSessionEnded,
+    LiveSessionRefused,
+    LiveSessionStarted,
+    LiveStartRequested,
+)
 from vitrine.contract.events.offers import (
     OfferActivated,
     OfferPublished,
@@ -126,6 +142,13 @@ INPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
         ShowcaseAddRequested, ShowcaseRemoveRequested, ShowcaseMoveRequested
     ),
     "merchants.offers": _by_type(OfferPublished, OfferWithdrawRequested),
+    "creators.live": _by_type(
+        LiveStartRequested,
+        LiveAddRequested,
+        LiveRemoveRequested,
+        LiveExplainRequested,
+        LiveEndRequested,
+    ),
     "orders.lifecycle": _by_type(OrderPaid, OrderCompleted, OrderRefunded),
     "platform.policies": _by_type(PolicyAnnounced, PolicyRetracted),
     "platform.actions": _by_type(ProductPlatformDelisted, ProductPlatformReinstated),
@@ -147,6 +170,17 @@ OUTPUT_TOPICS: dict[str, dict[str, type[EventData]]] = {
     "review.decisions": _by_type(ReviewApproved, ReviewRejected, ReviewEscalated),
     "showcase.items": _by_type(
         ItemAdded, ItemRefused, ItemRemoved, ItemSuspended, ItemRestored, ItemMoved
+    ),
+    "live.rooms": _by_type(
+        LiveSessionStarted,
+        LiveSessionRefused,
+        LiveItemAdded,
+        LiveItemRefused,
+        LiveItemRemoved,
+        LiveItemExplaining,
+        LiveItemSuspended,
+        LiveItemRestored,
+        LiveSessionEnded,
     ),
     "distribution.offers": _by_type(
         OfferActivated, OfferRefused, OfferSuspended, OfferRestored, OfferWithdrawn
@@ -208,6 +242,20 @@ __all__ = [
     "ItemRestored",
     "ItemSuspended",
     "ListedSku",
+    "LiveAddRequested",
+    "LiveEndRequested",
+    "LiveExplainRequested",
+    "LiveItemAdded",
+    "LiveItemExplaining",
+    "LiveItemRefused",
+    "LiveItemRemoved",
+    "LiveItemRestored",
+    "LiveItemSuspended",
+    "LiveRemoveRequested",
+    "LiveSessionEnded",
+    "LiveSessionRefused",
+    "LiveSessionStarted",
+    "LiveStartRequested",
     "OfferActivated",
     "OfferPublished",
     "OfferRefused",

@@ -33,7 +33,7 @@ Phase = Literal["block_new", "enforce_existing"]
 #: string: compliance keys its record of reports by phase, so a free string would become a
 #: MongoDB field name (``$where``, ``a.b``) — anything else is dead-lettered ``invalid_data``.
 ReportPhase = Literal["block_new", "enforce_existing", "lifted"]
-EnforcingService = Literal["showcase", "distribution"]
+EnforcingService = Literal["showcase", "live", "distribution"]
 Surfaces = Annotated[list[Surface], Field(min_length=1, max_length=10)]
 RawRule = Annotated[dict[str, Any], Field(max_length=20)]
 
@@ -215,6 +215,8 @@ class PolicyImpactAssessed(EventData):
     creators: Count
     merchants: Count
     assessed_at: AwareDatetime
+    #: Items in open live carts (小黄车) it will suspend; ``items`` counts showcase items.
+    cart_items: Count = 0
 
 
 class PolicyInForce(EventData):

@@ -39,9 +39,22 @@ _KEY_FIELDS = {
     "affected",
     "commission_bps",
     "stock",
+    "title",
+    "items",
+    "command",
 }
 _BAD = ("refused", "rejected", "suspended", "cancelled", "withdrawn", "delisted", "escalated")
-_GOOD = ("listed", "approved", "accepted", "activated", "restored", "added", "accrued")
+_GOOD = (
+    "listed",
+    "approved",
+    "accepted",
+    "activated",
+    "restored",
+    "added",
+    "accrued",
+    "started",
+    "explaining",
+)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from vitrine.runtime.settings import Settings
 from vitrine.tools import acls
 from vitrine.tools.cli._app import acls_app, options
 from vitrine.tools.cli._output import console, err
@@ -40,16 +41,22 @@ def apply_command(
     users: Annotated[
         Path | None,
         typer.Option(
-            help="JSON file {principal: password}: create/update these SCRAM-SHA-256 users first."
+            help=(
+                "Create/update these SCRAM-SHA-256 users first: a JSON file {principal:"
+                " password}, or a directory with one file per principal (a mounted Secret)."
+            )
         ),
     ] = None,
 ) -> None:
     """Create the ACLs of the plan (as an admin: VITRINE_KAFKA_* security settings)."""
     kafka = options(ctx).kafka
-    config = acls.admin_config(kafka.bootstrap, kafka.client_args)
+    cafile = Settings(service="cli").kafka_ssl_cafile
+    config = acls.admin_config(kafka.bootstrap, kafka.client_args, cafile)
     try:
         if users is not None:
-            passwords = json.loads(users.read_text())
+            passwords = acls.read_users(users)
+            if missing := sorted(set(acls.principals()) - set(passwords)):
+                err.print(f"no password for {', '.join(missing)}: left as is", markup=False)
             created = acls.create_users(passwords, config)
             console.print(f"{created} SCRAM users created or updated.", markup=False)
         count = acls.apply(acls.plan(), config)

@@ -77,10 +77,17 @@ class TopicProbe:
         self._task = asyncio.create_task(self._run())
         return self
 
-    async def _partitions(self, topic: str) -> set[int]:
+    async def _partitions(self, topic: str, timeout: float = 10.0) -> set[int]:
+        """The topic's partitions; a topic just created may take a few metadata rounds to
+        appear (reading only partition 0 of it would miss most of its records)."""
         assert self._consumer is not None
-        await self._consumer._client.force_metadata_update()
-        return self._consumer.partitions_for_topic(topic) or {0}
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            await self._consumer._client.force_metadata_update()
+            found = self._consumer.partitions_for_topic(topic)
+            if found or asyncio.get_running_loop().time() > deadline:
+                return found or {0}
+            await asyncio.sleep(0.2)
 
     async def _run(self) -> None:
         assert self._consumer is not None

@@ -1,0 +1,1 @@
+"""Vitrine live service: creators' live rooms (直播间) and their carts (小黄车)."""
