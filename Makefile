@@ -21,7 +21,7 @@ lint: install
 types: install  ## mypy strict over the code, its tests and the benchmarks (pyproject [tool.mypy])
 	$(UV) run mypy shared/src services/*/src shared/tests tests benchmarks \
 		services/catalog/tests services/review/tests services/distribution/tests \
-		services/compliance/tests
+		services/compliance/tests services/dashboard/tests
 
 pytest: install
 	$(UV) run pytest -q -m "not faults"

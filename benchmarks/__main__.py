@@ -1,9 +1,9 @@
-"""``python -m benchmarks [p1|p2|p3|p4|idle|selection|all ...] [--broker apache|tansu|both]``:
-run, print, and write docs/PERFORMANCE.md.
+"""``python -m benchmarks [p1|p2|p3|p4|idle|selection|dashboard|all ...]
+[--broker apache|tansu|both]``: run, print, and write docs/PERFORMANCE.md.
 
 P1–P4 and idle run on each chosen broker (default both, Apache Kafka first), each on its own
 fresh stack, and are written side by side: one block per benchmark, a column per broker.
-Selection runs once, on the first chosen broker.
+Selection and dashboard run once, on the first chosen broker.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def main() -> None:
         "which",
         nargs="*",
         default=["all"],
-        choices=["p1", "p2", "p3", "p4", "idle", "selection", "all"],
+        choices=["p1", "p2", "p3", "p4", "idle", "selection", "dashboard", "all"],
         help="benchmarks to run (default all)",
     )
     parser.add_argument(
@@ -49,7 +49,10 @@ def main() -> None:
         help="P1 variants to run, comma-separated (system,info,raw,naive)",
     )
     parser.add_argument("--rate", type=float, default=500.0, help="P3 submissions per second")
-    parser.add_argument("--duration", type=float, default=None, help="P3 / idle seconds (60)")
+    parser.add_argument(
+        "--duration", type=float, default=None, help="P3 / idle (60) / dashboard (30) s"
+    )
+    parser.add_argument("--viewers", type=int, default=50, help="dashboard SSE viewers")
     parser.add_argument(
         "--settle", type=float, default=30.0, help="idle: seconds after ready before measuring"
     )
@@ -107,11 +110,15 @@ def main() -> None:
             log(f"{name} on {broker}")
             runs.append(bench(broker))
         publish(reporting.side_by_side(runs))
+    BROKER["name"] = brokers[0]
     if chosen & {"selection", "all"}:
         from benchmarks import selection
 
-        BROKER["name"] = brokers[0]
-        publish(selection.run(args.n or 100_000, 50.0, min(duration, 30.0)))
+        publish(selection.run(args.n or 100_000, 50.0, min(args.duration or 30.0, 30.0)))
+    if chosen & {"dashboard", "all"}:
+        from benchmarks import dashboard
+
+        publish(dashboard.run(args.rate, args.duration or 30.0, args.viewers))
 
 
 if __name__ == "__main__":

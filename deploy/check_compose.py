@@ -28,6 +28,7 @@ SERVICES = {
     "selection": 8007,
     "compliance": 8005,
     "live": 8006,
+    "dashboard": 8008,
 }
 SERVICE_ENV = {
     "VITRINE_KAFKA_BOOTSTRAP": "kafka:9092",

@@ -35,7 +35,16 @@ SERVICE_PY = K8S.parents[1] / "shared/src/vitrine/runtime/service.py"
 PRESTOP_SECONDS = 5
 NAMESPACE = "vitrine"
 PART_OF = ("app.kubernetes.io/part-of", "vitrine")
-SERVICES = ["catalog", "review", "showcase", "distribution", "compliance", "live", "selection"]
+SERVICES = [
+    "catalog",
+    "review",
+    "showcase",
+    "distribution",
+    "compliance",
+    "live",
+    "selection",
+    "dashboard",
+]
 CONFIG = "vitrine-config"
 SECRET = "vitrine-secrets"  # noqa: S105 - the Secret object's name, not a credential
 USERS_SECRET = "vitrine-kafka-users"  # noqa: S105 - one key per Kafka principal

@@ -34,6 +34,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -54,8 +55,15 @@ from vitrine.tools.testing.services import running
 
 pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
 
+#: What a record may weigh on the broker (Apache Kafka's default message.max.bytes, less
+#: the batch overhead); Tansu has no such limit.
+BROKER_MAX_RECORD_BYTES = 1_000_000
+
+
 SERVICES = ("catalog", "review", "showcase", "distribution", "compliance", "live")
 STORM_SIZE = 200
+#: What one generated record may weigh at most: under the broker's default 1 MB record limit.
+BROKER_SAFE_BYTES = 700_000
 ANSWER_TIMEOUT = 90.0
 STOP_TIMEOUT = 45.0
 HEADERS = [("content-type", CONTENT_TYPE.encode())]
@@ -123,9 +131,9 @@ TEMPLATES: dict[str, dict[str, Callable[[Ids], dict[str, Any]]]] = {
             "stock": 5,
             "source": {"kind": "channels_shop"},
             "attributes": {"colour": "blue"},
-            "skus": [
-                {"sku_id": "blue", "price_fen": 1990, "stock": 5, "attributes": {"size": "M"}}
-            ],
+            # Small on purpose: a huge_list of it (10,001 copies) must stay under the broker's
+            # 1 MB record limit to reach the consumers (and be dead-lettered as too_large).
+            "skus": [{"sku_id": "blue", "price_fen": 1990, "stock": 5}],
         },
         "product.stock_updated": lambda i: {
             "product_id": i["p"],
@@ -401,7 +409,10 @@ def materialise(spec: Spec, tag: str, n: int) -> Message:
     elif kind == "envelope_wrong_type":
         event[m["field"]] = m["value"]
     elif kind == "huge_string":
-        data[m["field"]] = m["char"] * m["size"]
+        # Bounded so the record stays under the broker's 1 MB limit once JSON-escaped (an
+        # astral char is 12 bytes as \\uXXXX\\uXXXX): still far over the consumers' 256 KiB.
+        escaped = len(json.dumps(m["char"])) - 2
+        data[m["field"]] = m["char"] * min(m["size"], BROKER_SAFE_BYTES // escaped)
     elif kind == "huge_list":
         data[m["field"]] = [data.get(m["field"]) or "x"] * m["size"]
     elif kind == "unknown_type":
@@ -434,6 +445,13 @@ def materialise(spec: Spec, tag: str, n: int) -> Message:
     elif kind == "oversized":
         event["data"]["padding"] = "p" * (DEFAULT_MAX_MESSAGE_BYTES + 1024)
         value, expect = json.dumps(event).encode(), "too_large"
+    if kind in ("huge_string", "huge_list") and len(value) > BROKER_MAX_RECORD_BYTES:
+        # Apache Kafka refuses a record over its message.max.bytes (1 MB by default) before
+        # any consumer sees it; shrink to just under it: still far over Vitrine's own bound.
+        field = m["field"]
+        while len(value) > BROKER_MAX_RECORD_BYTES:
+            data[field] = data[field][: len(data[field]) // 2]
+            value = json.dumps(event).encode()
     if len(value) > DEFAULT_MAX_MESSAGE_BYTES:
         expect = "too_large"
     return Message(kind, spec.topic, key, value, dedupe, str(event.get("id")), expect)
@@ -554,6 +572,9 @@ async def committed_offsets(stack: Any) -> dict[str, dict[tuple[str, int], int]]
         )
         await consumer.start()
         try:
+            # A consumer that subscribed to nothing knows no topic until it asks for them all
+            # (Apache Kafka answers an empty metadata request with none; Tansu with every one).
+            await consumer._client.force_metadata_update()
             out[name] = {}
             for topic in defn.handlers:
                 for partition in consumer.partitions_for_topic(topic) or ():
@@ -999,6 +1020,7 @@ async def _raw_dead_letter(stack: Any, m: Message, service: str, timeout: float 
     await consumer.start()
     try:
         dlq = f"{m.topic}.dlq"
+        await consumer._client.force_metadata_update()  # every topic (see committed_offsets)
         consumer.assign([TopicPartition(dlq, p) for p in consumer.partitions_for_topic(dlq) or ()])
         await consumer.seek_to_beginning()
         deadline = time.monotonic() + timeout
@@ -1088,3 +1110,31 @@ async def test_a_live_request_keyed_to_another_creator_changes_nothing(
     await probe.settle()
     assert not probe.events("live.rooms", type="live.session_started", subject=victim)
     assert not probe.events("live.rooms", type="live.session_started", subject=me)
+
+
+async def test_an_event_stamped_in_the_future_is_dead_lettered_as_clock_skew(
+    services: Services, probe: Any, raw_producer: AIOKafkaProducer
+) -> None:
+    """Decisions follow event time (DESIGN.md §6): an event more than 5 minutes ahead of the
+    consumer's clock is ``clock_skew`` for every consumer, whatever its topic (the 5-minute
+    boundary itself is tested in shared/tests/test_envelope.py)."""
+    tag = f"skew{uuid.uuid4().hex[:6]}"
+    ahead = datetime.now(UTC) + timedelta(hours=2)
+    messages = []
+    for n, topic in enumerate(FUZZED_TOPICS):
+        etype = sorted(TEMPLATES[topic])[0]
+        ids = {k: f"{tag}{k}{n}" for k in ("p", "m", "c", "o", "a", "s", "pol", "ord", "r")}
+        data = TEMPLATES[topic][etype](ids)
+        event = cloud_event(etype, data[KEY_FIELD[topic]], data)
+        event["time"] = ahead.isoformat()
+        messages.append(
+            Message("clock_skew", topic, event["subject"].encode(), json.dumps(event).encode())
+        )
+    await publish(raw_producer, messages)
+    for m in messages:
+        for service in consumers_of(m.topic):
+            [letter] = await probe.wait_for(
+                f"{m.topic}.dlq", where=_dlq_matcher(m, service), timeout=30
+            )
+            assert letter.headers["dlq-reason"] == "clock_skew"
+            assert letter.value == m.value

@@ -151,3 +151,25 @@ def test_a_tombstones_dead_letter_is_a_tombstone() -> None:
     assert isinstance(decoded, InvalidEvent) and decoded.reason == "empty"
     letter = dead_letter(record, reason=decoded.reason, error=decoded.error, service="catalog")
     assert (letter.topic, letter.key, letter.value) == ("merchants.products.dlq", b"p-1", None)
+
+
+def test_an_event_from_the_future_is_clock_skew() -> None:
+    """More than 5 minutes ahead of the consumer's clock: dead-lettered; up to 5 is fine."""
+    from datetime import UTC, datetime, timedelta
+
+    from vitrine.contract.envelope import latest_accepted
+
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    latest = latest_accepted(now)
+    for ahead, ok in ((timedelta(minutes=5), True), (timedelta(minutes=5, seconds=1), False)):
+        raw = _raw(_withdrawn(time=(now + ahead).isoformat()))
+        decoded = decode(raw, b"p-1", MODELS, latest=latest)
+        if ok:
+            assert isinstance(decoded, Event)
+        else:
+            assert isinstance(decoded, InvalidEvent)
+            assert decoded.reason == "clock_skew"
+            assert "0:05:01 ahead" in decoded.error
+    late = _withdrawn(time=(now + timedelta(hours=1)).isoformat())
+    # without a clock (tools decoding archives), no check
+    assert isinstance(decode(_raw(late), b"p-1", MODELS), Event)

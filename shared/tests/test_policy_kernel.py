@@ -219,7 +219,7 @@ def test_compliance_estimates_what_showcase_and_distribution_suspend(
     ]
     views = {p: distribution.ProductView(p, m, True, s) for p, (m, s) in products.items()}
     view = distribution.PolicyView("pol", "enforce_existing", tuple(rule_list), exempt)
-    enforced = distribution.enforce(view, offers, views, accounts, T0)
+    enforced = distribution.enforce(view, offers, views, accounts, T0).state
 
     assert impact.items == len(held)
     assert impact.creators == len({i.creator_id for i in held})

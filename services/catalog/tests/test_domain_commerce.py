@@ -263,7 +263,11 @@ def test_platform_action_on_a_product_never_listed_only_marks_it() -> None:
     p = domain.submit(None, submitted()).state
     out = domain.platform_delist(p, delist("violation"))
     assert not out.events and out.state is not None and out.state.status == "violation"
-    assert domain.platform_delist(None, delist("banned")).ignored == "unknown_product"
+    for unknown in (
+        domain.platform_delist(None, delist("banned")),
+        domain.platform_reinstate(None, REINSTATE),
+    ):
+        assert codes(unknown) == ["product_not_listed"] and unknown.state is None
 
 
 def test_status_codes_and_audit_state() -> None:

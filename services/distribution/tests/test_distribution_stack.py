@@ -142,7 +142,9 @@ async def publish_offer(
     bps: int = 1000,
     plan: str = "general",
     creators: list[str] | None = None,
+    time: datetime | None = None,
 ) -> None:
+    """``time``: the event's own time (the offer's terms take effect from it)."""
     data: dict[str, Any] = {
         "offer_id": oid,
         "product_id": pid,
@@ -152,7 +154,7 @@ async def publish_offer(
     }
     if creators is not None:
         data["creator_ids"] = creators
-    await publisher.send("merchants.offers", cloud_event("offer.published", oid, data))
+    await publisher.send("merchants.offers", cloud_event("offer.published", oid, data, time=time))
 
 
 async def active_offer(
@@ -282,8 +284,11 @@ async def test_every_refusal_code(svc, probe, publisher, uid) -> None:
 
     # commission refusals: unknown offer, targeted plan and a creator not on it, no creator
     now = datetime.now(UTC) + timedelta(seconds=1)
+    # an offer that never arrives: paid two days before the offers' event time, so the wait
+    # (24 h of event time) is over at once
+    long_ago = now - timedelta(days=2)
     await publisher.send(
-        "orders.lifecycle", paid(f"ord-a-{uid}", f"o-nope-{uid}", "c-1", p1, m1, 100, now)
+        "orders.lifecycle", paid(f"ord-a-{uid}", f"o-nope-{uid}", "c-1", p1, m1, 100, long_ago)
     )
     await publisher.send(
         "orders.lifecycle", paid(f"ord-b-{uid}", f"o-tgt-{uid}", f"c-other-{uid}", p1, m1, 100, now)
@@ -295,7 +300,7 @@ async def test_every_refusal_code(svc, probe, publisher, uid) -> None:
         "orders.lifecycle", paid(f"ord-d-{uid}", f"o-tgt-{uid}", f"c-vip-{uid}", p1, m1, 1001, now)
     )
     for order, code in [
-        ("a", "offer_inactive"),
+        ("a", "offer_unknown"),
         ("b", "creator_not_eligible"),
         ("c", "creator_not_eligible"),
     ]:
@@ -349,16 +354,17 @@ async def test_raise_now_cut_at_midnight_shanghai(svc, probe, publisher, uid) ->
     t0 = datetime(2024, 3, 10, 23, 0, tzinfo=SHANGHAI).astimezone(UTC)
     midnight = datetime(2024, 3, 11, 0, 0, tzinfo=SHANGHAI).astimezone(UTC)
     await list_product(publisher, http, pid, merchant)
+    # the publishes' own times decide, whatever the service's clock says (event time, §6)
+    clock.pinned = datetime(2030, 1, 1, tzinfo=UTC)
     try:
-        clock.pinned = t0
-        first = await active_offer(publisher, probe, oid, pid, merchant, 1000)
+        first = await active_offer(publisher, probe, oid, pid, merchant, 1000, time=t0)
         assert datetime.fromisoformat(first["effective_at"]) == t0
-        clock.pinned = midnight - timedelta(minutes=1)  # 23:59 — a cut waits a minute
-        cut = await active_offer(publisher, probe, oid, pid, merchant, 500)
+        at_2359 = midnight - timedelta(minutes=1)  # 23:59 — a cut waits a minute
+        cut = await active_offer(publisher, probe, oid, pid, merchant, 500, time=at_2359)
         assert datetime.fromisoformat(cut["effective_at"]) == midnight
-        clock.pinned = midnight + timedelta(minutes=30)  # 00:30 — a raise is immediate
-        raised = await active_offer(publisher, probe, oid, pid, merchant, 1500)
-        assert datetime.fromisoformat(raised["effective_at"]) == midnight + timedelta(minutes=30)
+        at_0030 = midnight + timedelta(minutes=30)  # 00:30 — a raise is immediate
+        raised = await active_offer(publisher, probe, oid, pid, merchant, 1500, time=at_0030)
+        assert datetime.fromisoformat(raised["effective_at"]) == at_0030
     finally:
         clock.pinned = None
     cases = {

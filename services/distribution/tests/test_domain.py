@@ -75,7 +75,7 @@ def mini_shop_policy(pid: str = "pol-1", **exemptions: object) -> PolicyView:
 
 def publish(
     offer: Offer | None, cmd: OfferPublished, now: datetime = T0, **kw: object
-) -> domain.OfferOutcome:
+) -> domain.offers.OfferDecision:
     args: dict[str, object] = {
         "product": product(cmd.product_id),
         "policies": [],
@@ -88,8 +88,8 @@ def publish(
 
 def active_offer(bps: int = 1000, at: datetime = T0, **kw: object) -> Offer:
     out = publish(None, published(bps=bps, **kw), at)  # type: ignore[arg-type]
-    assert out.offer is not None and not out.refused
-    return out.offer
+    assert out.state is not None and not out.refused
+    return out.state
 
 
 def paid(
@@ -191,8 +191,8 @@ def test_times_are_milliseconds_utc() -> None:
 
 def test_publish_activates_a_valid_offer() -> None:
     out = publish(None, published())
-    assert not out.refused and out.offer is not None
-    assert out.offer.status == "active" and out.offer.active_at(T0)
+    assert not out.refused and out.state is not None
+    assert out.state.status == "active" and out.state.active_at(T0)
     assert [e.event_type for e in out.events] == ["offer.activated"]
     assert out.events[0].effective_at == T0  # type: ignore[attr-defined]
 
@@ -229,7 +229,9 @@ def test_publish_refusals_name_every_applicable_code(
 ) -> None:
     out = publish(None, published(**cmd), **kw)  # type: ignore[arg-type]
     assert codes(out.refused) == expected
-    assert out.offer is None and not out.events
+    # the state is unchanged; the refusal is an event naming the command and every reason
+    assert out.state is None and [e.event_type for e in out.events] == ["offer.refused"]
+    assert codes(out.events[0].reasons) == expected  # type: ignore[attr-defined]
 
 
 def test_boundary_rates_are_valid() -> None:
@@ -283,16 +285,16 @@ def test_targeted_plan_with_a_live_general_plan() -> None:
     out = publish(
         None, published("o-2", plan="targeted", creators=["c-1", "c-1"]), general_live=True
     )
-    assert not out.refused and out.offer is not None
-    assert out.offer.creator_ids == ("c-1",)
-    assert out.offer.eligible_at("c-1", T0) and not out.offer.eligible_at("c-2", T0)
+    assert not out.refused and out.state is not None
+    assert out.state.creator_ids == ("c-1",)
+    assert out.state.eligible_at("c-1", T0) and not out.state.eligible_at("c-2", T0)
 
 
 def test_republish_by_another_merchant_or_for_another_product_is_refused() -> None:
     offer = active_offer()
     other = publish(offer, published(merchant="m-2"), product=product())
     assert codes(other.refused) == ["not_product_owner"]
-    assert other.offer == offer  # unchanged
+    assert other.state == offer  # unchanged
     moved = publish(offer, published(product_id="p-2"), product=product("p-2"))
     assert codes(moved.refused) == ["offer_product_mismatch"]
 
@@ -300,14 +302,14 @@ def test_republish_by_another_merchant_or_for_another_product_is_refused() -> No
 def test_republish_changes_terms_and_keeps_history() -> None:
     offer = active_offer(1000)
     cut = publish(offer, published(bps=600), T0 + timedelta(minutes=5))
-    assert cut.offer is not None
+    assert cut.state is not None
     assert cut.events[0].effective_at == MIDNIGHT  # type: ignore[attr-defined]
-    assert cut.offer.rate_at(MIDNIGHT - MS) == 1000 and cut.offer.rate_at(MIDNIGHT) == 600
-    assert len(cut.offer.rates) == 2 and len(cut.offer.history) == 1
+    assert cut.state.rate_at(MIDNIGHT - MS) == 1000 and cut.state.rate_at(MIDNIGHT) == 600
+    assert len(cut.state.rates) == 2 and len(cut.state.history) == 1
 
 
 def test_republish_of_a_suspended_offer_is_refused() -> None:
-    offer = domain.product_delisted(active_offer(), T0).offer
+    offer = domain.product_delisted(active_offer(), T0).state
     assert offer is not None and offer.status == "suspended"
     out = publish(offer, published(), product=product(listed=False))
     assert codes(out.refused) == ["product_not_listed", "offer_inactive"]
@@ -325,16 +327,16 @@ def test_withdraw_by_owner_only() -> None:
     done = domain.withdraw(
         offer, OfferWithdrawRequested(offer_id="o-1", merchant_id="m-1"), T0 + MS
     )
-    assert done.offer is not None and done.offer.status == "withdrawn"
+    assert done.state is not None and done.state.status == "withdrawn"
     assert [e.event_type for e in done.events] == ["offer.withdrawn"]
-    assert not done.offer.active_at(T0 + MS) and done.offer.active_at(T0)
+    assert not done.state.active_at(T0 + MS) and done.state.active_at(T0)
     again = domain.withdraw(
-        done.offer, OfferWithdrawRequested(offer_id="o-1", merchant_id="m-1"), T0
+        done.state, OfferWithdrawRequested(offer_id="o-1", merchant_id="m-1"), T0
     )
     assert again.ignored == "already_withdrawn" and not again.events
-    revived = publish(done.offer, published(bps=2000), T0 + timedelta(hours=1))
-    assert revived.offer is not None and revived.offer.status == "active"
-    assert revived.offer.rate_at(T0 + timedelta(hours=1)) == 2000
+    revived = publish(done.state, published(bps=2000), T0 + timedelta(hours=1))
+    assert revived.state is not None and revived.state.status == "active"
+    assert revived.state.rate_at(T0 + timedelta(hours=1)) == 2000
 
 
 def test_holds_delisting_and_policy() -> None:
@@ -343,26 +345,28 @@ def test_holds_delisting_and_policy() -> None:
     delisted = domain.product_delisted(offer, t1)
     assert [e.event_type for e in delisted.events] == ["offer.suspended"]
     assert delisted.events[0].reason == "product_delisted"  # type: ignore[attr-defined]
-    assert delisted.offer is not None
+    assert delisted.state is not None
     policy = mini_shop_policy()
     enforced = domain.enforce(
-        policy, [delisted.offer], {"p-1": product(kind="wechat_mini_shop")}, {}, t2
+        policy, [delisted.state], {"p-1": product(kind="wechat_mini_shop")}, {}, t2
     )
-    held = enforced.offers["o-1"]
-    assert enforced.affected == 1 and not enforced.events  # already suspended: no second event
+    held = enforced.state.offers["o-1"]
+    assert (
+        enforced.state.affected == 1 and not enforced.events
+    )  # already suspended: no second event
     assert held.holds == {"product_delisted", "policy:pol-1"}
     relisted = domain.product_listed(
         held, product(kind="wechat_mini_shop"), t3, policies=[policy], merchant=None
     )
     assert (
-        relisted.offer is not None and relisted.offer.status == "suspended" and not relisted.events
+        relisted.state is not None and relisted.state.status == "suspended" and not relisted.events
     )
-    lifted = domain.lift("pol-1", [relisted.offer], t4)
-    assert lifted.affected == 1
-    restored = lifted.offers["o-1"]
+    lifted = domain.lift("pol-1", [relisted.state], t4)
+    assert lifted.state.affected == 1
+    restored = lifted.state.offers["o-1"]
     assert restored.status == "active"
-    assert [e.event_type for _, e in lifted.events] == ["offer.restored"]
-    assert lifted.events[0][1].policy_id == "pol-1"  # type: ignore[attr-defined]
+    assert [e.event_type for e in lifted.events] == ["offer.restored"]
+    assert lifted.events[0].policy_id == "pol-1"  # type: ignore[attr-defined]
     # the status history answers "active at" for any instant
     assert [restored.active_at(t) for t in (T0, t1, t2, t3, t4)] == [
         True,
@@ -390,9 +394,9 @@ def test_enforce_skips_exempt_withdrawn_and_other_sources() -> None:
     }
     policy = mini_shop_policy(merchant_ids=["m-exempt"], service_provider_built=True)
     result = domain.enforce(policy, offers, products, SPB, T0 + MS)
-    assert set(result.offers) == {"o-a"} and result.affected == 1
-    again = domain.enforce(policy, [result.offers["o-a"], *offers[1:]], products, SPB, T0)
-    assert again.affected == 1 and not again.events  # idempotent
+    assert set(result.state.offers) == {"o-a"} and result.state.affected == 1
+    again = domain.enforce(policy, [result.state.offers["o-a"], *offers[1:]], products, SPB, T0)
+    assert again.state.affected == 1 and not again.events  # idempotent
 
 
 def test_require_shop_on_distribution_judges_the_offers_merchant() -> None:
@@ -410,7 +414,7 @@ def test_require_shop_on_distribution_judges_the_offers_merchant() -> None:
     ]
     products = {"p-a": product("p-a", "m-a"), "p-b": product("p-b", "m-1")}
     result = domain.enforce(policy, offers, products, {"m-1": channels}, T0 + MS)
-    assert set(result.offers) == {"o-a"} and result.affected == 1
+    assert set(result.state.offers) == {"o-a"} and result.state.affected == 1
 
 
 # --- commissions -------------------------------------------------------------------------------
@@ -418,96 +422,97 @@ def test_require_shop_on_distribution_judges_the_offers_merchant() -> None:
 
 def test_accrue_then_settle() -> None:
     offer = active_offer(1050)
-    out = domain.pay(None, paid(amount=1990), offer, T0)
+    out = domain.pay(None, paid(amount=1990), offer)
     assert [e.event_type for e in out.events] == ["commission.accrued"]
     accrued = out.events[0]
     assert accrued.commission_fen == 209 and accrued.commission_bps == 1050  # type: ignore[attr-defined]
-    settled = domain.complete(out.order, "e-2", T0)
+    settled = domain.complete(out.state, "e-2", T0)
     assert [e.event_type for e in settled.events] == ["commission.settled"]
-    assert settled.order.totals == domain.Totals(accrued_fen=209, settled_fen=209)
-    assert domain.complete(settled.order, "e-3", T0).ignored == "already_completed"
+    assert settled.state.totals == domain.Totals(accrued_fen=209, settled_fen=209)
+    assert domain.complete(settled.state, "e-3", T0).ignored == "already_completed"
 
 
 def test_partial_refund_adjusts_and_full_refund_cancels() -> None:
     offer = active_offer(1000)
-    order = domain.pay(None, paid(amount=10_005), offer, T0).order  # 1000.5 → 1001
+    order = domain.pay(None, paid(amount=10_005), offer).state  # 1000.5 → 1001
     assert order.commission_fen == 1001
     adj = domain.refund(order, "r-1", 2_000, T0)  # 8005 × 10 % = 800.5 → 801
     event = adj.events[0]
     assert event.event_type == "commission.adjusted"
     assert (event.commission_fen, event.delta_fen, event.refund_fen) == (801, -200, 2000)  # type: ignore[attr-defined]
-    cancel = domain.refund(adj.order, "r-2", 8_005, T0)
+    cancel = domain.refund(adj.state, "r-2", 8_005, T0)
     assert [e.event_type for e in cancel.events] == ["commission.cancelled"]
-    assert cancel.order.status == "cancelled" and cancel.order.commission_fen == 0
-    assert cancel.order.totals == domain.Totals(accrued_fen=1001, cancelled_fen=1001)
-    assert domain.complete(cancel.order, "c", T0).events == []  # nothing left to settle
+    assert cancel.state.status == "cancelled" and cancel.state.commission_fen == 0
+    assert cancel.state.totals == domain.Totals(accrued_fen=1001, cancelled_fen=1001)
+    assert domain.complete(cancel.state, "c", T0).events == []  # nothing left to settle
 
 
 def test_refund_after_settlement_is_a_clawback() -> None:
     offer = active_offer(1000)
-    order = domain.complete(domain.pay(None, paid(amount=10_000), offer, T0).order, "c", T0).order
+    order = domain.complete(domain.pay(None, paid(amount=10_000), offer).state, "c", T0).state
     back = domain.refund(order, "r-1", 4_000, T0)
     event = back.events[0]
     assert event.event_type == "commission.adjusted"
     assert event.clawback is True and event.clawback_fen == 400 and event.delta_fen == -400  # type: ignore[attr-defined]
-    assert back.order.totals == domain.Totals(
+    assert back.state.totals == domain.Totals(
         accrued_fen=1000, cancelled_fen=400, settled_fen=600, clawback_fen=400
     )
-    full = domain.refund(back.order, "r-2", 99_999, T0)  # capped at the amount
-    assert full.events[0].commission_fen == 0 and full.order.status == "settled"  # type: ignore[attr-defined]
-    assert full.order.totals == domain.Totals(
+    full = domain.refund(back.state, "r-2", 99_999, T0)  # capped at the amount
+    assert full.events[0].commission_fen == 0 and full.state.status == "settled"  # type: ignore[attr-defined]
+    assert full.state.totals == domain.Totals(
         accrued_fen=1000, cancelled_fen=1000, clawback_fen=1000
     )
-    assert domain.refund(full.order, "r-3", 1, T0).ignored == "nothing_refunded"
+    assert domain.refund(full.state, "r-3", 1, T0).ignored == "nothing_refunded"
 
 
 def test_events_before_payment_wait_for_it() -> None:
     offer = active_offer(1000)
-    waiting = domain.complete(Order("ord-1"), "c-1", T0).order
-    waiting = domain.refund(waiting, "r-1", 5_000, T0).order
+    waiting = domain.complete(Order("ord-1"), "c-1", T0).state
+    waiting = domain.refund(waiting, "r-1", 5_000, T0).state
     assert waiting.status == "awaiting_payment" and len(waiting.pending) == 2
-    out = domain.pay(waiting, paid(amount=10_000), offer, T0)
-    assert [e.event_type for e in out.events] == [
-        "commission.accrued",
-        "commission.settled",
-        "commission.adjusted",
+    out = domain.pay(waiting, paid(amount=10_000), offer)
+    assert [e.event_type for e in out.events] == ["commission.accrued"]
+    drained = domain.drain(out.state)
+    # each waiting input is its own decision (its events are caused by it), in arrival order
+    assert [(item.event_id, [e.event_type for e in d.events]) for item, d in drained] == [
+        ("c-1", ["commission.settled"]),
+        ("r-1", ["commission.adjusted"]),
     ]
-    assert out.order.totals == domain.Totals(
+    final = drained[-1][1].state
+    assert final.totals == domain.Totals(
         accrued_fen=1000, cancelled_fen=500, settled_fen=500, clawback_fen=500
     )
-    assert out.order.pending == ()
-    again = domain.pay(out.order, paid(amount=10_000), offer, T0)
+    assert final.pending == ()
+    again = domain.pay(final, paid(amount=10_000), offer)
     assert again.ignored == "already_paid" and not again.events
 
 
 def test_commission_refusals() -> None:
     offer = active_offer(1000, plan="general")
-    unknown = domain.pay(None, paid(offer_id="o-x"), None, T0)
-    assert codes(unknown.events[0].reasons) == ["offer_inactive"]  # type: ignore[attr-defined]
-    before = domain.pay(None, paid(at=T0 - MS), offer, T0)
+    unknown = domain.pay(None, paid(offer_id="o-x"), None, wait_over=True)
+    assert codes(unknown.events[0].reasons) == ["offer_unknown"]  # type: ignore[attr-defined]
+    before = domain.pay(None, paid(at=T0 - MS), offer)
     assert codes(before.events[0].reasons) == ["offer_inactive"]  # type: ignore[attr-defined]
-    no_creator = domain.pay(None, paid(creator=None), offer, T0)
+    no_creator = domain.pay(None, paid(creator=None), offer)
     assert codes(no_creator.events[0].reasons) == ["creator_not_eligible"]  # type: ignore[attr-defined]
-    mismatch = domain.pay(None, paid(product_id="p-other"), offer, T0)
+    mismatch = domain.pay(None, paid(product_id="p-other"), offer)
     assert codes(mismatch.events[0].reasons) == ["offer_inactive"]  # type: ignore[attr-defined]
-    assert mismatch.order.status == "refused" and mismatch.order.totals == domain.Totals()
+    assert mismatch.state.status == "refused" and mismatch.state.totals == domain.Totals()
     targeted = publish(
         None, published("o-t", plan="targeted", creators=["c-1"]), general_live=True
-    ).offer
-    both = domain.pay(None, paid(offer_id="o-t", creator="c-2", at=T0 - MS), targeted, T0)
+    ).state
+    both = domain.pay(None, paid(offer_id="o-t", creator="c-2", at=T0 - MS), targeted)
     assert codes(both.events[0].reasons) == ["offer_inactive", "creator_not_eligible"]  # type: ignore[attr-defined]
-    ok = domain.pay(None, paid(offer_id="o-t", creator="c-1"), targeted, T0)
+    ok = domain.pay(None, paid(offer_id="o-t", creator="c-1"), targeted)
     assert ok.events[0].event_type == "commission.accrued"
-    none = domain.pay(None, paid(offer_id=None), None, T0)
-    assert none.order.status == "no_offer" and not none.events
+    none = domain.pay(None, paid(offer_id=None), None)
+    assert none.state.status == "no_offer" and not none.events
 
 
 def test_rate_in_force_at_paid_at() -> None:
     republished = publish(active_offer(1000), published(bps=500), T0 + timedelta(minutes=1))
-    offer = republished.offer
+    offer = republished.state
     assert offer is not None
-    before = domain.pay(
-        None, paid("a", 10_000, at=MIDNIGHT - MS), offer, MIDNIGHT + timedelta(hours=2)
-    )
-    after = domain.pay(None, paid("b", 10_000, at=MIDNIGHT), offer, MIDNIGHT + timedelta(hours=2))
-    assert before.order.commission_fen == 1000 and after.order.commission_fen == 500
+    before = domain.pay(None, paid("a", 10_000, at=MIDNIGHT - MS), offer)
+    after = domain.pay(None, paid("b", 10_000, at=MIDNIGHT), offer)
+    assert before.state.commission_fen == 1000 and after.state.commission_fen == 500

@@ -64,8 +64,8 @@ def _offers(bps_by_creator: dict[str, int]) -> dict[str, domain.Offer]:
             merchant=None,
             general_live=False,
         )
-        assert out.offer is not None
-        offers[f"o-{creator}"] = out.offer
+        assert out.state is not None
+        offers[f"o-{creator}"] = out.state
     return offers
 
 
@@ -126,13 +126,15 @@ def _run(
                 offer_id=f"o-{creator}",
                 paid_at=T0 + timedelta(seconds=30),
             )
-            out = domain.pay(order, cmd, offers[f"o-{creator}"], now)
+            paid = domain.pay(order, cmd, offers[f"o-{creator}"])
+            # what waited for the payment follows it, each its own decision
+            steps = [paid] + [d for _, d in domain.drain(paid.state)]
         elif kind == "completed":
-            out = domain.complete(order, f"evt-{n}", now)
+            steps = [domain.complete(order, f"evt-{n}", now)]
         else:
-            out = domain.refund(order, f"evt-{n}", refund_fen, now)
-        orders[i] = out.order
-        for entry in out.entries:
+            steps = [domain.refund(order, f"evt-{n}", refund_fen, now)]
+        orders[i] = steps[-1].state
+        for entry in orders[i].entries[len(order.entries) :]:
             running[creator] = running[creator] + entry.effect
             running["merchant"] = running["merchant"] + entry.effect
         _check_invariants(specs, orders, running)

@@ -175,6 +175,19 @@ def _banned(product: Product, cmd: Command | PlatformAction) -> ProductDecision:
     )
 
 
+def _unknown(cmd: ProductStockUpdated | PlatformAction) -> ProductDecision:
+    """Refuse a stock update or platform action about a product catalog has never seen (an
+    answer on ``catalog.products`` rather than silence: the sender may have a wrong id)."""
+    reason = Reason(code="product_not_listed", message="no such product", field="product_id")
+    unknown = ProductRefused(
+        product_id=cmd.product_id,
+        merchant_id=getattr(cmd, "merchant_id", None),
+        command=cmd.event_type,
+        reasons=[reason],
+    )
+    return Decision.refuse(None, [reason], Emit(unknown, cmd.product_id))
+
+
 def _check(product: Product, cmd: Command) -> ProductDecision | None:
     """The refusal every merchant command gets first: not the owner, or banned."""
     if product.merchant_id != cmd.merchant_id:
@@ -353,14 +366,7 @@ def cancel_audit(product: Product | None, cmd: ProductAuditCancelled) -> Product
 def update_stock(product: Product | None, cmd: ProductStockUpdated) -> ProductDecision:
     """One SKU's stock on the live version, at once and without review (免审更新)."""
     if product is None:
-        reason = Reason(code="product_not_listed", message="no such product", field="product_id")
-        unknown = ProductRefused(
-            product_id=cmd.product_id,
-            merchant_id=cmd.merchant_id,
-            command=cmd.event_type,
-            reasons=[reason],
-        )
-        return Decision.refuse(None, [reason], Emit(unknown, cmd.product_id))
+        return _unknown(cmd)
     if refusal := _check(product, cmd):
         return refusal
     live = product.live
@@ -394,7 +400,7 @@ def update_stock(product: Product | None, cmd: ProductStockUpdated) -> ProductDe
 def platform_delist(product: Product | None, action: ProductPlatformDelisted) -> ProductDecision:
     """The platform delists the product for ``action.reason``; a ban also drops any draft."""
     if product is None:
-        return Decision.ignore(None, "unknown_product")
+        return _unknown(action)
     if product.banned:
         return _banned(product, action)
     if product.platform_hold == action.reason:
@@ -427,7 +433,7 @@ def platform_reinstate(
 ) -> ProductDecision:
     """The platform lifts its delisting: listed again (same live version) unless withdrawn."""
     if product is None:
-        return Decision.ignore(None, "unknown_product")
+        return _unknown(action)
     if product.banned:
         return _banned(product, action)
     if product.platform_hold is None:

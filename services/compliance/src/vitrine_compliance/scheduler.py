@@ -29,6 +29,7 @@ from typing import Any
 from vitrine.contract.envelope import CloudEvent
 from vitrine.contract.events import EventData, dump
 from vitrine.contract.ids import output_event_id
+from vitrine.runtime import retries
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging import outbox
 from vitrine.runtime.service import Runtime
@@ -135,31 +136,44 @@ async def fire_due(rt: Runtime) -> int:
                 fired += 1
 
 
+async def poll(rt: Runtime) -> datetime | None:
+    """Fire what is due; when the next schedule is due (``None``: none pending).
+
+    One query when nothing is due (the earliest pending schedule); the due ones are read only
+    when it is due.
+    """
+    upcoming = await repository.next_due(rt.db)
+    if upcoming is not None and upcoming <= rt.clock():
+        await fire_due(rt)
+        upcoming = await repository.next_due(rt.db)
+    return upcoming
+
+
+def _waiting(exc: Exception) -> bool:
+    """Every failure is waited out (stamina's backoff with jitter): a schedule is never
+    skipped, and a transient fault (database unavailable) heals by itself. Anything else is
+    logged as an error each time, so it is seen, and retried like the rest."""
+    if retries.is_transient(exc):
+        log.warning("scheduler.retry", error=repr(exc)[:300])
+    else:
+        log.error("scheduler.failed", error=repr(exc)[:300])
+    return True
+
+
 async def run(rt: Runtime) -> None:
     """Poll and fire until cancelled; database faults are waited out, never skipped.
 
-    One query per poll (the earliest pending schedule); the due ones are read only when it is
-    due. Sleeps until that one is due (at most :data:`MAX_SLEEP`), or :data:`IDLE_SLEEP` with
-    nothing pending, and wakes at every commit of this service (a new schedule may be in it).
+    Sleeps until the earliest pending schedule is due (at most :data:`MAX_SLEEP`), or
+    :data:`IDLE_SLEEP` with nothing pending, and wakes at every commit of this service (a new
+    schedule may be in it).
     """
     committed = asyncio.Event()
     rt.guard.after_commit(lambda _session: committed.set())
-    backoff = 0.1
     while True:
         committed.clear()  # before reading: a commit from now on wakes the next sleep
-        try:
-            upcoming = await repository.next_due(rt.db)
-            if upcoming is not None and upcoming <= rt.clock():
-                await fire_due(rt)
-                upcoming = await repository.next_due(rt.db)
-            backoff = 0.1
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("scheduler.retry", error=repr(exc)[:300], backoff=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-            continue
+        async for attempt in retries.forever(_waiting):
+            with attempt:
+                upcoming = await poll(rt)
         delay = IDLE_SLEEP
         if upcoming is not None:
             delay = min(max((upcoming - rt.clock()).total_seconds(), 0.0), MAX_SLEEP)

@@ -7,8 +7,16 @@ Collections (this service's own database):
 - ``accounts``  projection of ``accounts.shops`` (``_id`` = account_id): shops held;
 - ``policies``  projection of ``compliance.rulings`` (``_id`` = policy_id): rules in force;
 - ``orders``    one per order (``_id`` = order_id): the commission, its ledger entries and
-  totals, and which input events it has applied with the events each produced. A creator's or
-  merchant's ledger is the sum over their orders (exact by construction; see ``ledger``).
+  totals, and which input events it has applied with the events each produced (and, while it
+  is held, the envelopes of the inputs waiting, to cause their events later). A creator's or
+  merchant's ledger is the sum over their orders (exact by construction; see ``ledger``);
+- ``waiting_offer_commands`` offer commands consumed before the product they name (one per
+  command, ``_id`` = its dedupe key): applied, in order, when the product arrives;
+- ``watermarks`` per input topic (``_id`` = topic), the latest event ``time`` consumed from it:
+  the event-time clock that ends the wait of held orders (README "Event time").
+
+Handlers reach all of it through the :class:`Store` protocol: :class:`MongoStore` (this
+batch's transaction) in the service, :class:`InMemoryStore` in the handler tests.
 
 Every write is keyed by ``_id`` (nx-27017 scans for any other update filter); reads by other
 fields go through the indexes made in :func:`setup`.
@@ -18,8 +26,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
 
 from pydantic import TypeAdapter
 from pymongo import ReplaceOne
@@ -27,8 +36,10 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid
 
+from vitrine.contract.envelope import CloudEvent, Event
 from vitrine.contract.events import EventData, Exemptions, Reason, Rule, Source
 from vitrine.contract.policy_kernel import Account, Shop
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
 from vitrine_distribution.domain import (
     Entry,
@@ -49,6 +60,8 @@ PRODUCTS = "products"
 ACCOUNTS = "accounts"
 POLICIES = "policies"
 ORDERS = "orders"
+WATERMARKS = "watermarks"
+WAITING_OFFERS = "waiting_offer_commands"
 
 Session = AsyncClientSession | None
 Db = AsyncDatabase[Document]
@@ -294,6 +307,11 @@ class OrderRecord:
 
     order: Order
     applied: list[Document] = field(default_factory=list)
+    #: dedupe key → envelope (no data) of an input whose events come later: the held
+    #: ``order.paid`` and the completions/refunds waiting with it.
+    causes: dict[str, Document] = field(default_factory=dict)
+    #: The dedupe key of the ``order.paid`` held (its events come when it is judged).
+    paid_key: str | None = None
 
     def outputs(self, key: str) -> list[Document] | None:
         for item in self.applied:
@@ -302,9 +320,50 @@ class OrderRecord:
                 return events
         return None
 
-    def applying(self, key: str, order: Order, events: Iterable[EventData]) -> OrderRecord:
-        stored = [{"model": type(e).__name__, "data": e.model_dump()} for e in events]
-        return OrderRecord(order, [*self.applied, {"key": key, "events": stored}])
+    def applying(
+        self, key: str, order: Order, events: Iterable[EventData], cause: Event[Any] | None = None
+    ) -> OrderRecord:
+        """Record input ``key`` as applied with its events; keep its envelope as a later
+        cause when the order still waits (``cause``)."""
+        stored = [_stored(e) for e in events]
+        causes = dict(self.causes)
+        if cause is not None:
+            causes[key] = cause_document(cause)
+        return replace(
+            self,
+            order=order,
+            applied=[*self.applied, {"key": key, "events": stored}],
+            causes=causes,
+        )
+
+    def adding(self, key: str, order: Order, events: Iterable[EventData]) -> OrderRecord:
+        """Events that input ``key`` (applied earlier, waiting) caused now: a redelivery of it
+        re-emits them too."""
+        stored = [_stored(e) for e in events]
+        applied = [
+            {**item, "events": [*item["events"], *stored]} if item["key"] == key else item
+            for item in self.applied
+        ]
+        return replace(self, order=order, applied=applied)
+
+    def cause(self, key: str) -> CloudEvent:
+        """The input ``key`` as the cause of the events it produces now."""
+        return to_cause(self.causes[key])
+
+
+def _stored(e: EventData) -> Document:
+    return {"model": type(e).__name__, "data": e.model_dump()}
+
+
+def cause_document(event: Event[Any]) -> Document:
+    """What output ids and causation need of an input event (its envelope without data)."""
+    return event.envelope.model_dump(include={"source", "id", "subject", "type", "time"}) | {
+        "correlationid": event.envelope.correlationid
+    }
+
+
+def to_cause(doc: Document) -> CloudEvent:
+    return CloudEvent(specversion="1.0", **doc)
 
 
 _OUTPUT_MODELS = output_models()
@@ -334,7 +393,7 @@ def order_to_document(record: OrderRecord) -> Document:
             {
                 "kind": p.kind,
                 "event_id": p.event_id,
-                "received_at": p.received_at,
+                "at": p.at,
                 "refund_fen": p.refund_fen,
             }
             for p in o.pending
@@ -343,6 +402,8 @@ def order_to_document(record: OrderRecord) -> Document:
         "totals": o.totals.as_dict(),
         "reasons": [r.model_dump(mode="json", exclude_none=True) for r in o.reasons],
         "applied": record.applied,
+        "causes": [{"key": k, "event": v} for k, v in record.causes.items()],
+        "paid_key": record.paid_key,
     }
 
 
@@ -376,7 +437,7 @@ def to_order(doc: Document) -> Order:
             Pending(
                 kind=p["kind"],
                 event_id=p["event_id"],
-                received_at=p["received_at"],
+                at=p.get("at") or p["received_at"],  # "received_at": before event time
                 refund_fen=p.get("refund_fen", 0),
             )
             for p in doc.get("pending", [])
@@ -400,9 +461,60 @@ async def load_orders(
     db: Db, ids: Iterable[str], session: Session = None
 ) -> dict[str, OrderRecord]:
     cursor = db[ORDERS].find({"_id": {"$in": sorted(set(ids))}}, session=session)
+    return {doc["_id"]: to_record(doc) async for doc in cursor}
+
+
+def to_record(doc: Document) -> OrderRecord:
+    # causes as a list: keys are dedupe keys, which may hold "." or "$" (no field names)
+    causes = {c["key"]: c["event"] for c in doc.get("causes", [])}
+    return OrderRecord(to_order(doc), list(doc.get("applied", [])), causes, doc.get("paid_key"))
+
+
+async def held_orders(
+    db: Db, offer_ids: Iterable[str], session: Session = None
+) -> dict[str, OrderRecord]:
+    """The held orders naming these offers."""
+    query = {"status": "held", "offer_id": {"$in": sorted(set(offer_ids))}}
+    return {doc["_id"]: to_record(doc) async for doc in db[ORDERS].find(query, session=session)}
+
+
+async def held_since(db: Db, before: datetime, session: Session = None) -> dict[str, OrderRecord]:
+    """The held orders paid before ``before`` (their wait is over)."""
+    query = {"status": "held", "paid_at": {"$lt": before}}
+    return {doc["_id"]: to_record(doc) async for doc in db[ORDERS].find(query, session=session)}
+
+
+def waiting_document(event: Event[Any], product_id: str, seq: int) -> Document:
+    """An offer command kept until its product is known (envelope, data, arrival order)."""
     return {
-        doc["_id"]: OrderRecord(to_order(doc), list(doc.get("applied", []))) async for doc in cursor
+        "_id": event.envelope.dedupe_key,
+        "offer_id": event.subject,
+        "product_id": product_id,
+        "seq": seq,
+        "time": event.time,
+        "event": cause_document(event),
+        "data": event.data.model_dump(mode="json"),
     }
+
+
+def to_waiting(doc: Document) -> Event[Any]:
+    """The offer command as the pipeline handed it over (same envelope: same output ids)."""
+    from vitrine.contract.events import EVENT_TYPES_BY_TOPIC
+
+    envelope = to_cause(doc["event"]).model_copy(update={"data": doc["data"]})
+    model = EVENT_TYPES_BY_TOPIC["merchants.offers"][envelope.type]
+    return Event(envelope, model.model_validate(doc["data"]))
+
+
+async def load_watermark(db: Db, topic: str, session: Session = None) -> datetime | None:
+    doc = await db[WATERMARKS].find_one({"_id": topic}, session=session)
+    return doc["time"] if doc else None
+
+
+async def save_watermark(db: Db, topic: str, time: datetime, session: Session = None) -> None:
+    await db[WATERMARKS].replace_one(
+        {"_id": topic}, {"_id": topic, "time": time}, upsert=True, session=session
+    )
 
 
 async def save_orders(db: Db, records: Iterable[OrderRecord], session: Session = None) -> None:
@@ -443,7 +555,7 @@ async def ledger(db: Db, owner_field: str, owner_id: str) -> Ledger:
     return Ledger(totals, accruals, refusals, orders)
 
 
-ALL_COLLECTIONS = (OFFERS, PRODUCTS, ACCOUNTS, POLICIES, ORDERS)
+ALL_COLLECTIONS = (OFFERS, PRODUCTS, ACCOUNTS, POLICIES, ORDERS, WATERMARKS, WAITING_OFFERS)
 
 
 async def setup(db: Db) -> None:
@@ -465,4 +577,285 @@ async def setup(db: Db) -> None:
     await db[PRODUCTS].create_index("source.kind")
     await db[ORDERS].create_index("creator_id")
     await db[ORDERS].create_index("merchant_id")
+    await db[ORDERS].create_index([("status", 1), ("offer_id", 1)])
+    await db[ORDERS].create_index([("status", 1), ("paid_at", 1)])
+    await db[WAITING_OFFERS].create_index("offer_id")
+    await db[WAITING_OFFERS].create_index("product_id")
+    await db[WAITING_OFFERS].create_index("time")
     await db[POLICIES].create_index("lifted")
+
+
+# --- the store the handlers use ------------------------------------------------------------------
+
+
+class Store(Protocol):
+    """What distribution's handlers load and save (in bulk), whatever keeps it."""
+
+    async def load_offers(self, ids: Iterable[str]) -> dict[str, Offer]: ...
+    async def offers_for_products(
+        self, product_ids: Iterable[str], *, live_only: bool = False
+    ) -> dict[str, Offer]: ...
+    async def live_offers(self) -> dict[str, Offer]: ...
+    async def offers_held_by(self, hold: str) -> dict[str, Offer]: ...
+    async def save_offers(self, offers: Iterable[Offer]) -> None: ...
+    async def load_products(self, ids: Iterable[str]) -> dict[str, ProductView]: ...
+    async def products_with_source_kinds(self, kinds: Iterable[str]) -> dict[str, ProductView]: ...
+    async def save_products(self, products: Iterable[ProductView]) -> None: ...
+    async def load_accounts(self, ids: Iterable[str]) -> dict[str, dict[str, Document]]: ...
+    async def merchant_accounts(self, ids: Iterable[str]) -> dict[str, Account]: ...
+    async def save_accounts(self, accounts: Mapping[str, Mapping[str, Document]]) -> None: ...
+    async def load_policies(self, ids: Iterable[str]) -> dict[str, PolicyView]: ...
+    async def policies_in_force(self) -> list[PolicyView]: ...
+    async def save_policy(self, policy: PolicyView, *, affected: int | None = None) -> None: ...
+    async def load_orders(self, ids: Iterable[str]) -> dict[str, OrderRecord]: ...
+    async def held_orders(self, offer_ids: Iterable[str]) -> dict[str, OrderRecord]: ...
+    async def held_since(self, before: datetime) -> dict[str, OrderRecord]: ...
+    async def save_orders(self, records: Iterable[OrderRecord]) -> None: ...
+    async def load_watermark(self, topic: str) -> datetime | None: ...
+    async def save_watermark(self, topic: str, time: datetime) -> None: ...
+    async def waiting_offers(self, offer_ids: Iterable[str]) -> set[str]: ...
+    async def waiting_for(self, product_ids: Iterable[str]) -> bool: ...
+    async def keep_waiting(self, commands: list[Document]) -> None: ...
+    async def release_waiting(
+        self, product_ids: Iterable[str], before: datetime
+    ) -> list[Event[Any]]: ...
+
+
+class MongoStore:
+    """:class:`Store` in this batch's MongoDB transaction."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.db, self.session = uow.db, uow.session
+
+    async def load_offers(self, ids: Iterable[str]) -> dict[str, Offer]:
+        return await load_offers(self.db, ids, self.session)
+
+    async def offers_for_products(
+        self, product_ids: Iterable[str], *, live_only: bool = False
+    ) -> dict[str, Offer]:
+        return await offers_for_products(self.db, product_ids, self.session, live_only=live_only)
+
+    async def live_offers(self) -> dict[str, Offer]:
+        return await live_offers(self.db, self.session)
+
+    async def offers_held_by(self, hold: str) -> dict[str, Offer]:
+        return await offers_held_by(self.db, hold, self.session)
+
+    async def save_offers(self, offers: Iterable[Offer]) -> None:
+        await save_offers(self.db, offers, self.session)
+
+    async def load_products(self, ids: Iterable[str]) -> dict[str, ProductView]:
+        return await load_products(self.db, ids, self.session)
+
+    async def products_with_source_kinds(self, kinds: Iterable[str]) -> dict[str, ProductView]:
+        return await products_with_source_kinds(self.db, kinds, self.session)
+
+    async def save_products(self, products: Iterable[ProductView]) -> None:
+        await save_products(self.db, products, self.session)
+
+    async def load_accounts(self, ids: Iterable[str]) -> dict[str, dict[str, Document]]:
+        return await load_accounts(self.db, ids, self.session)
+
+    async def merchant_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
+        return await merchant_accounts(self.db, ids, self.session)
+
+    async def save_accounts(self, accounts: Mapping[str, Mapping[str, Document]]) -> None:
+        await save_accounts(self.db, accounts, self.session)
+
+    async def load_policies(self, ids: Iterable[str]) -> dict[str, PolicyView]:
+        return await load_policies(self.db, ids, self.session)
+
+    async def policies_in_force(self) -> list[PolicyView]:
+        return await policies_in_force(self.db, self.session)
+
+    async def save_policy(self, policy: PolicyView, *, affected: int | None = None) -> None:
+        await save_policy(self.db, policy, self.session, affected=affected)
+
+    async def load_orders(self, ids: Iterable[str]) -> dict[str, OrderRecord]:
+        return await load_orders(self.db, ids, self.session)
+
+    async def held_orders(self, offer_ids: Iterable[str]) -> dict[str, OrderRecord]:
+        return await held_orders(self.db, offer_ids, self.session)
+
+    async def held_since(self, before: datetime) -> dict[str, OrderRecord]:
+        return await held_since(self.db, before, self.session)
+
+    async def save_orders(self, records: Iterable[OrderRecord]) -> None:
+        await save_orders(self.db, records, self.session)
+
+    async def load_watermark(self, topic: str) -> datetime | None:
+        return await load_watermark(self.db, topic, self.session)
+
+    async def save_watermark(self, topic: str, time: datetime) -> None:
+        await save_watermark(self.db, topic, time, self.session)
+
+    async def waiting_offers(self, offer_ids: Iterable[str]) -> set[str]:
+        query = {"offer_id": {"$in": sorted(set(offer_ids))}}
+        cursor = self.db[WAITING_OFFERS].find(query, {"offer_id": 1}, session=self.session)
+        return {doc["offer_id"] async for doc in cursor}
+
+    async def waiting_for(self, product_ids: Iterable[str]) -> bool:
+        query = {"product_id": {"$in": sorted(set(product_ids))}}
+        return await self.db[WAITING_OFFERS].find_one(query, session=self.session) is not None
+
+    async def keep_waiting(self, commands: list[Document]) -> None:
+        if commands:
+            await self.db[WAITING_OFFERS].insert_many(commands, session=self.session)
+
+    async def release_waiting(
+        self, product_ids: Iterable[str], before: datetime
+    ) -> list[Event[Any]]:
+        query = {
+            "$or": [{"product_id": {"$in": sorted(set(product_ids))}}, {"time": {"$lt": before}}]
+        }
+        docs = await self.db[WAITING_OFFERS].find(query, session=self.session).to_list(None)
+        offers = {d["offer_id"] for d in docs}  # all of an offer's commands go together
+        docs = (
+            await self.db[WAITING_OFFERS]
+            .find({"offer_id": {"$in": sorted(offers)}}, session=self.session)
+            .to_list(None)
+        )
+        if docs:
+            ids = [d["_id"] for d in docs]
+            await self.db[WAITING_OFFERS].delete_many({"_id": {"$in": ids}}, session=self.session)
+        return [to_waiting(d) for d in sorted(docs, key=lambda d: d["seq"])]
+
+
+class InMemoryStore:
+    """:class:`Store` in dicts, for handler tests (kept across batches like the database).
+
+    Documents go through the same converters as MongoDB's, so what a test reads back is what
+    the service would."""
+
+    def __init__(self) -> None:
+        self.offers: dict[str, Document] = {}
+        self.products: dict[str, Document] = {}
+        self.accounts: dict[str, dict[str, Document]] = {}
+        self.policies: dict[str, Document] = {}
+        self.orders: dict[str, Document] = {}
+        self.watermarks: dict[str, datetime] = {}
+        self.waiting: dict[str, Document] = {}
+
+    def order(self, order_id: str) -> Order:
+        return to_order(self.orders[order_id])
+
+    def offer(self, offer_id: str) -> Offer:
+        return to_offer(self.offers[offer_id])
+
+    def _offers(self, keep: Any) -> dict[str, Offer]:
+        return {i: to_offer(d) for i, d in sorted(self.offers.items()) if keep(d)}
+
+    async def load_offers(self, ids: Iterable[str]) -> dict[str, Offer]:
+        wanted = set(ids)
+        return self._offers(lambda d: d["_id"] in wanted)
+
+    async def offers_for_products(
+        self, product_ids: Iterable[str], *, live_only: bool = False
+    ) -> dict[str, Offer]:
+        wanted = set(product_ids)
+        return self._offers(
+            lambda d: d["product_id"] in wanted and not (live_only and d["withdrawn"])
+        )
+
+    async def live_offers(self) -> dict[str, Offer]:
+        return self._offers(lambda d: not d["withdrawn"])
+
+    async def offers_held_by(self, hold: str) -> dict[str, Offer]:
+        return self._offers(lambda d: hold in d["holds"])
+
+    async def save_offers(self, offers: Iterable[Offer]) -> None:
+        self.offers.update({o.offer_id: offer_to_document(o) for o in offers})
+
+    async def load_products(self, ids: Iterable[str]) -> dict[str, ProductView]:
+        return {i: to_product(self.products[i]) for i in set(ids) if i in self.products}
+
+    async def products_with_source_kinds(self, kinds: Iterable[str]) -> dict[str, ProductView]:
+        wanted = set(kinds)
+        return {
+            i: to_product(d)
+            for i, d in self.products.items()
+            if (d.get("source") or {}).get("kind") in wanted
+        }
+
+    async def save_products(self, products: Iterable[ProductView]) -> None:
+        self.products.update({p.product_id: product_to_document(p) for p in products})
+
+    async def load_accounts(self, ids: Iterable[str]) -> dict[str, dict[str, Document]]:
+        return {i: dict(self.accounts[i]) for i in set(ids) if i in self.accounts}
+
+    async def merchant_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
+        return {
+            account: Account(
+                account,
+                tuple(
+                    Shop(s["shop_id"], s["shop_kind"], bool(s.get("service_provider_built")))
+                    for s in shops.values()
+                ),
+            )
+            for account, shops in (await self.load_accounts(ids)).items()
+        }
+
+    async def save_accounts(self, accounts: Mapping[str, Mapping[str, Document]]) -> None:
+        self.accounts.update({a: dict(shops) for a, shops in accounts.items()})
+
+    async def load_policies(self, ids: Iterable[str]) -> dict[str, PolicyView]:
+        return {i: to_policy(self.policies[i]) for i in set(ids) if i in self.policies}
+
+    async def policies_in_force(self) -> list[PolicyView]:
+        return [to_policy(d) for d in self.policies.values() if not d["lifted"]]
+
+    async def save_policy(self, policy: PolicyView, *, affected: int | None = None) -> None:
+        doc = policy_to_document(policy, affected)
+        self.policies[policy.policy_id] = {**self.policies.get(policy.policy_id, {}), **doc}
+
+    async def load_orders(self, ids: Iterable[str]) -> dict[str, OrderRecord]:
+        return {i: to_record(self.orders[i]) for i in set(ids) if i in self.orders}
+
+    async def held_orders(self, offer_ids: Iterable[str]) -> dict[str, OrderRecord]:
+        wanted = set(offer_ids)
+        return {
+            i: to_record(d)
+            for i, d in self.orders.items()
+            if d["status"] == "held" and d["offer_id"] in wanted
+        }
+
+    async def held_since(self, before: datetime) -> dict[str, OrderRecord]:
+        return {
+            i: to_record(d)
+            for i, d in self.orders.items()
+            if d["status"] == "held" and d["paid_at"] < before
+        }
+
+    async def save_orders(self, records: Iterable[OrderRecord]) -> None:
+        self.orders.update({r.order.order_id: order_to_document(r) for r in records})
+
+    async def load_watermark(self, topic: str) -> datetime | None:
+        return self.watermarks.get(topic)
+
+    async def save_watermark(self, topic: str, time: datetime) -> None:
+        self.watermarks[topic] = time
+
+    async def waiting_offers(self, offer_ids: Iterable[str]) -> set[str]:
+        wanted = set(offer_ids)
+        return {d["offer_id"] for d in self.waiting.values() if d["offer_id"] in wanted}
+
+    async def waiting_for(self, product_ids: Iterable[str]) -> bool:
+        wanted = set(product_ids)
+        return any(d["product_id"] in wanted for d in self.waiting.values())
+
+    async def keep_waiting(self, commands: list[Document]) -> None:
+        self.waiting.update({d["_id"]: d for d in commands})
+
+    async def release_waiting(
+        self, product_ids: Iterable[str], before: datetime
+    ) -> list[Event[Any]]:
+        wanted = set(product_ids)
+        offers = {
+            d["offer_id"]
+            for d in self.waiting.values()
+            if d["product_id"] in wanted or d["time"] < before
+        }
+        docs = [d for d in self.waiting.values() if d["offer_id"] in offers]
+        for d in docs:
+            del self.waiting[d["_id"]]
+        return [to_waiting(d) for d in sorted(docs, key=lambda d: d["seq"])]

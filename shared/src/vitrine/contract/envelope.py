@@ -10,7 +10,7 @@ import functools
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -31,6 +31,10 @@ __all__ = ["EVENT_ID_NAMESPACE", "CloudEvent", "Event", "InvalidEvent", "decode"
 CONTENT_TYPE = "application/cloudevents+json"
 #: Largest message a consumer accepts (bytes). Larger ones are dead-lettered as ``too_large``.
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+#: How far in the future an event's ``time`` may be (producers' clocks drift a little); later
+#: ones are dead-lettered as ``clock_skew``: event time drives decisions (DESIGN.md §6), so a
+#: producer stamping the future could otherwise schedule, or back-date, what others decide.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 D = TypeVar("D", bound=EventData)
 
@@ -175,10 +179,13 @@ def decode(
     data_models: dict[str, type[EventData]],
     *,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    latest: datetime | None = None,
 ) -> Event[Any] | InvalidEvent:
     """Turn one Kafka record into an :class:`Event`, or say why it cannot be one.
 
-    ``data_models`` maps the types allowed on this topic to their data models.
+    ``data_models`` maps the types allowed on this topic to their data models. ``latest`` is
+    the latest ``time`` accepted (the consumer's wall clock + :data:`MAX_CLOCK_SKEW`, computed
+    once per batch): a later event is ``clock_skew``. ``None`` skips that check.
     """
     if value is None:
         return InvalidEvent("empty", "record has no value (tombstone)")
@@ -204,6 +211,8 @@ def decode(
             pass
         else:
             if key is not None and key.decode("utf-8", "replace") == typed.subject:
+                if latest is not None and typed.time > latest:
+                    return _skewed(typed.time, latest)
                 return Event(typed, typed.data)
     try:
         envelope = CloudEvent.model_validate(raw)
@@ -222,7 +231,21 @@ def decode(
         data = model.model_validate_json(json.dumps(envelope.data), strict=True)
     except ValidationError as exc:
         return InvalidEvent("invalid_data", _errors(exc))
+    if latest is not None and envelope.time > latest:
+        return _skewed(envelope.time, latest)
     return Event(envelope, data)
+
+
+def _skewed(time: datetime, latest: datetime) -> InvalidEvent:
+    ahead = time - (latest - MAX_CLOCK_SKEW)
+    return InvalidEvent(
+        "clock_skew", f"time {time.isoformat()} is {ahead} ahead of the consumer's clock"
+    )
+
+
+def latest_accepted(now: datetime | None = None) -> datetime:
+    """The latest event ``time`` a consumer accepts now (its wall clock + the skew allowed)."""
+    return (now or datetime.now(UTC)) + MAX_CLOCK_SKEW
 
 
 def _errors(exc: ValidationError) -> str:

@@ -98,7 +98,7 @@ CODE_SETS: tuple[CodeSet, ...] = (
         (
             _c("not_product_owner", "the command's merchant_id is not the product's merchant"),
             _c("unknown_sku", "the live version has no such SKU (`product.stock_updated`)"),
-            _c("product_not_listed", "no live version to update the stock of"),
+            _c("product_not_listed", "unknown product, or no live version (stock)"),
             _c("product_banned", "a banned product takes no command and no reinstatement"),
         ),
     ),
@@ -208,7 +208,7 @@ CODE_SETS: tuple[CodeSet, ...] = (
                 "no active offer for the order at paid_at (unknown, inactive, other product)",
             ),
             _c("creator_not_eligible", "no creator, or not named by the offer's targeted plan"),
-            _c("offer_unknown", "the order's offer never arrived within the wait", planned=True),
+            _c("offer_unknown", "the order's offer never arrived within the wait"),
         ),
     ),
     CodeSet(
@@ -242,7 +242,7 @@ DEAD_LETTER_REASONS: tuple[ReasonCode, ...] = (
     _c("key_mismatch", "the record's key is missing or is not the event's `subject`"),
     _c("invalid_data", "`data` does not match the type's schema"),
     _c("handler_error", "the service failed on this event after bounded retries"),
-    _c("clock_skew", "the event's `time` is more than 5 minutes in the future", planned=True),
+    _c("clock_skew", "the event's `time` is more than 5 minutes in the future"),
 )
 
 

@@ -127,3 +127,39 @@ async def ensure_topics(
         return created
     finally:
         await admin.close()
+
+
+async def wait_for_topics(
+    bootstrap: str, *, timeout: float = 60.0, client_args: dict[str, object] | None = None
+) -> None:
+    """Until the broker's metadata shows every topic of the registry (and its DLQ) with all
+    its partitions.
+
+    Apache Kafka (KRaft) acknowledges a creation before every broker's metadata cache has it;
+    a consumer that subscribes in between is assigned only what it saw and learns the rest at
+    its next metadata refresh (``metadata.max.age.ms``, 5 minutes by default).
+    """
+    import asyncio
+    import time
+
+    wanted = {t.name: t.partitions for t in TOPICS.values()}
+    wanted.update({t.dlq: 1 for t in TOPICS.values()})
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_args or {}))
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            described = await admin.describe_topics(list(wanted))
+            seen = {
+                d["topic"]: len(d.get("partitions") or [])
+                for d in described
+                if not d.get("error_code")
+            }
+            missing = [n for n, p in wanted.items() if seen.get(n, 0) < p]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics not in the broker's metadata: {missing[:5]}")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()

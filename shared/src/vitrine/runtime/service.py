@@ -302,7 +302,7 @@ def build_app(
         # principal, under the broker's ACLs).
         *(Topic(name, declare=False) for name in defn.handlers),
         batch=True,
-        group_id=defn.name,
+        group_id=settings.group,
         # A new group reads its inputs from the start: a service deployed after its upstream
         # must still see every event published before it first joined.
         auto_offset_reset="earliest",

@@ -22,6 +22,7 @@ DEFAULT_PORTS = {
     "compliance": 8005,
     "live": 8006,
     "selection": 8007,
+    "dashboard": 8008,
 }
 
 
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     #: journal=true: nx-27017 lost acknowledged w:1 writes on kill -9 without it.
     mongo_url: str = "mongodb://127.0.0.1:27017/?journal=true"
     mongo_db: str | None = None
+    #: The Kafka consumer group (default: the service's name). A new group reads every input
+    #: from the beginning: how a service is rebuilt from its inputs into an empty database.
+    consumer_group: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -83,6 +87,11 @@ class Settings(BaseSettings):
     def database(self) -> str:
         """This service's own MongoDB database (no service reads another's)."""
         return self.mongo_db or self.service
+
+    @property
+    def group(self) -> str:
+        """This service's consumer group."""
+        return self.consumer_group or self.service
 
     @property
     def port(self) -> int:

@@ -35,6 +35,7 @@ SERVICES = (
     "compliance",
     "live",
     "selection",
+    "dashboard",
 )
 
 #: Upstream systems and the input topics each may write (and nothing else).

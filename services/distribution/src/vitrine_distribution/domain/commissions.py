@@ -9,9 +9,15 @@ Lifecycle (DESIGN.md §4):
 
 - ``order.paid`` with an ``offer_id`` → ``commission.accrued`` at the rate in force at
   ``paid_at``, if the offer was active then and the creator eligible; otherwise
-  ``commission.refused`` (``offer_inactive`` — also for an unknown offer, or an offer for
-  another product or merchant than the order's; ``creator_not_eligible`` — also when the order
-  names no creator). A paid order without ``offer_id`` earns nothing and emits nothing.
+  ``commission.refused`` (``offer_inactive`` — also for an offer for another product or
+  merchant than the order's; ``creator_not_eligible`` — also when the order names no
+  creator). A paid order without ``offer_id`` earns nothing and emits nothing.
+- **Held**: an ``order.paid`` naming an offer distribution has not consumed yet (inputs arrive
+  on different topics) is *held* (:func:`pay` → status ``held``) and judged by :func:`judge`
+  when the offer arrives — exactly as if it had arrived first, since the offer's history is
+  dated by event time. Only when the bounded wait is over (measured in event time by the
+  handler, see the service README) is it judged without one: ``offer_unknown``.
+  ``order.completed``/``order.refunded`` of a held order wait with it (:func:`drain`).
 - ``order.completed`` → ``commission.settled`` (commission as it stands).
 - ``order.refunded`` before settlement → ``commission.adjusted`` (partial: the commission is
   recomputed on what remains, ``round_half_up((amount − refunded) × bps / 10000)``, and
@@ -26,9 +32,11 @@ Lifecycle (DESIGN.md §4):
 Exactly one accrual per order: the order document is keyed by ``order_id``; a second
 ``order.paid`` (even with a new event id) is ignored; and the document records which input
 events it applied (the handler re-emits, never re-applies, one it already holds).
-``order.completed`` or ``order.refunded`` arriving *before* ``order.paid`` is kept as pending
-and applied, in arrival order, right after the payment — nothing is lost. Refunds are capped
-at the amount paid.
+``order.completed`` or ``order.refunded`` arriving *before* ``order.paid`` (or while it is
+held) is kept as pending and applied, in arrival order, once the payment is judged — each as
+its own decision, so its events are caused by its own input whatever the interleaving.
+Refunds are capped at the amount paid. Every time here is an event's own: accruals are dated
+``paid_at``, settlements and refunds by their events' ``time`` (``settled_at`` too).
 
 Ledger buckets (:class:`Totals`, all ≥ 0, ``accrued − cancelled = settled + pending``):
 ``accrued_fen`` gross accrued; ``cancelled_fen`` every reduction (adjustments, cancellations,
@@ -41,7 +49,7 @@ Whatever order an order's events arrive in, accrued, cancelled, settled and pend
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import ClassVar, Literal
 
@@ -56,10 +64,16 @@ from vitrine.contract.events import (
     OrderPaid,
     Reason,
 )
+from vitrine.runtime.decision import Decision, Emit
 from vitrine_distribution.domain.offers import Offer
 from vitrine_distribution.domain.rates import to_ms
 
-OrderStatus = Literal["awaiting_payment", "no_offer", "refused", "accrued", "settled", "cancelled"]
+OrderStatus = Literal[
+    "awaiting_payment", "held", "no_offer", "refused", "accrued", "settled", "cancelled"
+]
+COMMISSIONS: Literal["distribution.commissions"] = "distribution.commissions"
+#: Statuses in which later order events wait (pending) for the payment to be judged.
+WAITING: frozenset[str] = frozenset({"awaiting_payment", "held"})
 EntryKind = Literal["accrual", "adjustment", "cancellation", "settlement", "clawback"]
 
 
@@ -170,11 +184,14 @@ def totals(entries: Iterable[Entry]) -> Totals:
 
 @dataclass(frozen=True)
 class Pending:
-    """An ``order.completed``/``order.refunded`` that arrived before ``order.paid``."""
+    """An ``order.completed``/``order.refunded`` waiting for the payment to be judged.
+
+    ``event_id`` names the input (its dedupe key), so its events are caused by it; ``at`` is
+    its event time."""
 
     kind: Literal["completed", "refunded"]
     event_id: str
-    received_at: datetime
+    at: datetime
     refund_fen: int = 0
 
 
@@ -201,12 +218,13 @@ class Order:
         return totals(self.entries)
 
 
-@dataclass(frozen=True)
-class CommissionOutcome:
-    order: Order
-    events: list[EventData] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
-    ignored: str | None = None
+#: What a commission decision returns: the order after it.
+OrderDecision = Decision[Order]
+
+
+def _emit(order_id: str, data: EventData) -> Emit:
+    # explicit topic: the additive subclass CommissionClawback is not in the registry
+    return Emit(data, order_id, COMMISSIONS)
 
 
 def _book(
@@ -237,11 +255,19 @@ class _Ids:
         return cls(order.order_id, order.offer_id, order.creator_id, order.merchant_id)
 
 
-def _refusals(cmd: OrderPaid, offer: Offer | None, paid_at: datetime) -> list[Reason]:
+def _refusals(order: Order, offer: Offer | None) -> list[Reason]:
+    paid_at = order.paid_at
+    assert paid_at is not None
     if offer is None:
-        return [Reason(code="offer_inactive", message=f"no offer {cmd.offer_id}", field="offer_id")]
+        return [
+            Reason(
+                code="offer_unknown",
+                message=f"offer {order.offer_id} never arrived within the wait",
+                field="offer_id",
+            )
+        ]
     reasons: list[Reason] = []
-    if offer.product_id != cmd.product_id or offer.merchant_id != cmd.merchant_id:
+    if offer.product_id != order.product_id or offer.merchant_id != order.merchant_id:
         return [
             Reason(
                 code="offer_inactive",
@@ -258,7 +284,7 @@ def _refusals(cmd: OrderPaid, offer: Offer | None, paid_at: datetime) -> list[Re
                 field="offer_id",
             )
         )
-    if cmd.creator_id is None:
+    if order.creator_id is None:
         reasons.append(
             Reason(
                 code="creator_not_eligible",
@@ -266,11 +292,11 @@ def _refusals(cmd: OrderPaid, offer: Offer | None, paid_at: datetime) -> list[Re
                 field="creator_id",
             )
         )
-    elif not offer.eligible_at(cmd.creator_id, paid_at):
+    elif not offer.eligible_at(order.creator_id, paid_at):
         reasons.append(
             Reason(
                 code="creator_not_eligible",
-                message=f"creator {cmd.creator_id} is not in offer {offer.offer_id}'s plan",
+                message=f"creator {order.creator_id} is not in offer {offer.offer_id}'s plan",
                 field="creator_id",
             )
         )
@@ -278,14 +304,17 @@ def _refusals(cmd: OrderPaid, offer: Offer | None, paid_at: datetime) -> list[Re
 
 
 def pay(
-    order: Order | None, cmd: OrderPaid, offer: Offer | None, now: datetime
-) -> CommissionOutcome:
-    """``order.paid``: accrue or refuse, then apply whatever arrived before it."""
-    now = to_ms(now)
+    order: Order | None, cmd: OrderPaid, offer: Offer | None, *, wait_over: bool = False
+) -> OrderDecision:
+    """``order.paid``: accrue or refuse at ``paid_at``; hold it while its offer is unknown.
+
+    ``offer`` is the offer it names as distribution knows it (``None``: not consumed yet);
+    ``wait_over`` says the bounded wait for it is over (then an unknown offer is refused
+    ``offer_unknown``). Whatever arrived before the payment stays pending: :func:`drain`.
+    """
     current = order or Order(cmd.order_id)
     if current.status != "awaiting_payment":
-        return CommissionOutcome(current, ignored="already_paid")
-    paid_at = to_ms(cmd.paid_at)
+        return Decision.ignore(current, "already_paid")
     base = replace(
         current,
         product_id=cmd.product_id,
@@ -293,122 +322,130 @@ def pay(
         creator_id=cmd.creator_id,
         offer_id=cmd.offer_id,
         amount_fen=cmd.amount_fen,
-        paid_at=paid_at,
-        pending=(),
+        paid_at=to_ms(cmd.paid_at),
     )
-    events: list[EventData] = []
-    entries: list[Entry] = []
     if cmd.offer_id is None:
-        new = replace(base, status="no_offer")
-    else:
-        reasons = _refusals(cmd, offer, paid_at)
-        if reasons:
-            new = replace(base, status="refused", reasons=tuple(reasons))
-            events.append(
-                CommissionRefused(
-                    order_id=cmd.order_id,
-                    offer_id=cmd.offer_id,
-                    creator_id=cmd.creator_id,
-                    merchant_id=cmd.merchant_id,
-                    reasons=reasons,
-                )
-            )
-        else:
-            assert offer is not None
-            bps = offer.rate_at(paid_at)
-            assert bps is not None
-            amount = commission_for(cmd.amount_fen, bps)
-            new, entry = _book(
-                replace(base, status="accrued", commission_bps=bps), "accrual", amount, amount, now
-            )
-            ids = _Ids.of(new)
-            entries.append(entry)
-            events.append(
-                CommissionAccrued(
-                    order_id=ids.order_id,
-                    offer_id=ids.offer_id,
-                    creator_id=ids.creator_id,
-                    merchant_id=ids.merchant_id,
-                    commission_fen=amount,
-                    amount_fen=cmd.amount_fen,
-                    commission_bps=bps,
-                )
-            )
-    for item in current.pending:
-        out = (
-            complete(new, item.event_id, now)
+        return Decision(replace(base, status="no_offer"))
+    held = replace(base, status="held")
+    if offer is None and not wait_over:
+        return Decision(held)
+    return judge(held, offer)
+
+
+def judge(order: Order, offer: Offer | None) -> OrderDecision:
+    """A held order, judged with its offer (``None``: the wait is over, ``offer_unknown``)."""
+    if order.status != "held":
+        return Decision.ignore(order, f"not_held:{order.status}")
+    assert order.offer_id is not None and order.merchant_id is not None
+    assert order.paid_at is not None
+    reasons = _refusals(order, offer)
+    if reasons:
+        refused = CommissionRefused(
+            order_id=order.order_id,
+            offer_id=order.offer_id,
+            creator_id=order.creator_id,
+            merchant_id=order.merchant_id,
+            reasons=reasons,
+        )
+        new = replace(order, status="refused", reasons=tuple(reasons))
+        # a refused *commission* is a state change of the order (it is judged), not a
+        # refused command: it is saved and its event published
+        return Decision(new, [_emit(order.order_id, refused)])
+    assert offer is not None
+    bps = offer.rate_at(order.paid_at)
+    assert bps is not None
+    amount = commission_for(order.amount_fen, bps)
+    new, _ = _book(
+        replace(order, status="accrued", commission_bps=bps),
+        "accrual",
+        amount,
+        amount,
+        order.paid_at,
+    )
+    ids = _Ids.of(new)
+    accrued = CommissionAccrued(
+        order_id=ids.order_id,
+        offer_id=ids.offer_id,
+        creator_id=ids.creator_id,
+        merchant_id=ids.merchant_id,
+        commission_fen=amount,
+        amount_fen=order.amount_fen,
+        commission_bps=bps,
+    )
+    return Decision(new, [_emit(order.order_id, accrued)])
+
+
+def drain(order: Order) -> list[tuple[Pending, OrderDecision]]:
+    """Apply what waited for the payment, in arrival order, once it is judged: each pending
+    input's own decision (the last one's state is the order with nothing pending)."""
+    if order.status in WAITING or not order.pending:
+        return []
+    current = replace(order, pending=())
+    out: list[tuple[Pending, OrderDecision]] = []
+    for item in order.pending:
+        decision = (
+            complete(current, item.event_id, item.at)
             if item.kind == "completed"
-            else refund(new, item.event_id, item.refund_fen, now)
+            else refund(current, item.event_id, item.refund_fen, item.at)
         )
-        new = out.order
-        events += out.events
-        entries += out.entries
-    return CommissionOutcome(new, events, entries)
+        current = decision.state
+        out.append((item, decision))
+    return out
 
 
-def complete(order: Order, event_id: str, now: datetime) -> CommissionOutcome:
-    """``order.completed``: settle the commission as it stands (once)."""
-    now = to_ms(now)
+def complete(order: Order, event_id: str, at: datetime) -> OrderDecision:
+    """``order.completed`` (``at``: its time): settle the commission as it stands (once)."""
+    now = to_ms(at)
     current = order
-    if current.status == "awaiting_payment":
+    if current.status in WAITING:
         if any(p.kind == "completed" for p in current.pending):
-            return CommissionOutcome(current, ignored="already_completed")
+            return Decision.ignore(current, "already_completed")
         item = Pending("completed", event_id, now)
-        return CommissionOutcome(
-            replace(current, pending=(*current.pending, item)), ignored="pending_payment"
-        )
+        return Decision(replace(current, pending=(*current.pending, item)))  # waits
     if current.completed:
-        return CommissionOutcome(current, ignored="already_completed")
+        return Decision.ignore(current, "already_completed")
     if current.status != "accrued":
-        return CommissionOutcome(
-            replace(current, completed=True), ignored=f"nothing_to_settle:{current.status}"
-        )
+        return Decision(replace(current, completed=True))  # nothing to settle
     ids = _Ids.of(current)
-    new, entry = _book(
+    new, _ = _book(
         replace(current, status="settled", completed=True),
         "settlement",
         current.commission_fen,
         current.commission_fen,
         now,
     )
-    return CommissionOutcome(
-        new,
-        [
-            CommissionSettled(
-                order_id=ids.order_id,
-                offer_id=ids.offer_id,
-                creator_id=ids.creator_id,
-                merchant_id=ids.merchant_id,
-                commission_fen=new.commission_fen,
-                settled_at=now,
-            )
-        ],
-        [entry],
+    settled = CommissionSettled(
+        order_id=ids.order_id,
+        offer_id=ids.offer_id,
+        creator_id=ids.creator_id,
+        merchant_id=ids.merchant_id,
+        commission_fen=new.commission_fen,
+        settled_at=now,
     )
+    return Decision(new, [_emit(ids.order_id, settled)])
 
 
-def refund(order: Order, event_id: str, refund_fen: int, now: datetime) -> CommissionOutcome:
-    """``order.refunded``: adjust or cancel before settlement; claw back after it."""
-    now = to_ms(now)
+def refund(order: Order, event_id: str, refund_fen: int, at: datetime) -> OrderDecision:
+    """``order.refunded`` (``at``: its time): adjust or cancel before settlement; claw back
+    after it."""
+    now = to_ms(at)
     current = order
-    if current.status == "awaiting_payment":
+    if current.status in WAITING:
         item = Pending("refunded", event_id, now, refund_fen)
-        return CommissionOutcome(
-            replace(current, pending=(*current.pending, item)), ignored="pending_payment"
-        )
+        return Decision(replace(current, pending=(*current.pending, item)))  # waits
     refunded = min(current.amount_fen, current.refunded_fen + refund_fen)
     if refund_fen == 0 or refunded == current.refunded_fen:
-        return CommissionOutcome(current, ignored="nothing_refunded")
+        return Decision.ignore(current, "nothing_refunded")
     current = replace(current, refunded_fen=refunded)
     if current.status not in ("accrued", "settled"):
-        return CommissionOutcome(current, ignored=f"no_commission:{current.status}")
+        return Decision(current)  # no commission to change; the refund is recorded
     full = refunded >= current.amount_fen
     after = 0 if full else commission_for(current.amount_fen - refunded, current.commission_bps)
     before = current.commission_fen
     change = before - after  # ≥ 0: a refund never raises the commission
     ids = _Ids.of(current)
     if current.status == "settled":
-        new, entry = _book(current, "clawback", change, after, now, refund_fen)
+        new, _ = _book(current, "clawback", change, after, now, refund_fen)
         event: EventData = CommissionClawback(
             order_id=ids.order_id,
             offer_id=ids.offer_id,
@@ -420,7 +457,7 @@ def refund(order: Order, event_id: str, refund_fen: int, now: datetime) -> Commi
             clawback_fen=change,
         )
     elif full:
-        new, entry = _book(
+        new, _ = _book(
             replace(current, status="cancelled"), "cancellation", change, 0, now, refund_fen
         )
         event = CommissionCancelled(
@@ -432,7 +469,7 @@ def refund(order: Order, event_id: str, refund_fen: int, now: datetime) -> Commi
             reason="refunded",
         )
     else:
-        new, entry = _book(current, "adjustment", change, after, now, refund_fen)
+        new, _ = _book(current, "adjustment", change, after, now, refund_fen)
         event = CommissionAdjusted(
             order_id=ids.order_id,
             offer_id=ids.offer_id,
@@ -442,4 +479,4 @@ def refund(order: Order, event_id: str, refund_fen: int, now: datetime) -> Commi
             delta_fen=-change,
             refund_fen=refund_fen,
         )
-    return CommissionOutcome(new, [event], [entry])
+    return Decision(new, [_emit(ids.order_id, event)])

@@ -1,7 +1,15 @@
 """Offers (the selection center's plans) and the projections they are judged against.
 
-Pure: no I/O. Decisions take the current state plus what the handler loaded, and return an
-:class:`OfferOutcome` (new state, events to publish, or the refusal's reasons).
+Pure: no I/O. Decisions take the current state plus what the handler loaded, and return a
+:class:`~vitrine.runtime.decision.Decision` (new state, events to publish, or the refusal's
+reasons with the ``offer.refused`` event).
+
+**Event time** (DESIGN.md §6): every change is dated by the time of the event that caused it
+(``offer.published``'s ``time`` for terms and rates, ``product.delisted``'s for a delisting
+hold, the ruling's for a policy hold), never by when distribution processes it — so a lagging
+consumer or a replay builds the same history. Dates never go backwards within one offer: an
+event stamped before the offer's latest change takes effect at that change
+(:func:`effective_time`), so a producer cannot back-date a cut.
 
 An offer is **active**, **suspended** (at least one *hold*) or **withdrawn**. Holds record
 *why* it is suspended: ``product_delisted`` (its product left the catalog) and ``policy:<id>``
@@ -55,6 +63,7 @@ from vitrine.contract.events import (
 )
 from vitrine.contract.events.common import Code
 from vitrine.contract.policy_kernel import Account, Breach, Placement
+from vitrine.runtime.decision import Decision, Emit
 from vitrine_distribution.domain.rates import RateEntry, rate_at, schedule, to_ms
 
 Status = Literal["active", "suspended", "withdrawn"]
@@ -62,6 +71,7 @@ SURFACE: Literal["distribution"] = "distribution"
 HOLD_DELISTED = "product_delisted"
 MIN_BPS, MAX_BPS = 100, 9000
 POLICY_PREFIX = "policy:"
+OFFERS: Literal["distribution.offers"] = "distribution.offers"
 
 
 def policy_hold(policy_id: str) -> str:
@@ -183,12 +193,26 @@ class Offer:
         return terms.plan == "general" or creator_id in terms.creator_ids
 
 
-@dataclass(frozen=True)
-class OfferOutcome:
-    offer: Offer | None
-    events: list[EventData] = field(default_factory=list)
-    refused: list[Reason] = field(default_factory=list)
-    ignored: str | None = None
+#: What an offer decision returns: the offer after it (``None``: still no such offer).
+OfferDecision = Decision[Offer | None]
+
+
+def _emit(offer_id: str, data: EventData) -> Emit:
+    # explicit topic: the additive subclasses (OfferCommandRefused) are not in the registry
+    return Emit(data, offer_id, OFFERS)
+
+
+def effective_time(offer: Offer | None, at: datetime) -> datetime:
+    """When an event stamped ``at`` takes effect on ``offer``: ``at`` (ms, UTC), or the
+    offer's latest change if ``at`` is earlier (an offer's history never goes backwards)."""
+    at = to_ms(at)
+    if offer is None:
+        return at
+    latest = [at]
+    latest += [offer.history[-1].at] if offer.history else []
+    latest += [offer.rates[-1].published_at] if offer.rates else []
+    latest += [offer.terms[-1].at] if offer.terms else []
+    return max(latest)
 
 
 def _reason(
@@ -289,15 +313,19 @@ def judge_publish(
 def publish(
     offer: Offer | None,
     cmd: OfferPublished,
-    now: datetime,
+    at: datetime,
     *,
     product: ProductView | None,
     policies: Iterable[PolicyView],
     merchant: Account | None,
     general_live: bool,
-) -> OfferOutcome:
-    """Accept (activate, or change the terms of) an offer, or refuse it with every reason."""
-    now = to_ms(now)
+) -> OfferDecision:
+    """Accept (activate, or change the terms of) an offer, or refuse it with every reason.
+
+    ``at`` is the ``offer.published`` event's ``time``: a raise takes effect then, a cut at
+    the next 00:00 Asia/Shanghai after it (:func:`~vitrine_distribution.domain.rates.schedule`).
+    """
+    now = effective_time(offer, at)
     reasons = judge_publish(
         offer,
         cmd,
@@ -307,7 +335,7 @@ def publish(
         general_live=general_live,
     )
     if reasons:
-        return OfferOutcome(offer, refused=reasons)
+        return Decision.refuse(offer, reasons, _refusal(cmd, cmd.product_id, reasons))
     current = offer or Offer(cmd.offer_id, cmd.product_id, cmd.merchant_id)
     rates, entry = schedule(current.rates, cmd.commission_bps, now)
     creators = tuple(dict.fromkeys(cmd.creator_ids)) if cmd.plan == "targeted" else ()
@@ -316,135 +344,155 @@ def publish(
         terms = (*terms, TermsChange(at=now, plan=cmd.plan, creator_ids=creators))
     revived = replace(current, rates=rates, terms=terms, withdrawn=False, holds=frozenset())
     new = _set_status(revived, now, "published", None)
-    return OfferOutcome(
+    return Decision(
         new,
         [
-            OfferActivated(
-                offer_id=new.offer_id,
-                product_id=new.product_id,
-                merchant_id=new.merchant_id,
-                commission_bps=entry.commission_bps,
-                plan=cmd.plan,  # type: ignore[arg-type]
-                creator_ids=list(creators),
-                effective_at=entry.effective_at,
+            _emit(
+                new.offer_id,
+                OfferActivated(
+                    offer_id=new.offer_id,
+                    product_id=new.product_id,
+                    merchant_id=new.merchant_id,
+                    commission_bps=entry.commission_bps,
+                    plan=cmd.plan,  # type: ignore[arg-type]
+                    creator_ids=list(creators),
+                    effective_at=entry.effective_at,
+                ),
             )
         ],
     )
 
 
-def withdraw(offer: Offer | None, cmd: OfferWithdrawRequested, now: datetime) -> OfferOutcome:
-    """The owning merchant ends its offer."""
+def _refusal(
+    cmd: OfferPublished | OfferWithdrawRequested, product_id: str | None, reasons: list[Reason]
+) -> Emit:
+    refused = OfferCommandRefused(
+        offer_id=cmd.offer_id,
+        product_id=product_id,
+        merchant_id=cmd.merchant_id,
+        reasons=reasons,
+        command=cmd.event_type,
+    )
+    return _emit(cmd.offer_id, refused)
+
+
+def withdraw(offer: Offer | None, cmd: OfferWithdrawRequested, at: datetime) -> OfferDecision:
+    """The owning merchant ends its offer (from ``at``, the event's time)."""
     if offer is None:
-        return OfferOutcome(
-            None, refused=[_reason("offer_inactive", f"no offer {cmd.offer_id}", "offer_id")]
-        )
+        reasons = [_reason("offer_inactive", f"no offer {cmd.offer_id}", "offer_id")]
+        return Decision.refuse(None, reasons, _refusal(cmd, None, reasons))
     if offer.merchant_id != cmd.merchant_id:
-        return OfferOutcome(
-            offer,
-            refused=[
-                _reason(
-                    "not_product_owner",
-                    f"offer {offer.offer_id} belongs to another merchant",
-                    "merchant_id",
-                )
-            ],
-        )
-    if offer.withdrawn:
-        return OfferOutcome(offer, ignored="already_withdrawn")
-    new = _set_status(
-        replace(offer, withdrawn=True, holds=frozenset()), to_ms(now), "merchant", None
-    )
-    return OfferOutcome(
-        new,
-        [
-            OfferWithdrawn(
-                offer_id=offer.offer_id,
-                product_id=offer.product_id,
-                merchant_id=offer.merchant_id,
-                reason="merchant",
+        reasons = [
+            _reason(
+                "not_product_owner",
+                f"offer {offer.offer_id} belongs to another merchant",
+                "merchant_id",
             )
-        ],
+        ]
+        return Decision.refuse(offer, reasons, _refusal(cmd, offer.product_id, reasons))
+    if offer.withdrawn:
+        return Decision.ignore(offer, "already_withdrawn")
+    new = _set_status(
+        replace(offer, withdrawn=True, holds=frozenset()),
+        effective_time(offer, at),
+        "merchant",
+        None,
     )
+    withdrawn = OfferWithdrawn(
+        offer_id=offer.offer_id,
+        product_id=offer.product_id,
+        merchant_id=offer.merchant_id,
+        reason="merchant",
+    )
+    return Decision(new, [_emit(offer.offer_id, withdrawn)])
 
 
 # --- holds: product and policies -----------------------------------------------------------------
 
 
 def hold(
-    offer: Offer, key: str, now: datetime, reason: str, policy_id: str | None = None
-) -> OfferOutcome:
+    offer: Offer, key: str, at: datetime, reason: str, policy_id: str | None = None
+) -> Decision[Offer]:
     """Add a hold; ``offer.suspended`` when this makes an active offer suspended."""
     if offer.withdrawn or key in offer.holds:
-        return OfferOutcome(offer, ignored="not_applicable")
+        return Decision.ignore(offer, "not_applicable")
     was_active = offer.status == "active"
-    new = _set_status(replace(offer, holds=offer.holds | {key}), to_ms(now), reason, policy_id)
-    events: list[EventData] = []
+    at = effective_time(offer, at)
+    new = _set_status(replace(offer, holds=offer.holds | {key}), at, reason, policy_id)
+    events: list[Emit] = []
     if was_active:
         events.append(
-            OfferSuspended(
-                offer_id=offer.offer_id,
-                product_id=offer.product_id,
-                merchant_id=offer.merchant_id,
-                reason=reason,
-                policy_id=policy_id,
+            _emit(
+                offer.offer_id,
+                OfferSuspended(
+                    offer_id=offer.offer_id,
+                    product_id=offer.product_id,
+                    merchant_id=offer.merchant_id,
+                    reason=reason,
+                    policy_id=policy_id,
+                ),
             )
         )
-    return OfferOutcome(new, events)
+    return Decision(new, events)
 
 
 def release(
-    offer: Offer, key: str, now: datetime, reason: str, policy_id: str | None = None
-) -> OfferOutcome:
+    offer: Offer, key: str, at: datetime, reason: str, policy_id: str | None = None
+) -> Decision[Offer]:
     """Remove a hold; ``offer.restored`` when no other hold remains."""
     if offer.withdrawn or key not in offer.holds:
-        return OfferOutcome(offer, ignored="not_applicable")
-    new = _set_status(replace(offer, holds=offer.holds - {key}), to_ms(now), reason, policy_id)
-    events: list[EventData] = []
+        return Decision.ignore(offer, "not_applicable")
+    at = effective_time(offer, at)
+    new = _set_status(replace(offer, holds=offer.holds - {key}), at, reason, policy_id)
+    events: list[Emit] = []
     if new.status == "active":
         events.append(
-            OfferRestored(
-                offer_id=offer.offer_id,
-                product_id=offer.product_id,
-                merchant_id=offer.merchant_id,
-                policy_id=policy_id,
-                reason=reason,
+            _emit(
+                offer.offer_id,
+                OfferRestored(
+                    offer_id=offer.offer_id,
+                    product_id=offer.product_id,
+                    merchant_id=offer.merchant_id,
+                    policy_id=policy_id,
+                    reason=reason,
+                ),
             )
         )
-    return OfferOutcome(new, events)
+    return Decision(new, events)
 
 
-def product_delisted(offer: Offer, now: datetime) -> OfferOutcome:
-    return hold(offer, HOLD_DELISTED, now, "product_delisted")
+def product_delisted(offer: Offer, at: datetime) -> Decision[Offer]:
+    """The offer's product left the catalog (``at``: the delisting's time)."""
+    return hold(offer, HOLD_DELISTED, at, "product_delisted")
 
 
 def product_listed(
     offer: Offer,
     product: ProductView,
-    now: datetime,
+    at: datetime,
     *,
     policies: Iterable[PolicyView],
     merchant: Account | None,
-) -> OfferOutcome:
+) -> Decision[Offer]:
     """The product is (re)listed: new policy holds first (its source may have changed), then
     the delisting hold goes, so the offer is restored only if nothing holds it."""
-    events: list[EventData] = []
+    emits: list[Emit] = []
     current = offer
     for policy in sorted(policies, key=lambda p: p.policy_id):
         if policy.enforcing and policy.breaches(
             replace(product, merchant_id=offer.merchant_id), merchant
         ):
-            out = hold(current, policy_hold(policy.policy_id), now, "policy", policy.policy_id)
-            current, events = out.offer or current, events + out.events
-    out = release(current, HOLD_DELISTED, now, "product_relisted")
-    return OfferOutcome(out.offer or current, events + out.events)
+            out = hold(current, policy_hold(policy.policy_id), at, "policy", policy.policy_id)
+            current, emits = out.state, emits + list(out.emits)
+    out = release(current, HOLD_DELISTED, at, "product_relisted")
+    return Decision(out.state, emits + list(out.emits))
 
 
 @dataclass(frozen=True)
 class Enforcement:
-    """What one ruling did to the offers: the new offers, the events, how many it holds."""
+    """What one ruling did to the offers: the offers it changed and how many it holds."""
 
     offers: dict[str, Offer]
-    events: list[tuple[str, EventData]]
     affected: int
 
 
@@ -453,8 +501,8 @@ def enforce(
     offers: Iterable[Offer],
     products: Mapping[str, ProductView],
     merchants: Mapping[str, Account],
-    now: datetime,
-) -> Enforcement:
+    at: datetime,
+) -> Decision[Enforcement]:
     """``enforce_existing``: hold every non-withdrawn offer the policy bars (its product's
     source, or its merchant lacking a required shop; ``merchants`` holds their accounts).
 
@@ -463,7 +511,7 @@ def enforce(
     from active to suspended.
     """
     changed: dict[str, Offer] = {}
-    events: list[tuple[str, EventData]] = []
+    emits: list[Emit] = []
     affected = 0
     key = policy_hold(policy.policy_id)
     for offer in sorted(offers, key=lambda o: o.offer_id):
@@ -474,25 +522,25 @@ def enforce(
         if not policy.breaches(replace(product, merchant_id=offer.merchant_id), merchant):
             continue
         affected += 1
-        out = hold(offer, key, now, "policy", policy.policy_id)
-        if out.ignored is None and out.offer is not None:
-            changed[offer.offer_id] = out.offer
-            events += [(offer.offer_id, e) for e in out.events]
-    return Enforcement(changed, events, affected)
+        out = hold(offer, key, at, "policy", policy.policy_id)
+        if out.changed:
+            changed[offer.offer_id] = out.state
+            emits += out.emits
+    return Decision(Enforcement(changed, affected), emits)
 
 
-def lift(policy_id: str, offers: Iterable[Offer], now: datetime) -> Enforcement:
+def lift(policy_id: str, offers: Iterable[Offer], at: datetime) -> Decision[Enforcement]:
     """``policy.lifted``: release exactly the offers this policy holds; restore the ones that
     nothing else holds. ``affected`` counts the offers released."""
     changed: dict[str, Offer] = {}
-    events: list[tuple[str, EventData]] = []
+    emits: list[Emit] = []
     key = policy_hold(policy_id)
     for offer in sorted(offers, key=lambda o: o.offer_id):
-        out = release(offer, key, now, "policy_lifted", policy_id)
-        if out.ignored is None and out.offer is not None:
-            changed[offer.offer_id] = out.offer
-            events += [(offer.offer_id, e) for e in out.events]
-    return Enforcement(changed, events, len(changed))
+        out = release(offer, key, at, "policy_lifted", policy_id)
+        if out.changed:
+            changed[offer.offer_id] = out.state
+            emits += out.emits
+    return Decision(Enforcement(changed, len(changed)), emits)
 
 
 def general_live(offers: Iterable[Offer], product_id: str, excluding: str) -> bool:

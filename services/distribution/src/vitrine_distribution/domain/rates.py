@@ -13,8 +13,11 @@ Rules (as Douyin's alliance does, DESIGN.md §4):
   merchant's latest instruction wins for the future). A superseded entry is kept in the history
   with ``superseded_at`` set, and :func:`rate_at` ignores it: it never was in force.
 
-"Now" is the service's clock when it processes the publish (never a time chosen by the sender,
-which could back-date a cut). All times are UTC and truncated to milliseconds, the precision
+"Now" is the ``offer.published`` event's own ``time`` (DESIGN.md §6 event time), so a lagging
+consumer or a replay schedules exactly as a prompt one; the offer clamps it to its latest change
+(``offers.effective_time``) so a back-dated publish cannot reach into the past, and the
+pipeline dead-letters events stamped more than 5 minutes ahead (``clock_skew``).
+All times are UTC and truncated to milliseconds, the precision
 MongoDB stores, so a history reloaded from the database answers exactly as the one in memory.
 """
 

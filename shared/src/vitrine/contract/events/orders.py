@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from vitrine.contract.events.base import EventData, Fen, Id
 
+#: Units bought in one order line.
+Quantity = Annotated[int, Field(ge=1, le=10**6)]
+
 
 class OrderPaid(EventData):
+    """An order paid at ``paid_at``.
+
+    ``live_session_id`` names the live session the order was placed in (absent: not in a
+    live room), ``quantity`` the units bought (absent: 1) and ``sku_id`` the variant; all
+    three are optional and additive (older producers omit them).
+    """
+
     event_type: ClassVar[str] = "order.paid"
 
     order_id: Id
@@ -19,6 +29,9 @@ class OrderPaid(EventData):
     creator_id: Id | None = None
     offer_id: Id | None = None
     paid_at: AwareDatetime
+    live_session_id: Id | None = None
+    quantity: Quantity | None = None
+    sku_id: Id | None = None
 
 
 class OrderCompleted(EventData):

@@ -25,7 +25,7 @@ from opentelemetry.trace import Tracer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from vitrine.contract.envelope import Event, InvalidEvent, decode
+from vitrine.contract.envelope import Event, InvalidEvent, decode, latest_accepted
 from vitrine.contract.events.base import EventData
 from vitrine.contract.topics import TOPICS
 from vitrine.runtime import metrics, retries, tracing
@@ -66,6 +66,8 @@ class BatchPipeline:
     handlers: dict[str, BatchHandler]
     relay: outbox.OutboxRelay | None = None
     clock: Clock = system_clock
+    #: The clock events' ``time`` is checked against (``clock_skew``); real time by default.
+    wall_clock: Clock = system_clock
     max_message_bytes: int = 256 * 1024
     max_attempts: int = 3
     health: Health = field(default_factory=Health)
@@ -91,9 +93,14 @@ class BatchPipeline:
         dead: list[OutgoingRecord] = []
         valid: list[tuple[Any, Event[Any]]] = []
         consumed: Counter[tuple[str, str]] = Counter()
+        # The process's real clock, not ``self.clock`` (tests move that one): clock skew is
+        # about the producer's clock against ours.
+        latest = latest_accepted(self.wall_clock())
         for record in records:
             models = self._data_models.get(record.topic, {})
-            decoded = decode(record.value, record.key, models, max_bytes=self.max_message_bytes)
+            decoded = decode(
+                record.value, record.key, models, max_bytes=self.max_message_bytes, latest=latest
+            )
             if isinstance(decoded, InvalidEvent):
                 dead.append(self._dead(record, decoded.reason, decoded.error))
             else:

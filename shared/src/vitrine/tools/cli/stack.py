@@ -171,10 +171,20 @@ def load_play() -> Callable[..., Any] | None:
     return play if callable(play) else None
 
 
+#: The demo creator whose day the dashboard opens on (her orders are paid "now" in the replay).
+DEMO_CREATOR = "c-lin"
+
+
 async def play_demo(
-    bootstrap: str, narrate: Callable[[str], None], client_args: dict[str, Any] | None = None
+    bootstrap: str,
+    narrate: Callable[[str], None],
+    client_args: dict[str, Any] | None = None,
+    dashboard_url: str | None = None,
 ) -> bool:
-    """Play the seed's timeline as a demo; False if this build has no demo."""
+    """Play the seed's timeline as a demo; False if this build has no demo.
+
+    With ``dashboard_url``, ends by naming the dashboard page on the demo's numbers.
+    """
     play = load_play()
     if play is None:
         return False
@@ -183,7 +193,12 @@ async def play_demo(
         extra["client_args"] = client_args  # SASL/TLS from VITRINE_KAFKA_*
     result = play(bootstrap, narrate=narrate, **extra)
     if inspect.isawaitable(result):
-        await result
+        result = await result
+    if dashboard_url:
+        run_id = getattr(result, "run_id", "")
+        creator = f"{DEMO_CREATOR}.{run_id}" if run_id else DEMO_CREATOR
+        narrate(f"── the dashboard (数据大屏): {dashboard_url}/?creator={creator}")
+        narrate(f"   policies and their enforcement: {dashboard_url}/?view=policies")
     return True
 
 
@@ -374,7 +389,15 @@ async def supervise(
         supervisor.say("vitrine", "all services ready; Ctrl-C stops them.")
         if demo:
             demo_task = asyncio.create_task(
-                play_demo(bootstrap, lambda text: supervisor.say("demo", text, "bold white"))
+                play_demo(
+                    bootstrap,
+                    lambda text: supervisor.say("demo", text, "bold white"),
+                    dashboard_url=(
+                        f"http://127.0.0.1:{supervisor.ports['dashboard']}"
+                        if "dashboard" in supervisor.names
+                        else None
+                    ),
+                )
             )
             demo_task.add_done_callback(lambda t: _demo_done(supervisor, t))
         await stop.wait()

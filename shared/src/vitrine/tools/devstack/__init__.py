@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from vitrine.contract.topics import ensure_topics
+from vitrine.contract.topics import ensure_topics, wait_for_topics
 from vitrine.tools.devstack import apache_kafka
 
 Broker = Literal["apache", "tansu"]
@@ -254,6 +254,7 @@ async def _ensure_topics_retrying(bootstrap: str, timeout: float = 60.0) -> None
     while True:
         try:
             await ensure_topics(bootstrap)
+            await wait_for_topics(bootstrap)
             return
         except Exception:
             if time.monotonic() > deadline:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from vitrine.contract.topics import ensure_topics
+from vitrine.contract.topics import ensure_topics, wait_for_topics
 from vitrine.tools.devstack import EmbeddedStack, free_port
 
 
@@ -68,7 +68,7 @@ def test_stack() -> Iterator[StackInfo]:
     if forced == "external" or (forced is None and kafka and mongo):
         if not (kafka and mongo):
             raise RuntimeError("external stack needs VITRINE_TEST_KAFKA and VITRINE_TEST_MONGO")
-        asyncio.run(ensure_topics(kafka))
+        asyncio.run(_topics_ready(kafka))
         yield StackInfo(
             "external", kafka, mongo, kafka_standin=os.environ.get("VITRINE_KAFKA_STANDIN", "none")
         )
@@ -129,7 +129,7 @@ def _docker_stack() -> Iterator[StackInfo]:
         url = f"mongodb://{host}:{mport}/?directConnection=true&journal=true"
         _wait_for_primary(url)
         bootstrap = f"127.0.0.1:{port}"
-        asyncio.run(ensure_topics(bootstrap))
+        asyncio.run(_topics_ready(bootstrap))
         yield StackInfo("docker", bootstrap, url)
 
 
@@ -146,3 +146,9 @@ def _wait_for_primary(url: str, timeout: float = 60.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the MongoDB replica set at {url} elected no primary")
             time.sleep(0.5)
+
+
+async def _topics_ready(bootstrap: str) -> None:
+    """Every topic created and in the broker's metadata before a test subscribes."""
+    await ensure_topics(bootstrap)
+    await wait_for_topics(bootstrap)
