@@ -34,7 +34,7 @@ test-e2e: install  ## The cross-service end-to-end tests alone (CI runs them on 
 test-faults: install  ## Fault suite: kills services, the broker and the database
 	$(UV) run pytest -q -m faults
 
-bench: install  ## Benchmarks with raw baselines, written to docs/PERFORMANCE.md
+bench: install  ## Benchmarks on Apache Kafka and Tansu side by side, with raw baselines and idle CPU → docs/PERFORMANCE.md
 	$(UV) run python -m benchmarks
 
 check-deploy:  ## Validate docker-compose.yml, the Kustomize manifests and the Dockerfile

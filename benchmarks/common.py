@@ -1,7 +1,11 @@
 """What every benchmark shares: the stack, service subprocesses, probes, machine facts.
 
 Each benchmark starts its own :class:`~vitrine.tools.devstack.EmbeddedStack` on free loopback ports
-in a temporary directory and stops it at the end, so runs never see each other's data.
+in a temporary directory and stops it at the end, so runs never see each other's data. The
+broker is chosen per run (``embedded_stack(broker)``, default :data:`BROKER`, which
+``python -m benchmarks --broker`` sets before each benchmark); every client on that stack —
+services, probes, raw baselines — then uses the same broker profile
+(:mod:`vitrine.runtime.standins`: fetch wait, idempotent producer).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from vitrine.contract.envelope import CONTENT_TYPE
-from vitrine.tools.devstack import EmbeddedStack, free_port
+from vitrine.runtime.standins import BrokerProfile, broker_profile
+from vitrine.tools.devstack import Broker, EmbeddedStack, free_port
+from vitrine.tools.devstack.apache_kafka import KAFKA_VERSION
 from vitrine.tools.testing import process
 
 #: Service and baseline logs of the last run (``.data`` is git-ignored).
@@ -72,24 +78,50 @@ def machine() -> dict[str, str]:
 # --- the stack ---------------------------------------------------------------------------------
 
 
+#: Both brokers the embedded stack can start, in the order ``make bench`` runs them.
+BROKERS: tuple[Broker, ...] = ("apache", "tansu")
+BROKER_NAMES: dict[str, str] = {"apache": f"Apache Kafka {KAFKA_VERSION}", "tansu": "Tansu"}
+
+#: The broker ``embedded_stack()`` starts when none is named (None: the dev stack's own choice,
+#: ``VITRINE_DEV_KAFKA`` or auto). Benchmarks that do not take a broker (selection, dashboard)
+#: run on this one.
+BROKER: dict[str, Broker | None] = {"name": None}
+
+#: The profile of the stack running now: probes built without one use it.
+_CURRENT: dict[str, BrokerProfile] = {}
+
+
+def profile_of(stack: EmbeddedStack) -> BrokerProfile:
+    """How clients talk to ``stack``'s broker (the services get the same via their env)."""
+    return broker_profile("tansu" if stack.kafka_standin == "tansu" else "none")
+
+
+def current_profile() -> BrokerProfile:
+    return _CURRENT.get("profile") or broker_profile("none")
+
+
 @contextlib.asynccontextmanager
-async def embedded_stack() -> AsyncIterator[EmbeddedStack]:
-    """A fresh Tansu + nx-27017 on free ports, in a temporary directory.
+async def embedded_stack(broker: Broker | None = None) -> AsyncIterator[EmbeddedStack]:
+    """A fresh broker + nx-27017 on free ports, in a temporary directory.
 
     ``EmbeddedStack.start`` runs its own event loop (topic creation), hence the thread.
     """
     with tempfile.TemporaryDirectory(prefix="vitrine-bench-") as tmp:
-        stack = EmbeddedStack(free_port(), free_port(), Path(tmp))
+        stack = EmbeddedStack(free_port(), free_port(), Path(tmp), broker=broker or BROKER["name"])
         log(f"starting embedded stack (kafka :{stack.kafka_port}, mongo :{stack.mongo_port})")
         try:
             await asyncio.to_thread(stack.start)
+            log(f"  broker: {BROKER_NAMES[stack.broker or 'apache']}")
+            _CURRENT["profile"] = profile_of(stack)
             yield stack
         finally:
+            _CURRENT.pop("profile", None)
             await asyncio.to_thread(stack.stop)
 
 
-async def create_topics(bootstrap: str, names: dict[str, int]) -> None:
-    """Create benchmark-only topics (name -> partitions); Tansu does not auto-create."""
+async def create_topics(bootstrap: str, names: dict[str, int], timeout: float = 60.0) -> None:
+    """Create benchmark-only topics (name -> partitions) and wait until every partition has a
+    leader (no broker here auto-creates them; Apache Kafka elects leaders just after)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -97,6 +129,19 @@ async def create_topics(bootstrap: str, names: dict[str, int]) -> None:
         new = [NewTopic(n, p, 1) for n, p in names.items() if n not in existing]
         if new:
             await admin.create_topics(new)
+        deadline = time.monotonic() + timeout
+        while True:
+            described = await admin.describe_topics(list(names))
+            led = {
+                t["topic"]: sum(1 for p in t["partitions"] if p["leader"] >= 0)
+                for t in described
+                if not t["error_code"]
+            }
+            if all(led.get(n, 0) >= p for n, p in names.items()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"benchmark topics without leaders after {timeout}s: {led}")
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
 
@@ -139,7 +184,12 @@ class ServiceProcess(process.ServiceProcess):
         log_level: str = "WARNING",
         extra_env: dict[str, str] | None = None,
     ) -> ServiceProcess:
-        env = {"VITRINE_LOG_LEVEL": log_level, **(extra_env or {})}
+        env = {
+            "VITRINE_LOG_LEVEL": log_level,
+            # The stack's broker profile (Tansu's compensations, or none on Apache Kafka).
+            "VITRINE_KAFKA_STANDIN": stack.kafka_standin,
+            **(extra_env or {}),
+        }
         return cls(name, stack.kafka_bootstrap, stack.mongo_url, log_dir, env)
 
     @property
@@ -198,10 +248,12 @@ async def services(
 # --- producing and watching --------------------------------------------------------------------
 
 
-def producer(bootstrap: str) -> AIOKafkaProducer:
+def producer(bootstrap: str, profile: BrokerProfile | None = None) -> AIOKafkaProducer:
+    """The probe's producer, set up as the services' is for this broker (idempotence)."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
+        enable_idempotence=(profile or current_profile()).idempotent_producer,
         linger_ms=5,
         max_batch_size=1024 * 1024,
         max_request_size=8 * 1024 * 1024,
@@ -252,7 +304,7 @@ class Watcher:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
-            fetch_max_wait_ms=20,
+            fetch_max_wait_ms=current_profile().fetch_max_wait_ms,
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
         await self._consumer.start()
@@ -375,6 +427,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds so far of each thread of ``pid``, summed by thread name (``comm``: the JVM
+    names its native threads, so the broker's network, request-handler, GC and JIT threads
+    can be told apart without attaching to it)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # Numbered pools (data-plane-kafka-request-handler-3) summed as one.
+        key = name.rstrip("0123456789").rstrip("-_ #") or name
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / _TICK
+    return out
+
+
 class CpuMeter:
     """CPU seconds each named process spends between :meth:`start` and :meth:`stop`."""
 
@@ -395,9 +464,14 @@ class CpuMeter:
         return ", ".join(f"{n} {s:.1f}s" for n, s in self.used.items())
 
 
+def broker_label(stack: EmbeddedStack) -> str:
+    """The broker's process as benchmarks name it: ``kafka`` (Apache Kafka) or ``tansu``."""
+    return "tansu" if stack.broker == "tansu" else "kafka"
+
+
 def stack_pids(stack: EmbeddedStack) -> dict[str, int]:
     return {
-        "tansu": stack.processes["kafka"].pid,
+        broker_label(stack): stack.processes["kafka"].pid,
         "nx-27017": stack.processes["mongo"].pid,
         "bench": os.getpid(),
     }
@@ -428,7 +502,7 @@ class Profiler:
         self.dir.mkdir(parents=True, exist_ok=True)
         exe = Path(sys.executable).parent / "py-spy"
         for name, pid in self.pids.items():
-            if name in ("tansu", "bench"):
+            if name in ("kafka", "tansu", "bench"):  # not Python: py-spy cannot read them
                 continue
             out = self.dir / f"{self.bench}-{name}.txt"
             self.procs.append(

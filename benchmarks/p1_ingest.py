@@ -39,9 +39,11 @@ from benchmarks.raw import spawn_baseline, stop_process
 from benchmarks.raw import topics as raw_topics
 from benchmarks.report import Report
 from vitrine.runtime import mongo
-from vitrine.tools.devstack import EmbeddedStack
+from vitrine.tools.devstack import Broker, EmbeddedStack
 
 TIMEOUT = 900.0
+#: System ÷ raw ceiling on the same broker in the same run (issue 11: on Apache Kafka).
+TARGET_OF_CEILING = 0.60
 
 
 @dataclass
@@ -213,12 +215,19 @@ async def baseline_run(stack: EmbeddedStack, mode: str, n: int, logs: Path) -> R
 VARIANTS = ("system", "info", "raw", "naive")
 
 
-async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list[Run], Report]:
-    report = Report("p1", f"P1 ingest — {n:,} submissions → listed (catalog → review → catalog)")
+async def measure(
+    n: int, naive_n: int, variants: tuple[str, ...], broker: Broker | None = None
+) -> tuple[list[Run], Report]:
+    report = Report(
+        "p1",
+        f"P1 ingest — {n:,} submissions → listed (catalog → review → catalog)",
+        broker=broker or "",
+    )
     runs: list[Run] = []
-    logs = LOGS / "p1"
+    logs = LOGS / "p1" / (broker or "default")
     logs.mkdir(parents=True, exist_ok=True)
-    async with embedded_stack() as stack:
+    async with embedded_stack(broker) as stack:
+        report.broker = stack.broker or ""
         for variant in variants:
             if variant in ("system", "info"):
                 level = "WARNING" if variant == "system" else "INFO"
@@ -251,6 +260,8 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
             f"{seconds / system.seconds:.0%} of the system's {system.seconds:.1f} s "
             f"({written / n:.1f} documents per product vs 3 for the ceiling)"
         )
+    for r in runs:
+        report.headline[f"{r.name} products/s (N={r.n:,})"] = f"{r.rate:,.0f}"
     if "system" not in variants or "raw" not in variants:
         report.add(*(f"- {r.name}: {r.n} in {r.seconds:.2f}s = {r.rate:,.0f}/s" for r in runs))
         report.add(*report.notes)
@@ -282,9 +293,21 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
         ],
         rows,
     )
-    verdict = [f"- system / ceiling: **{system.rate / ceiling.rate:.0%}** (target ≥ 50 %)"]
+    share = system.rate / ceiling.rate
+    met = "met" if share >= TARGET_OF_CEILING else "missed"
+    target = f"target ≥ {TARGET_OF_CEILING:.0%} on Apache Kafka"
+    verdict = [
+        f"- system / ceiling: **{share:.0%}** ({target}"
+        + (f": {met})" if report.broker == "apache" else ")")
+    ]
+    report.headline["system ÷ raw ceiling (target ≥ 60 % on Kafka)"] = f"**{share:.0%}**"
     if naive is not None:
         verdict.append(f"- system / naive: **{system.rate / naive.rate:.1f}×** (target ≥ 5×)")
+        report.headline["system ÷ naive (target ≥ 5×)"] = f"{system.rate / naive.rate:.1f}×"
+    per_product = {k: v / system.n * 1000 for k, v in system.cpu.items() if k != "bench"}
+    report.headline["system CPU ms per product, by process"] = ", ".join(
+        f"{k} {v:.2f}" for k, v in per_product.items()
+    )
     info = next((r for r in runs if r.name == "system (INFO)"), None)
     if info is not None:
         verdict.append(
@@ -299,6 +322,8 @@ async def measure(n: int, naive_n: int, variants: tuple[str, ...]) -> tuple[list
     return runs, report
 
 
-def run(n: int, naive_n: int, variants: tuple[str, ...] = VARIANTS) -> Report:
-    _, report = asyncio.run(measure(n, naive_n, variants))
-    return report
+def run(
+    n: int, naive_n: int, variants: tuple[str, ...] = VARIANTS, broker: Broker | None = None
+) -> Report:
+    _, report = asyncio.run(measure(n, naive_n, variants, broker))
+    return report.finish()

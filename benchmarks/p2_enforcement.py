@@ -37,7 +37,7 @@ from benchmarks.common import (
 )
 from benchmarks.report import Report
 from vitrine.runtime import mongo
-from vitrine.tools.devstack import EmbeddedStack
+from vitrine.tools.devstack import Broker, EmbeddedStack
 
 POLICY = "pol-bench-mini-shop"
 HOLD_TARGET = 2.0
@@ -147,7 +147,8 @@ async def system(stack: EmbeddedStack, docs_n: int, report: Report) -> dict[str,
             reported.append(a.at)
 
     # INFO: one input event only, and showcase logs its enforcement timings (find/stage/update).
-    svc = ServiceProcess.of(stack, "showcase", LOGS / "p2", log_level="INFO")
+    logs = LOGS / "p2" / (stack.broker or "default")
+    svc = ServiceProcess.of(stack, "showcase", logs, log_level="INFO")
     svc.start()
     try:
         log("P2 waiting for showcase (setup builds indexes over the seeded items)")
@@ -176,7 +177,7 @@ async def system(stack: EmbeddedStack, docs_n: int, report: Report) -> dict[str,
         svc.stop()
     timings = [
         line
-        for line in (LOGS / "p2" / "showcase.log").read_text().splitlines()
+        for line in (logs / "showcase.log").read_text().splitlines()
         if '"enforcement.applied"' in line and POLICY in line
     ]
     if timings:
@@ -197,14 +198,16 @@ async def system(stack: EmbeddedStack, docs_n: int, report: Report) -> dict[str,
     }
 
 
-async def measure(items: int, creators: int) -> Report:
+async def measure(items: int, creators: int, broker: Broker | None = None) -> Report:
     report = Report(
         "p2",
         f"P2 enforcement — {items:,} showcase items over {creators:,} creators, half suspended",
+        broker=broker or "",
     )
     docs = item_docs(items, creators)
     ids = [str(d["_id"]) for d in docs if d["source"] == {"kind": "wechat_mini_shop"}]
-    async with embedded_stack() as stack:
+    async with embedded_stack(broker) as stack:
+        report.broker = stack.broker or ""
         log(f"P2 seeding {items} items into showcase and into a ceiling copy")
         seeded = await seed(stack.mongo_url, "showcase", docs)
         await seed(stack.mongo_url, "p2ceiling", docs)
@@ -229,6 +232,12 @@ async def measure(items: int, creators: int) -> Report:
     ]
     report.table(["what", "seconds", "vs best ceiling"], rows)
     verdict = measured["reported"] / best
+    report.headline = {
+        "`policy.in_force` → `enforcement.reported` (s)": f"{measured['reported']:.2f}",
+        "→ last `item_suspended` read (s)": f"{measured['last suspended']:.2f}",
+        "best raw ceiling (s)": f"{best:.2f}",
+        "÷ ceiling (target ≤ 2×)": f"**{verdict:.1f}×**",
+    }
     report.add(
         f"- suspended items read: {int(measured['suspended']):,} of {len(ids):,}",
         f"- to `enforcement.reported`: **{verdict:.1f}× the ceiling** (target ≤ {HOLD_TARGET:.0f}×)"
@@ -241,5 +250,5 @@ async def measure(items: int, creators: int) -> Report:
     return report
 
 
-def run(items: int, creators: int) -> Report:
-    return asyncio.run(measure(items, creators))
+def run(items: int, creators: int, broker: Broker | None = None) -> Report:
+    return asyncio.run(measure(items, creators, broker)).finish()

@@ -15,8 +15,13 @@ review role reads whole, as review reads ``catalog.products``):
   generous to the baseline), one ``await`` MongoDB write per message and one ``await
   broker.publish`` per event.
 
+Both use the broker profile the services use on the same broker
+(:mod:`vitrine.runtime.standins`, named by ``--standin`` as ``VITRINE_KAFKA_STANDIN`` names it
+for a service): the fetch wait and the idempotent producer, so a ratio system ÷ ceiling compares
+like with like on each broker.
+
 ``python -m benchmarks.raw --mode raw|naive --role catalog|review --bootstrap B --mongo URL
---prefix P`` runs one role until SIGTERM.
+--prefix P [--standin none|tansu]`` runs one role until SIGTERM.
 """
 
 from __future__ import annotations
@@ -34,10 +39,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
 
 from vitrine.runtime import mongo
+from vitrine.runtime.standins import BrokerProfile, KafkaStandin, broker_profile
 from vitrine.tools.devstack import EmbeddedStack
 
 PARTITIONS = 12
-FETCH_MAX_WAIT_MS = 10
 
 
 def topics(prefix: str) -> dict[str, int]:
@@ -110,13 +115,22 @@ def role_spec(role: str, prefix: str) -> tuple[list[str], Any, str]:
 
 
 async def run_raw(
-    role: str, bootstrap: str, mongo_url: str, prefix: str, stop: asyncio.Event
+    role: str,
+    bootstrap: str,
+    mongo_url: str,
+    prefix: str,
+    stop: asyncio.Event,
+    profile: BrokerProfile,
 ) -> None:
     inputs, step, collection = role_spec(role, prefix)
     client = mongo.connect(mongo_url, app_name=f"raw-{role}")
     coll = mongo.database(client, f"{prefix.replace('.', '_')}_{role}")[collection]
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1024 * 1024
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1024 * 1024,
+        enable_idempotence=profile.idempotent_producer,
     )
     consumer = AIOKafkaConsumer(
         *inputs,
@@ -124,9 +138,9 @@ async def run_raw(
         group_id=f"{prefix}-{role}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        # Tansu answers a fetch only when fetch.max.wait expires, even when data has arrived
-        # (measured: ~250 ms per hop at aiokafka's default 500 ms, ~6 ms at 10 ms).
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        # The services' setting on this broker: Kafka's 500 ms (it answers as soon as data
+        # is there), Tansu's 20 ms (it parks a fetch for its whole max wait).
+        fetch_max_wait_ms=profile.fetch_max_wait_ms,
     )
     await producer.start()
     await consumer.start()
@@ -162,17 +176,29 @@ async def run_raw(
 
 
 async def run_naive(
-    role: str, bootstrap: str, mongo_url: str, prefix: str, stop: asyncio.Event
+    role: str,
+    bootstrap: str,
+    mongo_url: str,
+    prefix: str,
+    stop: asyncio.Event,
+    profile: BrokerProfile,
 ) -> None:
     from faststream.kafka import KafkaBroker, KafkaMessage
 
     inputs, step, collection = role_spec(role, prefix)
     client: AsyncMongoClient[Any] = mongo.connect(mongo_url, app_name=f"naive-{role}")
     coll = mongo.database(client, f"{prefix.replace('.', '_')}_{role}")[collection]
-    broker = KafkaBroker(bootstrap, client_id=f"naive-{role}")
+    broker = KafkaBroker(
+        bootstrap, client_id=f"naive-{role}", enable_idempotence=profile.idempotent_producer
+    )
 
     def subscribe(topic: str) -> None:
-        @broker.subscriber(topic, group_id=f"{prefix}-{role}", auto_offset_reset="earliest")
+        @broker.subscriber(
+            topic,
+            group_id=f"{prefix}-{role}",
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=profile.fetch_max_wait_ms,
+        )
         async def handle(msg: KafkaMessage) -> None:
             op, out = step(prefix, topic, json.loads(msg.body))
             if isinstance(op, ReplaceOne):
@@ -212,6 +238,8 @@ def spawn_baseline(
             stack.mongo_url,
             "--prefix",
             prefix,
+            "--standin",
+            stack.kafka_standin,
         ],
         stdout=(logs / f"{mode}-{role}.log").open("ab"),
         stderr=subprocess.STDOUT,
@@ -234,7 +262,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--mongo", required=True)
     parser.add_argument("--prefix", required=True)
+    parser.add_argument("--standin", choices=["none", "tansu"], default="none")
     args = parser.parse_args()
+    standin: KafkaStandin = args.standin
 
     async def amain() -> None:
         stop = asyncio.Event()
@@ -242,7 +272,8 @@ def main() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         run = run_raw if args.mode == "raw" else run_naive
-        await run(args.role, args.bootstrap, args.mongo, args.prefix, stop)
+        profile = broker_profile(standin)
+        await run(args.role, args.bootstrap, args.mongo, args.prefix, stop, profile)
 
     asyncio.run(amain())
 

@@ -1,7 +1,9 @@
 """Results: printed as Markdown and written into docs/PERFORMANCE.md between markers.
 
 Each benchmark owns one block (``<!-- bench:NAME:begin -->`` … ``<!-- bench:NAME:end -->``);
-a run rewrites its block and leaves the rest of the document (the analysis) alone.
+a run rewrites its block and leaves the rest of the document (the analysis) alone. A benchmark
+run on several brokers is one block (:func:`side_by_side`): its headline numbers in one table,
+a column per broker, then each broker's own section with its load average and details.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.common import load_average, machine
+from benchmarks.common import BROKER_NAMES, load_average, machine
 
 COMMAND = "uv run python -m benchmarks "
 DOC = Path(__file__).resolve().parent.parent / "docs" / "PERFORMANCE.md"
@@ -27,6 +29,12 @@ class Report:
     facts: dict[str, str] = field(default_factory=machine)
     lines: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The broker it ran on (``apache`` | ``tansu``), "" when not broker-specific.
+    broker: str = ""
+    #: The few numbers compared across brokers (label → value), in display order.
+    headline: dict[str, str] = field(default_factory=dict)
+    #: One report per broker (a side-by-side report only).
+    sections: list[Report] = field(default_factory=list)
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
@@ -38,13 +46,62 @@ class Report:
             self.lines.append("| " + " | ".join(row) + " |")
         self.lines.append("")
 
-    def markdown(self) -> str:
+    def finish(self) -> Report:
+        """Record the load average as the run ends (call when the measurement is done)."""
         one, five, _ = load_average()
-        facts = dict(self.facts)
-        facts["load_at_end"] = f"{one:.2f} / {five:.2f} (1/5 min)"
-        about = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in facts.items())
+        self.facts.setdefault("load_at_end", f"{one:.2f} / {five:.2f} (1/5 min)")
+        return self
+
+    def markdown(self) -> str:
+        if self.sections:
+            return self._side_by_side_markdown()
+        self.finish()
+        about = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in self.facts.items())
         head = [f"### {self.title}", "", f"`{self.command}` — {about}", ""]
         return "\n".join([*head, *self.lines]).rstrip() + "\n"
+
+    def _side_by_side_markdown(self) -> str:
+        machine_facts = ("cpus", "memory", "python")
+        about = ", ".join(f"{k}: {self.facts[k]}" for k in machine_facts if k in self.facts)
+        out = [f"### {self.title}", "", f"`{self.command}` — {about}", ""]
+        labels: list[str] = []
+        for s in self.sections:
+            labels += [k for k in s.headline if k not in labels]
+        header = ["", *(BROKER_NAMES.get(s.broker, s.broker) for s in self.sections)]
+        out.append("| " + " | ".join(header) + " |")
+        out.append("|" + "---|" * len(header))
+        for label in labels:
+            out.append(
+                f"| {label} | "
+                + " | ".join(s.headline.get(label, "") for s in self.sections)
+                + " |"
+            )
+        loads = [
+            f"{s.facts.get('load_at_start', '?').split(' (')[0]} → "
+            f"{s.facts.get('load_at_end', '?').split(' (')[0]}"
+            for s in self.sections
+        ]
+        out.append(
+            "| load average (1/5/15 min) at start → (1/5) at end | " + " | ".join(loads) + " |"
+        )
+        out.append("")
+        for s in self.sections:
+            s.finish()
+            when = ", ".join(
+                f"{k.replace('_', ' ')}: {s.facts[k]}"
+                for k in ("date", "load_at_start", "load_at_end")
+                if k in s.facts
+            )
+            out += [f"#### On {BROKER_NAMES.get(s.broker, s.broker)}", "", when, "", *s.lines, ""]
+        return "\n".join(out).rstrip() + "\n"
+
+
+def side_by_side(reports: list[Report]) -> Report:
+    """One report of the same benchmark run on several brokers (a column per broker)."""
+    first = reports[0]
+    return Report(
+        first.name, first.title, command=first.command, facts=first.facts, sections=reports
+    )
 
 
 def write(report: Report, doc: Path = DOC) -> None:

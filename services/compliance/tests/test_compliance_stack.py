@@ -238,6 +238,26 @@ async def test_impact_counts_items_offers_creators_merchants_from_projections(
 # --- scheduling --------------------------------------------------------------------------------
 
 
+async def test_an_idle_scheduler_is_woken_by_the_commit_that_writes_a_schedule(
+    service: Service, probe: Any, platform: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With nothing pending the scheduler sleeps IDLE_SLEEP (no query twice a second on an idle
+    # service); a commit must wake it. A minute's idle sleep makes a missing wake-up plain.
+    from vitrine_compliance import repository, scheduler
+
+    assert await service.db[repository.SCHEDULES].count_documents({"status": "pending"}) == 0
+    monkeypatch.setattr(scheduler, "IDLE_SLEEP", 60.0)
+    await asyncio.sleep(scheduler.MAX_SLEEP + 5.5)  # the poll now sleeps for a minute
+    pid = f"pol-wake-{platform.uid()}"
+    data = platform.policy(pid, PAST, PAST + timedelta(days=24))
+    data["announced_at"] = (PAST - timedelta(days=3)).isoformat()
+    await platform.announce(data)
+    await probe.wait_for(
+        RULINGS, type="policy.in_force", subject=pid, phase="enforce_existing", timeout=40
+    )
+    await platform.retract(pid)
+
+
 async def test_block_new_then_enforce_existing_fire_once_each_in_order(
     service: Service, probe: Any, platform: Any
 ) -> None:

@@ -29,9 +29,12 @@ async def test_a_failing_poll_is_retried_until_it_succeeds(monkeypatch: Any) -> 
 
     monkeypatch.setattr(scheduler, "poll", poll)
     monkeypatch.setattr(scheduler, "MAX_SLEEP", 0.0)
+    monkeypatch.setattr(scheduler, "IDLE_SLEEP", 0.0)  # poll() says nothing is pending
+    # The loop listens for the service's commits (they wake it); nothing commits here.
+    rt = SimpleNamespace(guard=SimpleNamespace(after_commit=lambda listener: None))
     stamina.set_testing(True, attempts=100)
     try:
-        task = asyncio.create_task(scheduler.run(SimpleNamespace()))  # type: ignore[arg-type]
+        task = asyncio.create_task(scheduler.run(rt))  # type: ignore[arg-type]
         await asyncio.wait_for(done.wait(), timeout=5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

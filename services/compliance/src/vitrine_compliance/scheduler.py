@@ -14,12 +14,15 @@ outbox empty, so it fires after restart; a crash after the commit leaves it fire
 event in the outbox, which the relay sends. Nothing fires twice, and the ids of a firing are
 derived from the schedule and the policy's revision, so even a refire would carry the same
 ids. A time in the past is simply due: it fires at the next poll. The poll interval is
-min(time to the next due schedule, 0.5 s), measured on the injectable clock.
+min(time to the next due schedule, 0.5 s), measured on the injectable clock; with nothing
+pending it is 5 s, and every commit of the service wakes the poll (a schedule is only ever
+written in a transaction): an idle compliance reads nothing twice a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +40,9 @@ log = get_logger(__name__)
 SOURCE = "/vitrine/compliance"
 #: Longest sleep between polls (the clock may be moved by tests or be wrong by a bit).
 MAX_SLEEP = 0.5
+#: Longest sleep with no schedule pending: a commit wakes the poll before that, so this only
+#: bounds how late a schedule written by another replica (or by hand) is seen.
+IDLE_SLEEP = 5.0
 
 
 def ruling(data: EventData, policy: domain.Policy, key: str, seq: int, at: datetime) -> CloudEvent:
@@ -131,9 +137,16 @@ async def fire_due(rt: Runtime) -> int:
 
 
 async def poll(rt: Runtime) -> datetime | None:
-    """Fire what is due; when the next schedule is due (``None``: none pending)."""
-    await fire_due(rt)
-    return await repository.next_due(rt.db)
+    """Fire what is due; when the next schedule is due (``None``: none pending).
+
+    One query when nothing is due (the earliest pending schedule); the due ones are read only
+    when it is due.
+    """
+    upcoming = await repository.next_due(rt.db)
+    if upcoming is not None and upcoming <= rt.clock():
+        await fire_due(rt)
+        upcoming = await repository.next_due(rt.db)
+    return upcoming
 
 
 def _waiting(exc: Exception) -> bool:
@@ -148,12 +161,21 @@ def _waiting(exc: Exception) -> bool:
 
 
 async def run(rt: Runtime) -> None:
-    """Poll and fire until cancelled; database faults are waited out, never skipped."""
+    """Poll and fire until cancelled; database faults are waited out, never skipped.
+
+    Sleeps until the earliest pending schedule is due (at most :data:`MAX_SLEEP`), or
+    :data:`IDLE_SLEEP` with nothing pending, and wakes at every commit of this service (a new
+    schedule may be in it).
+    """
+    committed = asyncio.Event()
+    rt.guard.after_commit(lambda _session: committed.set())
     while True:
+        committed.clear()  # before reading: a commit from now on wakes the next sleep
         async for attempt in retries.forever(_waiting):
             with attempt:
                 upcoming = await poll(rt)
-        delay = MAX_SLEEP
+        delay = IDLE_SLEEP
         if upcoming is not None:
             delay = min(max((upcoming - rt.clock()).total_seconds(), 0.0), MAX_SLEEP)
-        await asyncio.sleep(delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(committed.wait(), delay)

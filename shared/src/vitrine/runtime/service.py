@@ -556,7 +556,7 @@ def run(defn: ServiceDefinition) -> None:
     app = build_app(defn, settings)
     # uvicorn echoes the lifespan's traceback; a StartupError has been said in one line.
     logging.getLogger("uvicorn.error").addFilter(_NoStartupErrorEcho())
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.http_host,
         port=settings.port,
@@ -564,6 +564,27 @@ def run(defn: ServiceDefinition) -> None:
         access_log=False,
         timeout_graceful_shutdown=HTTP_GRACEFUL_SECONDS,
     )
+    server = _SecondTickServer(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn.run's exit code for a start-up failure
+
+
+class _SecondTickServer(uvicorn.Server):
+    """uvicorn's server with its housekeeping tick once a second instead of every 0.1 s.
+
+    The tick only refreshes the ``Date`` header (once a second anyway) and notices a shutdown
+    request; ten wake-ups a second cost an idle service ~0.14 % of a core (measured,
+    docs/PERFORMANCE.md "Idle"). A SIGTERM is now noticed within 1 s instead of 0.1 s.
+    """
+
+    async def main_loop(self) -> None:
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 10) % 864000  # on_tick refreshes the header when % 10 == 0
+            await asyncio.sleep(1.0)
+            should_exit = await self.on_tick(counter)
 
 
 class _NoStartupErrorEcho(logging.Filter):

@@ -183,7 +183,8 @@ class ApacheKafkaNode:
         if not (self.log_dir / "meta.properties").exists():
             tool = [*self._java(), "kafka.tools.StorageTool", "format"]
             proc = subprocess.run(
-                # "--cluster-id=ID", not "-t ID": an id may begin with "-" (1 in 64).
+                # "=": an id may begin with "-" (url-safe base64), which a separate
+                # argument would read as an option (format failed 1 start in 64).
                 [*tool, f"--cluster-id={cluster_id()}", "-c", str(config), *self._format_extra()],
                 capture_output=True,
                 text=True,
