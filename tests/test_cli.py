@@ -219,6 +219,7 @@ async def test_tail_starts_at_a_partition_offset_and_shows_keys_and_headers(
         runner.invoke,
         app,
         ["tail", "merchants.products", *start, "--keys", "--headers", "--bootstrap", bootstrap],
+        env={"VITRINE_KAFKA_STANDIN": stack.kafka_standin},
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
