@@ -141,6 +141,30 @@ async def test_committed_rows_are_published_from_memory_without_a_read(rig, prob
     assert await outbox.pending(rig.db) == []  # and deleted once sent
 
 
+async def test_a_bulk_transaction_hands_nothing_over_and_is_read_back_in_order(
+    rig, probe, monkeypatch
+) -> None:
+    """Past ``HANDED_ROWS_MAX`` rows a transaction keeps none of them in memory (a policy
+    enforced on 50,000 items would hold them all until commit); the relay reads them back."""
+    monkeypatch.setattr(outbox, "HANDED_ROWS_MAX", 4)
+    relay = rig.relay(batch_size=3)
+    await drain(relay)
+    key = f"p-{uuid.uuid4().hex[:8]}"
+    staged = events(key, 7)
+    async with rig.guard.transaction() as session:
+        for item in staged:  # one row per stage call, as a chunked sweep stages them
+            await outbox.stage(rig.db, session, [item])
+        assert session not in outbox._staged  # past the bound: nothing kept for the relay
+    assert relay.queued() == 0
+    rig.finds.count = 0
+    assert await drain(relay) == 7
+    assert rig.finds.count >= 3  # read back from the table, three rows per read
+    assert await published_ids(probe, key, 7) == ids(staged)
+    small = events(key, 2)  # the next transaction hands its rows over again
+    await commit(rig, small)
+    assert relay.queued() == 1
+
+
 async def test_an_aborted_transaction_hands_nothing_over(rig, probe) -> None:
     relay = rig.relay()
     await drain(relay)

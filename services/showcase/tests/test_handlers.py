@@ -28,6 +28,7 @@ from vitrine.contract.events import (
     ShowcaseAddRequested,
 )
 from vitrine.runtime.messaging.unit_of_work import FIXED_TIME, InMemoryUnitOfWork, incoming
+from vitrine_showcase import handlers
 from vitrine_showcase.domain import (
     HOLD_DELISTED,
     HOLD_OFFER,
@@ -184,7 +185,10 @@ async def test_shop_closed_rechecks_require_shop_and_registered_restores() -> No
     ]
 
 
-async def test_enforce_and_lift_in_bulk_report_counts() -> None:
+@pytest.mark.parametrize("chunk", [1, 3, 1_000])
+async def test_enforce_and_lift_in_bulk_report_counts(chunk: int, monkeypatch) -> None:
+    # Swept a chunk of items at a time: the counts and events do not depend on the chunking.
+    monkeypatch.setattr(handlers, "SWEEP_CHUNK", chunk)
     store = InMemoryShowcaseStore()
     await run(store, "catalog.products", listed("p1", kind="wechat_mini_shop"), listed("p2"))
     await run(store, "accounts.shops", shop("c1"), shop("c2"))

@@ -47,7 +47,7 @@ OUTPUT = "showcase.items"
 REPORTS = "compliance.reports"
 SERVICE: Final = "showcase"
 #: Items per step of a bulk sweep: events staged and holds written together, then dropped.
-SWEEP_CHUNK: Final = 5_000
+SWEEP_CHUNK: Final = 1_000
 
 
 def make_handlers(store: Callable[[UnitOfWork], ShowcaseStore]) -> dict[str, BatchHandler]:
@@ -369,40 +369,46 @@ async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork, store: Sho
     started = time.perf_counter()
     log.info("enforcement.started", policy_id=policy.policy_id)
     items, accounts = await _candidates(policy, store)
-    decisions = [
-        decision
-        for item in items
-        if (
-            decision := domain.enforce(
-                policy, item, accounts.get(item.creator_id), accounts.get(item.merchant_id)
-            )
-        )
-        is not None
-    ]
     found = time.perf_counter()
-    await store.save_policy(policy, enforced_count=len(decisions))
-    before = {i.key: i for i in items}
-    newly = [d for d in decisions if d.ignored is None]
-    modified = 0
-    for part in repository.chunks(newly, SWEEP_CHUNK):
-        for decision in part:
+    matched = newly_held = modified = 0
+    # Decided a chunk at a time: only the chunk's decisions (new item states and their events)
+    # are alive at once, next to the candidates themselves.
+    for part in repository.chunks(items, SWEEP_CHUNK):
+        decisions = [
+            decision
+            for item in part
+            if (
+                decision := domain.enforce(
+                    policy, item, accounts.get(item.creator_id), accounts.get(item.merchant_id)
+                )
+            )
+            is not None
+        ]
+        matched += len(decisions)
+        before = {i.key: i for i in part}
+        newly = [d for d in decisions if d.ignored is None]
+        if not newly:
+            continue
+        newly_held += len(newly)
+        for decision in newly:
             decision.emit(uow, cause=cause)
         await stage_emitted(uow)
-        log.info("enforcement.staged", policy_id=policy.policy_id, events=len(part))
-        modified += await store.save_item_changes([(before[d.state.key], d.state) for d in part])
-    _report(uow, policy.policy_id, "enforce_existing", len(decisions), cause)
+        log.info("enforcement.staged", policy_id=policy.policy_id, events=len(newly))
+        modified += await store.save_item_changes([(before[d.state.key], d.state) for d in newly])
+    await store.save_policy(policy, enforced_count=matched)
+    _report(uow, policy.policy_id, "enforce_existing", matched, cause)
     await stage_emitted(uow)
     log.info(
         "enforcement.applied",
         policy_id=policy.policy_id,
-        matched=len(decisions),
-        newly_suspended=len(newly),
+        matched=matched,
+        newly_suspended=newly_held,
         modified=modified,
         seconds=round(time.perf_counter() - started, 3),
         find_seconds=round(found - started, 3),
         stage_and_update_seconds=round(time.perf_counter() - found, 3),
     )
-    return len(decisions)
+    return matched
 
 
 async def _lifted(event: Event[Any], uow: UnitOfWork, store: ShowcaseStore) -> None:

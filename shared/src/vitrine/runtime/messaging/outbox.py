@@ -136,6 +136,12 @@ def _row(lines: list[str]) -> Document:
 _staged: weakref.WeakKeyDictionary[AsyncClientSession, list[tuple[str, Document]]] = (
     weakref.WeakKeyDictionary()
 )
+#: Rows handed over per transaction at most. A bulk transaction (a policy enforced on 50,000
+#: items) would otherwise keep every row it staged in memory until it commits, only for the
+#: relay to drop them (its memory queue holds far fewer): past this, the session is marked
+#: overflowed and the relay reads those rows from the table instead (P4, PERFORMANCE.md).
+HANDED_ROWS_MAX = 1_000
+_overflowed: weakref.WeakSet[AsyncClientSession] = weakref.WeakSet()
 
 
 async def stage(
@@ -157,7 +163,14 @@ async def stage(
     rows = outbox_rows(events, traces)
     await db[OUTBOX].insert_many(rows, session=session)
     if session.in_transaction:
-        _staged.setdefault(session, []).extend((db.name, row) for row in rows)
+        if session in _overflowed:
+            return
+        handed = _staged.setdefault(session, [])
+        if len(handed) + len(rows) > HANDED_ROWS_MAX:
+            del _staged[session]
+            _overflowed.add(session)
+            return
+        handed.extend((db.name, row) for row in rows)
 
 
 def records(row: Document) -> list[OutgoingRecord]:
@@ -238,6 +251,11 @@ class OutboxRelay:
 
     def _committed(self, session: AsyncClientSession) -> None:
         """Guard listener: take the rows ``session`` staged (its transaction just committed)."""
+        if session in _overflowed:  # too many to hand over: the relay reads the table
+            _overflowed.discard(session)
+            self._fall_back()
+            self._wake.set()
+            return
         rows = [row for name, row in _staged.pop(session, ()) if name == self._db.name]
         if not rows:
             return
