@@ -25,10 +25,6 @@ from vitrine.contract.events import (
     LiveExplainRequested,
     LiveRemoveRequested,
     LiveStartRequested,
-    OfferActivated,
-    OfferRestored,
-    OfferSuspended,
-    OfferWithdrawn,
     PolicyInForce,
     PolicyLifted,
     ProductBackInStock,
@@ -39,13 +35,15 @@ from vitrine.contract.events import (
     ShopClosed,
     ShopRegistered,
 )
+from vitrine.contract.offers import OfferEvent, offer_after
+from vitrine.contract.policy_kernel import account_after
 from vitrine.runtime.decision import Decision
 from vitrine.runtime.handlers import bind_table, stage_emitted
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_live import domain
-from vitrine_live.domain import Account, AddContext, Offer, Policy, Product, Session, Shop
+from vitrine_live.domain import Account, AddContext, Offer, Policy, Product, Session
 from vitrine_live.repository import LiveStore, chunks
 
 log = get_logger(__name__)
@@ -254,29 +252,9 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: LiveSt
 # --- distribution.offers -----------------------------------------------------------------------
 
 
-def _offer_after(event: Event[Any], known: Offer | None) -> Offer | None:
-    """The offer projection after one ``distribution.offers`` event (``None``: unchanged)."""
-    match event.data:
-        case OfferActivated() as d:  # published or re-published: new terms, maybe revived
-            return Offer(
-                d.offer_id,
-                d.product_id,
-                d.merchant_id,
-                d.plan,
-                frozenset(d.creator_ids),
-                suspended=known.suspended if known else False,
-            )
-        case OfferWithdrawn() as d:
-            return replace(known or Offer(d.offer_id, d.product_id, d.merchant_id, "general"),
-                           withdrawn=True)  # fmt: skip
-        case OfferSuspended() if known is not None:
-            return replace(known, suspended=True)
-        case OfferRestored() if known is not None:
-            return replace(known, suspended=False)
-    return None  # offer.refused: nothing changed on the offer
-
-
-async def apply_offers(events: list[Event[Any]], uow: UnitOfWork, store: LiveStore) -> None:
+async def apply_offers(
+    events: list[Event[OfferEvent]], uow: UnitOfWork, store: LiveStore
+) -> None:
     """Project offers; cart items taken through an offer are held ``offer_unavailable`` while
     it is withdrawn or suspended or does not name their creator."""
     ids = {e.data.offer_id for e in events}
@@ -284,7 +262,7 @@ async def apply_offers(events: list[Event[Any]], uow: UnitOfWork, store: LiveSto
     state = _Sessions(await store.open_sessions_with_offers(ids))
     changed: set[str] = set()
     for event in events:
-        offer = _offer_after(event, offers.get(event.data.offer_id))
+        offer = offer_after(event.data, offers.get(event.data.offer_id))
         if offer is None:
             continue
         offers[offer.offer_id] = offer
@@ -314,12 +292,7 @@ async def apply_shops(
         accounts |= await store.load_accounts(merchants)
     for event in events:
         d = event.data
-        account = accounts.get(d.account_id) or Account(d.account_id)
-        match d:
-            case ShopRegistered():
-                account = account.register(Shop(d.shop_id, d.shop_kind, d.service_provider_built))
-            case ShopClosed():
-                account = account.close(d.shop_id)
+        account = account_after(accounts.get(d.account_id), d)
         accounts[d.account_id] = account
         session = open_of.get(d.account_id)
         if session is not None:

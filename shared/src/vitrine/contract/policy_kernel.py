@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
+from vitrine.contract.events.accounts import ShopClosed, ShopRegistered
 from vitrine.contract.events.base import Source, Surface
 from vitrine.contract.events.policies import DisallowSource, Exemptions, RequireShop, Rule
 
@@ -41,6 +42,7 @@ __all__ = [
     "PolicyTerms",
     "Shop",
     "Terms",
+    "account_after",
     "bars",
     "breaches",
     "disallowing_rules",
@@ -91,6 +93,16 @@ class Account:
     def close(self, shop_id: str) -> Account:
         """The account after ``shop.closed``."""
         return replace(self, shops=tuple(s for s in self.shops if s.shop_id != shop_id))
+
+
+def account_after(account: Account | None, data: ShopRegistered | ShopClosed) -> Account:
+    """The account after ``shop.registered`` / ``shop.closed`` (``None``: never seen yet)."""
+    current = account or Account(data.account_id)
+    match data:
+        case ShopRegistered():
+            return current.register(Shop(data.shop_id, data.shop_kind, data.service_provider_built))
+        case ShopClosed():
+            return current.close(data.shop_id)
 
 
 # --- policies and placements -------------------------------------------------------------------
