@@ -15,7 +15,6 @@ from typing import Any, Final
 
 from vitrine.contract.envelope import Event
 from vitrine.contract.events import (
-    EnforcementReported,
     ItemAdded,
     ItemRemoved,
     ItemRestored,
@@ -31,14 +30,13 @@ from vitrine.contract.events import (
     ProductDelisted,
     ProductListed,
     ProductSoldOut,
-    ReportPhase,
     ShopClosed,
     ShopRegistered,
 )
 from vitrine.contract.offers import OfferEvent, offer_after
 from vitrine.contract.policy_kernel import account_after
 from vitrine.runtime.decision import Decision
-from vitrine.runtime.handlers import bind_table, stage_emitted
+from vitrine.runtime.handlers import bind_table, report_enforcement, stage_emitted
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
@@ -47,7 +45,6 @@ from vitrine_live.domain import Account, AddContext, Offer, Policy, Product, Ses
 from vitrine_live.repository import LiveStore, chunks
 
 log = get_logger(__name__)
-REPORTS: Final = "compliance.reports"
 SERVICE: Final = "live"
 #: Sessions per step of a bulk sweep: events staged and sessions written together.
 SWEEP_CHUNK: Final = 1_000
@@ -252,9 +249,7 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: LiveSt
 # --- distribution.offers -----------------------------------------------------------------------
 
 
-async def apply_offers(
-    events: list[Event[OfferEvent]], uow: UnitOfWork, store: LiveStore
-) -> None:
+async def apply_offers(events: list[Event[OfferEvent]], uow: UnitOfWork, store: LiveStore) -> None:
     """Project offers; cart items taken through an offer are held ``offer_unavailable`` while
     it is withdrawn or suspended or does not name their creator."""
     ids = {e.data.offer_id for e in events}
@@ -316,12 +311,7 @@ async def apply_rulings(events: list[Event[Any]], uow: UnitOfWork, store: LiveSt
                 if existing is not None and existing.lifted:
                     log.warning("policy.ruling_ignored", policy_id=d.policy_id, why="lifted")
                     continue
-                policy = Policy(
-                    d.policy_id,
-                    tuple(d.rules),
-                    d.exemptions,
-                    (existing.phases if existing else frozenset()) | {d.phase},
-                )
+                policy = (existing or Policy(d.policy_id)).reached(d)
                 await store.save_policy(policy)
                 if d.phase == "enforce_existing":
                     await enforce(policy, event, uow, store)
@@ -368,7 +358,7 @@ async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork, store: Liv
 
     if policy.names_live:
         await _sweep(await store.open_sessions(), decide, accounts_for, cause, uow, store)
-        _report(uow, policy.policy_id, "enforce_existing", barred, cause)
+        report_enforcement(uow, SERVICE, policy.policy_id, "enforce_existing", barred, cause)
         await stage_emitted(uow)
     log.info(
         "enforcement.applied",
@@ -392,18 +382,6 @@ async def lift(policy_id: str, cause: Event[Any], uow: UnitOfWork, store: LiveSt
 
     await _sweep(held, lambda s, _: domain.lift(policy_id, s), no_accounts, cause, uow, store)
     if policy.names_live:
-        _report(uow, policy_id, "lifted", released, cause)
+        report_enforcement(uow, SERVICE, policy_id, "lifted", released, cause)
         await stage_emitted(uow)
     return released
-
-
-def _report(
-    uow: UnitOfWork, policy_id: str, phase: ReportPhase, affected: int, cause: Event[Any]
-) -> None:
-    uow.emit(
-        REPORTS,
-        EnforcementReported(policy_id=policy_id, service=SERVICE, phase=phase, affected=affected),
-        subject=policy_id,
-        cause=cause,
-        key=f"report:{phase}",
-    )

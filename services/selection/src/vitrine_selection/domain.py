@@ -336,12 +336,7 @@ def apply_ruling(policy: Policy | None, data: RulingInput) -> Decision[Policy]:
         case PolicyInForce():
             if current.lifted:
                 return Decision.ignore(current, "lifted")
-            new = replace(
-                current,
-                rules=tuple(data.rules),
-                exemptions=data.exemptions,
-                phases=current.phases | {data.phase},
-            )
+            new = current.reached(data)
         case PolicyLifted():
             new = replace(current, lifted=True)
     return Decision(new)

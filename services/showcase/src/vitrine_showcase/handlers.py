@@ -22,21 +22,19 @@ from typing import Any, Final
 
 from vitrine.contract.envelope import Event
 from vitrine.contract.events import (
-    EnforcementReported,
     ItemRefused,
     ProductBackInStock,
     ProductDelisted,
     ProductListed,
     ProductSoldOut,
     Reason,
-    ReportPhase,
     ShopClosed,
     ShopRegistered,
 )
 from vitrine.contract.offers import OfferEvent, offer_after
 from vitrine.contract.policy_kernel import account_after
 from vitrine.runtime.decision import Decision
-from vitrine.runtime.handlers import bind_table, stage_emitted
+from vitrine.runtime.handlers import bind_table, report_enforcement, stage_emitted
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
@@ -46,7 +44,6 @@ from vitrine_showcase.repository import ShowcaseStore
 
 log = get_logger(__name__)
 OUTPUT = "showcase.items"
-REPORTS = "compliance.reports"
 SERVICE: Final = "showcase"
 #: Items per step of a bulk sweep: events staged and holds written together, then dropped.
 SWEEP_CHUNK: Final = 5_000
@@ -307,12 +304,7 @@ async def _in_force(event: Event[Any], uow: UnitOfWork, store: ShowcaseStore) ->
     if existing is not None and existing.lifted:
         log.warning("policy.ruling_ignored", policy_id=d.policy_id, why="already_lifted")
         return
-    policy = Policy(
-        policy_id=d.policy_id,
-        rules=tuple(d.rules),
-        exemptions=d.exemptions,
-        phases=(existing.phases if existing else frozenset()) | {d.phase},
-    )
+    policy = (existing or Policy(d.policy_id)).reached(d)
     if not policy.enforcing:  # block_new: additions are judged against it from now on
         await store.save_policy(policy)
         return
@@ -369,7 +361,7 @@ async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork, store: Sho
         await stage_emitted(uow)
         log.info("enforcement.staged", policy_id=policy.policy_id, events=len(part))
         modified += await store.save_item_changes([(before[d.state.key], d.state) for d in part])
-    _report(uow, policy.policy_id, "enforce_existing", len(decisions), cause)
+    report_enforcement(uow, SERVICE, policy.policy_id, "enforce_existing", len(decisions), cause)
     await stage_emitted(uow)
     log.info(
         "enforcement.applied",
@@ -402,23 +394,11 @@ async def _lifted(event: Event[Any], uow: UnitOfWork, store: ShowcaseStore) -> N
         await store.save_item_changes(
             [(item, dec.state) for item, dec in zip(part, decisions, strict=True)]
         )
-    _report(uow, d.policy_id, "lifted", count, event)
+    report_enforcement(uow, SERVICE, d.policy_id, "lifted", count, event)
     await stage_emitted(uow)
     log.info(
         "policy.lifted_applied",
         policy_id=d.policy_id,
         released=len(held),
         seconds=round(time.perf_counter() - started, 3),
-    )
-
-
-def _report(
-    uow: UnitOfWork, policy_id: str, phase: ReportPhase, affected: int, cause: Event[Any]
-) -> None:
-    uow.emit(
-        REPORTS,
-        EnforcementReported(policy_id=policy_id, service=SERVICE, phase=phase, affected=affected),
-        subject=policy_id,
-        cause=cause,
-        key=f"report:{phase}",
     )

@@ -28,11 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Self
 
 from vitrine.contract.events.accounts import ShopClosed, ShopRegistered
 from vitrine.contract.events.base import Source, Surface
-from vitrine.contract.events.policies import DisallowSource, Exemptions, RequireShop, Rule
+from vitrine.contract.events.policies import (
+    DisallowSource,
+    Exemptions,
+    PolicyInForce,
+    RequireShop,
+    Rule,
+)
 
 __all__ = [
     "Account",
@@ -152,6 +158,16 @@ class PolicyState:
     def enforcing(self) -> bool:
         """Holds existing placements (``enforce_existing`` reached, not lifted)."""
         return judges_existing(self.phases) and not self.lifted
+
+    def reached(self, ruling: PolicyInForce) -> Self:
+        """The policy after ``policy.in_force``: its terms as ruled, the phase added (whether
+        a lifted policy may be revived is the caller's rule)."""
+        return replace(
+            self,
+            rules=tuple(ruling.rules),
+            exemptions=ruling.exemptions,
+            phases=self.phases | {ruling.phase},
+        )
 
 
 @dataclass(frozen=True)
