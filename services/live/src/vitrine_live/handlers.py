@@ -90,16 +90,10 @@ class _Sessions:
 
 # --- creators.live -----------------------------------------------------------------------------
 
-Request = (
-    LiveStartRequested
-    | LiveAddRequested
-    | LiveRemoveRequested
-    | LiveExplainRequested
-    | LiveEndRequested
-)
 
-
-async def apply_requests(events: list[Event[Request]], uow: UnitOfWork, store: LiveStore) -> None:
+async def apply_requests(
+    events: list[Event[domain.Request]], uow: UnitOfWork, store: LiveStore
+) -> None:
     """Creators' start / add / remove / explain / end requests, in order."""
     sessions = await store.load_sessions({e.data.session_id for e in events})
     open_of = await store.open_sessions_of({e.subject for e in events})
