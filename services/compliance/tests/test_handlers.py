@@ -26,7 +26,8 @@ from vitrine.contract.events import (
     ShopRegistered,
     Source,
 )
-from vitrine.runtime.messaging.unit_of_work import FIXED_TIME, InMemoryUnitOfWork, incoming
+from vitrine.runtime.messaging.unit_of_work import FIXED_TIME
+from vitrine.tools.testing.handlers import run_batch
 from vitrine_compliance import domain, repository
 from vitrine_compliance.handlers import make_handlers
 from vitrine_compliance.repository import InMemoryStore
@@ -53,17 +54,14 @@ def announced(pid: str = "pol-1", **over: Any) -> PolicyAnnounced:
 
 
 async def run(store: InMemoryStore, topic: str, *data: EventData, subject: str = "") -> Any:
-    uow = InMemoryUnitOfWork(service="compliance")
-    events = [incoming(d, subject or _subject(d)) for d in data]
-    await make_handlers(lambda _: store)[topic](events, uow)
-    return uow
+    handlers = make_handlers(lambda _: store)
+    return await run_batch(
+        handlers, topic, *data, service="compliance", subject=subject, fields=KEYS
+    )
 
 
-def _subject(d: EventData) -> str:
-    for name in ("policy_id", "product_id", "account_id", "offer_id"):
-        if isinstance(value := getattr(d, name, None), str):
-            return value
-    raise AssertionError(d)
+#: What compliance's inputs are keyed by, first present first.
+KEYS = ("policy_id", "product_id", "account_id", "offer_id")
 
 
 def listed(pid: str, kind: str) -> ProductListed:

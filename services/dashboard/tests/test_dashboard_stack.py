@@ -3,10 +3,8 @@ published on their topics, the numbers read back exactly."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from vitrine.tools.testing.http import until
 from vitrine.tools.testing.probe import cloud_event
 from vitrine_dashboard.domain import TZ
 from vitrine_dashboard.service import DEFINITION
@@ -54,21 +53,6 @@ def order_paid(
         "quantity": 2,
     }
     return cloud_event("order.paid", order, data)
-
-
-async def until(
-    http: httpx.AsyncClient, path: str, ok: Callable[[dict[str, Any]], bool], timeout: float = 30
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        resp = await http.get(path)
-        if resp.status_code == 200:
-            body = resp.json()
-            if ok(body):
-                return body
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{path} never satisfied the check; last body: {body}")
 
 
 async def test_orders_refunds_and_commissions_are_exact(http, publisher) -> None:

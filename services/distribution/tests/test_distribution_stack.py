@@ -3,13 +3,10 @@ with an injectable clock; catalog, compliance, accounts and orders are played by
 
 from __future__ import annotations
 
-import asyncio
-import json
 import random
-import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from vitrine.contract.ids import dedupe_key
+from vitrine.tools.testing.http import until
 from vitrine.tools.testing.probe import Publisher, TopicProbe, cloud_event
 from vitrine.tools.testing.services import running
 from vitrine_distribution.domain import SHANGHAI, commission_for
@@ -56,21 +54,6 @@ def uid() -> str:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-async def until(
-    http: httpx.AsyncClient, path: str, pred: Callable[[Any], bool], timeout: float = 30.0
-) -> Any:
-    deadline = time.monotonic() + timeout
-    body: Any = None
-    while time.monotonic() < deadline:
-        resp = await http.get(path)
-        if resp.status_code == 200:
-            body = resp.json()
-            if pred(body):
-                return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting on {path}: last {json.dumps(body)[:2000]}")
 
 
 async def list_product(

@@ -22,9 +22,9 @@ from vitrine.contract.events import (
     OrderRefunded,
     PolicyInForce,
     ProductDelisted,
-    ProductListed,
 )
 from vitrine.runtime.messaging.unit_of_work import InMemoryUnitOfWork, incoming
+from vitrine.tools.testing.handlers import product_listed as listed
 from vitrine_distribution.domain import SHANGHAI
 from vitrine_distribution.handlers import make_handlers
 from vitrine_distribution.repository import InMemoryStore
@@ -65,22 +65,6 @@ class Distribution:
     def out(self, topic: str) -> list[tuple[str, str, dict[str, Any]]]:
         """(id, type, data) of what was emitted on ``topic``, in order."""
         return [(e.id, e.type, e.data) for t, e in self.emitted if t == topic]
-
-
-def listed(pid: str = "p1", merchant: str = "m1", kind: str = "channels_shop") -> ProductListed:
-    return ProductListed.model_validate(
-        {
-            "product_id": pid,
-            "merchant_id": merchant,
-            "version": 1,
-            "source": {"kind": kind},
-            "title": "Tea cup",
-            "price_fen": 1990,
-            "category": "home",
-            "images": ["https://img.example/1.jpg"],
-            "skus": [{"sku_id": "default", "price_fen": 1990, "stock": 5}],
-        }
-    )
 
 
 def offer(bps: int = 1000, offer_id: str = "o1") -> OfferPublished:

@@ -3,8 +3,6 @@ emission, no Kafka, no MongoDB."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from vitrine.contract.events import (
@@ -27,17 +25,17 @@ from vitrine.contract.events import (
     LiveSessionRefused,
     LiveSessionStarted,
     LiveStartRequested,
-    OfferActivated,
     OfferWithdrawn,
-    PolicyInForce,
     PolicyLifted,
     ProductDelisted,
-    ProductListed,
     ShopClosed,
     ShopRegistered,
 )
 from vitrine.contract.holds import HOLD_DELISTED, policy_hold
-from vitrine.runtime.messaging.unit_of_work import FIXED_TIME, InMemoryUnitOfWork, incoming
+from vitrine.tools.testing.handlers import offer_activated as activated
+from vitrine.tools.testing.handlers import policy_in_force as in_force
+from vitrine.tools.testing.handlers import product_listed as listed
+from vitrine.tools.testing.handlers import run_batch
 from vitrine_live.handlers import make_handlers
 from vitrine_live.repository import InMemoryLiveStore
 
@@ -48,50 +46,8 @@ async def run(
     store: InMemoryLiveStore, topic: str, *data: EventData, subject: str | None = None
 ) -> list[EventData]:
     """One batch on ``topic``; the events it emitted (typed, re-validated)."""
-    uow = InMemoryUnitOfWork(service="live")
-    events = [incoming(d, subject or _subject(d)) for d in data]
-    await make_handlers(lambda _: store)[topic](events, uow)
-    return uow.events()
-
-
-def _subject(d: Any) -> str:
-    for name in ("creator_id", "account_id", "offer_id", "policy_id", "product_id"):
-        if hasattr(d, name):
-            return str(getattr(d, name))
-    raise AssertionError(d)
-
-
-def listed(pid: str = "p1", merchant: str = "m1", kind: str = "channels_shop") -> ProductListed:
-    return ProductListed.model_validate(
-        {
-            "product_id": pid,
-            "merchant_id": merchant,
-            "version": 1,
-            "source": {"kind": kind},
-            "title": "Tea cup",
-            "price_fen": 1990,
-        }
-    )
-
-
-def activated(offer: str = "o1", plan: str = "general", creators: tuple[str, ...] = ()) -> Any:
-    return OfferActivated.model_validate(
-        {
-            "offer_id": offer,
-            "product_id": "p1",
-            "merchant_id": "m1",
-            "commission_bps": 1000,
-            "plan": plan,
-            "creator_ids": list(creators),
-            "effective_at": FIXED_TIME,
-        }
-    )
-
-
-def in_force(pid: str, phase: str, rules: list[dict[str, Any]]) -> PolicyInForce:
-    return PolicyInForce.model_validate(
-        {"policy_id": pid, "phase": phase, "rules": rules, "effective_at": FIXED_TIME}
-    )
+    handlers = make_handlers(lambda _: store)
+    return (await run_batch(handlers, topic, *data, service="live", subject=subject)).events()
 
 
 MINI_SHOP_ON_LIVE = {

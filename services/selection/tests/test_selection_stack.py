@@ -4,11 +4,10 @@ its own category (and platform), so tests sharing the stack never see each other
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 
+from vitrine.tools.testing.http import until
 from vitrine.tools.testing.probe import Publisher, cloud_event
 from vitrine.tools.testing.services import running
 from vitrine_selection import repository, search
@@ -38,21 +38,6 @@ def uid() -> str:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-async def until(
-    http: httpx.AsyncClient, path: str, pred: Callable[[Any], bool], timeout: float = 30.0
-) -> Any:
-    deadline = time.monotonic() + timeout
-    body: Any = None
-    while time.monotonic() < deadline:
-        resp = await http.get(path)
-        if resp.status_code == 200:
-            body = resp.json()
-            if pred(body):
-                return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting on {path}: last {json.dumps(body)[:2000]}")
 
 
 async def offer_ids(http: httpx.AsyncClient, query: str) -> list[str]:

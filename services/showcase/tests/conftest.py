@@ -8,17 +8,16 @@ session cannot then change this suite's outcomes.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from vitrine.runtime import mongo
+from vitrine.tools.testing.http import until
 from vitrine.tools.testing.probe import Publisher, TopicProbe, cloud_event
 from vitrine_showcase.domain import item_key
 
@@ -29,25 +28,6 @@ REPORTS = "compliance.reports"
 
 def uid() -> str:
     return uuid.uuid4().hex[:8]
-
-
-async def until(
-    http: httpx.AsyncClient,
-    path: str,
-    check: Callable[[JSON], bool] = lambda _: True,
-    timeout: float = 30.0,
-) -> JSON:
-    """Poll a read-only route until it answers 200 with a body that passes ``check``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        resp = await http.get(path)
-        if resp.status_code == 200:
-            last = resp.json()
-            if check(last):
-                return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{path} never satisfied the check; last answer {last!r}")
 
 
 def codes(record: Any) -> set[str]:

@@ -3,8 +3,6 @@ emission, no Kafka, no MongoDB (the tier between test_domain/test_holds and the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from vitrine.contract.events import (
@@ -13,21 +11,21 @@ from vitrine.contract.events import (
     ItemRefused,
     ItemRestored,
     ItemSuspended,
-    OfferActivated,
     OfferRestored,
     OfferSuspended,
     OfferWithdrawn,
-    PolicyInForce,
     PolicyLifted,
     ProductBackInStock,
     ProductDelisted,
-    ProductListed,
     ProductSoldOut,
     ShopClosed,
     ShopRegistered,
     ShowcaseAddRequested,
 )
-from vitrine.runtime.messaging.unit_of_work import FIXED_TIME, InMemoryUnitOfWork, incoming
+from vitrine.tools.testing.handlers import offer_activated as activated
+from vitrine.tools.testing.handlers import policy_in_force as in_force
+from vitrine.tools.testing.handlers import product_listed as listed
+from vitrine.tools.testing.handlers import run_batch
 from vitrine_showcase import handlers
 from vitrine_showcase.domain import (
     HOLD_DELISTED,
@@ -46,45 +44,8 @@ ITEMS = "showcase.items"
 
 async def run(store: InMemoryShowcaseStore, topic: str, *data: EventData) -> list[EventData]:
     """One batch on ``topic``; the events it emitted (typed, re-validated)."""
-    uow = InMemoryUnitOfWork(service="showcase")
-    events = [incoming(d, _subject(d)) for d in data]
-    await make_handlers(lambda _: store)[topic](events, uow)
-    return uow.events()
-
-
-def _subject(d: Any) -> str:
-    for name in ("creator_id", "account_id", "offer_id", "policy_id", "product_id"):
-        if hasattr(d, name):
-            return str(getattr(d, name))
-    raise AssertionError(d)
-
-
-def listed(pid: str = "p1", merchant: str = "m1", kind: str = "channels_shop") -> ProductListed:
-    return ProductListed.model_validate(
-        {
-            "product_id": pid,
-            "merchant_id": merchant,
-            "version": 1,
-            "source": {"kind": kind},
-            "title": "Tea cup",
-            "price_fen": 1990,
-            "category": "home",
-            "images": ["https://img.example/1.jpg"],
-            "skus": [{"sku_id": "default", "price_fen": 1990, "stock": 5}],
-        }
-    )
-
-
-def activated(offer: str = "o1", plan: str = "general", creators: tuple[str, ...] = ()) -> Any:
-    return OfferActivated(
-        offer_id=offer,
-        product_id="p1",
-        merchant_id="m1",
-        commission_bps=1000,
-        plan=plan,  # type: ignore[arg-type]
-        creator_ids=list(creators),
-        effective_at=FIXED_TIME,
-    )
+    handlers = make_handlers(lambda _: store)
+    return (await run_batch(handlers, topic, *data, service="showcase")).events()
 
 
 def shop(account: str, kind: str = "channels_shop", shop_id: str = "s1") -> ShopRegistered:
@@ -94,12 +55,6 @@ def shop(account: str, kind: str = "channels_shop", shop_id: str = "s1") -> Shop
 REQUIRE_CHANNELS = [
     {"kind": "require_shop", "surfaces": ["showcase"], "shop_kind": "channels_shop"}
 ]
-
-
-def in_force(pid: str, phase: str, rules: list[dict[str, Any]]) -> PolicyInForce:
-    return PolicyInForce.model_validate(
-        {"policy_id": pid, "phase": phase, "rules": rules, "effective_at": FIXED_TIME}
-    )
 
 
 async def a_showcase_with_an_offer_item() -> InMemoryShowcaseStore:

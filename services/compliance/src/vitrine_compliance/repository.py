@@ -34,6 +34,7 @@ from vitrine.contract.events import (
 )
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
+from vitrine.runtime.projection_documents import account_from_document
 from vitrine_compliance.domain import (
     Account,
     Cause,
@@ -43,7 +44,6 @@ from vitrine_compliance.domain import (
     Policy,
     ProductInfo,
     ScheduleOp,
-    Shop,
 )
 
 POLICIES = "policies"
@@ -241,22 +241,12 @@ def to_product(doc: Document) -> ProductInfo:
     )
 
 
-def to_account(doc: Document) -> Account:
-    return Account(
-        doc["_id"],
-        tuple(
-            Shop(s["shop_id"], s["shop_kind"], s.get("service_provider_built", False))
-            for s in doc.get("shops", [])
-        ),
-    )
-
-
 async def load_accounts(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Account]:
     wanted = list(set(ids))
     if not wanted:
         return {}
     cursor = db[ACCOUNTS].find({"_id": {"$in": wanted}}, session=session)
-    return {doc["_id"]: to_account(doc) async for doc in cursor}
+    return {doc["_id"]: account_from_document(doc) async for doc in cursor}
 
 
 async def load_products(
@@ -431,7 +421,7 @@ class InMemoryStore:
             to_offer({**d, "_id": k}) for k, d in p[OFFERS].items() if d["status"] == "active"
         ]
         products = {k: to_product({**d, "_id": k}) for k, d in p[PRODUCTS].items()}
-        accounts = {k: to_account({**d, "_id": k}) for k, d in p[ACCOUNTS].items()}
+        accounts = {k: account_from_document({**d, "_id": k}) for k, d in p[ACCOUNTS].items()}
         return items, offers, products, accounts
 
     async def load_projection(self, collection: str, ids: Iterable[str]) -> dict[str, Document]:

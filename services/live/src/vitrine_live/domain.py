@@ -45,6 +45,8 @@ from vitrine.contract.events import (
     Source,
 )
 from vitrine.contract.holds import HOLD_DELISTED, HOLD_OFFER, HOLD_SOLD_OUT, policy_hold
+from vitrine.contract.offers import Offer as Offer  # the projection showcase keeps too
+from vitrine.contract.offers import offer_reasons
 from vitrine.contract.policy_kernel import Account as Account  # live's accounts too
 from vitrine.contract.policy_kernel import Shop as Shop
 from vitrine.runtime.decision import Decision, Emit
@@ -80,30 +82,6 @@ class Product:
     source: Source | None
     listed: bool
     sold_out: bool = False
-
-
-@dataclass(frozen=True)
-class Offer:
-    """An offer as distribution published it; active unless withdrawn or suspended."""
-
-    offer_id: str
-    product_id: str
-    merchant_id: str
-    plan: str
-    creator_ids: frozenset[str] = frozenset()
-    withdrawn: bool = False
-    suspended: bool = False
-
-    @property
-    def active(self) -> bool:
-        return not (self.withdrawn or self.suspended)
-
-    def names(self, creator_id: str) -> bool:
-        """Whether the creator is on the offer's plan (a general plan names everyone)."""
-        return self.plan != "targeted" or creator_id in self.creator_ids
-
-    def available_to(self, creator_id: str) -> bool:
-        return self.active and self.names(creator_id)
 
 
 @dataclass(frozen=True)
@@ -298,24 +276,7 @@ def refusal_reasons(
         reasons.append(_reason("sold_out", f"product {product_id} is sold out"))
     creator_id = session.creator_id
     if offer_id is not None:
-        offer = ctx.offer
-        if offer is None or not offer.active or offer.product_id != product_id:
-            why = (
-                "is unknown"
-                if offer is None
-                else "is not active"
-                if not offer.active
-                else f"is for product {offer.product_id}"
-            )
-            reasons.append(_reason("offer_not_available", f"offer {offer_id} {why}", "offer_id"))
-        if offer is not None and not offer.names(creator_id):
-            reasons.append(
-                _reason(
-                    "not_in_targeted_plan",
-                    f"offer {offer_id} is a targeted plan that does not name {creator_id}",
-                    "offer_id",
-                )
-            )
+        reasons += offer_reasons(ctx.offer, offer_id, product_id, creator_id)
     elif not ctx.in_showcase:
         reasons.append(
             _reason(

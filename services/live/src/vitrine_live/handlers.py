@@ -15,7 +15,6 @@ from typing import Any, Final
 
 from vitrine.contract.envelope import Event
 from vitrine.contract.events import (
-    EnforcementReported,
     ItemAdded,
     ItemRemoved,
     ItemRestored,
@@ -25,31 +24,27 @@ from vitrine.contract.events import (
     LiveExplainRequested,
     LiveRemoveRequested,
     LiveStartRequested,
-    OfferActivated,
-    OfferRestored,
-    OfferSuspended,
-    OfferWithdrawn,
     PolicyInForce,
     PolicyLifted,
     ProductBackInStock,
     ProductDelisted,
     ProductListed,
     ProductSoldOut,
-    ReportPhase,
     ShopClosed,
     ShopRegistered,
 )
+from vitrine.contract.offers import OfferEvent, offer_after
+from vitrine.contract.policy_kernel import account_after
 from vitrine.runtime.decision import Decision
-from vitrine.runtime.handlers import bind_table, stage_emitted
+from vitrine.runtime.handlers import bind_table, report_enforcement, stage_emitted
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_live import domain
-from vitrine_live.domain import Account, AddContext, Offer, Policy, Product, Session, Shop
+from vitrine_live.domain import Account, AddContext, Offer, Policy, Product, Session
 from vitrine_live.repository import LiveStore, chunks
 
 log = get_logger(__name__)
-REPORTS: Final = "compliance.reports"
 SERVICE: Final = "live"
 #: Sessions per step of a bulk sweep: events staged and sessions written together.
 SWEEP_CHUNK: Final = 1_000
@@ -95,16 +90,10 @@ class _Sessions:
 
 # --- creators.live -----------------------------------------------------------------------------
 
-Request = (
-    LiveStartRequested
-    | LiveAddRequested
-    | LiveRemoveRequested
-    | LiveExplainRequested
-    | LiveEndRequested
-)
 
-
-async def apply_requests(events: list[Event[Request]], uow: UnitOfWork, store: LiveStore) -> None:
+async def apply_requests(
+    events: list[Event[domain.Request]], uow: UnitOfWork, store: LiveStore
+) -> None:
     """Creators' start / add / remove / explain / end requests, in order."""
     sessions = await store.load_sessions({e.data.session_id for e in events})
     open_of = await store.open_sessions_of({e.subject for e in events})
@@ -254,29 +243,7 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: LiveSt
 # --- distribution.offers -----------------------------------------------------------------------
 
 
-def _offer_after(event: Event[Any], known: Offer | None) -> Offer | None:
-    """The offer projection after one ``distribution.offers`` event (``None``: unchanged)."""
-    match event.data:
-        case OfferActivated() as d:  # published or re-published: new terms, maybe revived
-            return Offer(
-                d.offer_id,
-                d.product_id,
-                d.merchant_id,
-                d.plan,
-                frozenset(d.creator_ids),
-                suspended=known.suspended if known else False,
-            )
-        case OfferWithdrawn() as d:
-            return replace(known or Offer(d.offer_id, d.product_id, d.merchant_id, "general"),
-                           withdrawn=True)  # fmt: skip
-        case OfferSuspended() if known is not None:
-            return replace(known, suspended=True)
-        case OfferRestored() if known is not None:
-            return replace(known, suspended=False)
-    return None  # offer.refused: nothing changed on the offer
-
-
-async def apply_offers(events: list[Event[Any]], uow: UnitOfWork, store: LiveStore) -> None:
+async def apply_offers(events: list[Event[OfferEvent]], uow: UnitOfWork, store: LiveStore) -> None:
     """Project offers; cart items taken through an offer are held ``offer_unavailable`` while
     it is withdrawn or suspended or does not name their creator."""
     ids = {e.data.offer_id for e in events}
@@ -284,7 +251,7 @@ async def apply_offers(events: list[Event[Any]], uow: UnitOfWork, store: LiveSto
     state = _Sessions(await store.open_sessions_with_offers(ids))
     changed: set[str] = set()
     for event in events:
-        offer = _offer_after(event, offers.get(event.data.offer_id))
+        offer = offer_after(event.data, offers.get(event.data.offer_id))
         if offer is None:
             continue
         offers[offer.offer_id] = offer
@@ -314,12 +281,7 @@ async def apply_shops(
         accounts |= await store.load_accounts(merchants)
     for event in events:
         d = event.data
-        account = accounts.get(d.account_id) or Account(d.account_id)
-        match d:
-            case ShopRegistered():
-                account = account.register(Shop(d.shop_id, d.shop_kind, d.service_provider_built))
-            case ShopClosed():
-                account = account.close(d.shop_id)
+        account = account_after(accounts.get(d.account_id), d)
         accounts[d.account_id] = account
         session = open_of.get(d.account_id)
         if session is not None:
@@ -343,12 +305,7 @@ async def apply_rulings(events: list[Event[Any]], uow: UnitOfWork, store: LiveSt
                 if existing is not None and existing.lifted:
                     log.warning("policy.ruling_ignored", policy_id=d.policy_id, why="lifted")
                     continue
-                policy = Policy(
-                    d.policy_id,
-                    tuple(d.rules),
-                    d.exemptions,
-                    (existing.phases if existing else frozenset()) | {d.phase},
-                )
+                policy = (existing or Policy(d.policy_id)).reached(d)
                 await store.save_policy(policy)
                 if d.phase == "enforce_existing":
                     await enforce(policy, event, uow, store)
@@ -395,7 +352,7 @@ async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork, store: Liv
 
     if policy.names_live:
         await _sweep(await store.open_sessions(), decide, accounts_for, cause, uow, store)
-        _report(uow, policy.policy_id, "enforce_existing", barred, cause)
+        report_enforcement(uow, SERVICE, policy.policy_id, "enforce_existing", barred, cause)
         await stage_emitted(uow)
     log.info(
         "enforcement.applied",
@@ -419,18 +376,6 @@ async def lift(policy_id: str, cause: Event[Any], uow: UnitOfWork, store: LiveSt
 
     await _sweep(held, lambda s, _: domain.lift(policy_id, s), no_accounts, cause, uow, store)
     if policy.names_live:
-        _report(uow, policy_id, "lifted", released, cause)
+        report_enforcement(uow, SERVICE, policy_id, "lifted", released, cause)
         await stage_emitted(uow)
     return released
-
-
-def _report(
-    uow: UnitOfWork, policy_id: str, phase: ReportPhase, affected: int, cause: Event[Any]
-) -> None:
-    uow.emit(
-        REPORTS,
-        EnforcementReported(policy_id=policy_id, service=SERVICE, phase=phase, affected=affected),
-        subject=policy_id,
-        cause=cause,
-        key=f"report:{phase}",
-    )

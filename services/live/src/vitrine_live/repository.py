@@ -29,7 +29,13 @@ from vitrine.contract.events import Source, dump
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
 from vitrine.runtime.policy_documents import policy_fields, policy_from_document
-from vitrine_live.domain import Account, CartItem, Offer, Policy, Product, Session, Shop
+from vitrine.runtime.projection_documents import (
+    account_document,
+    account_from_document,
+    offer_document,
+    offer_from_document,
+)
+from vitrine_live.domain import Account, CartItem, Offer, Policy, Product, Session
 
 SESSIONS = "sessions"
 PRODUCTS = "products"
@@ -219,62 +225,16 @@ class MongoLiveStore:
         await self._replace(PRODUCTS, docs)
 
     async def load_offers(self, ids: Iterable[str]) -> dict[str, Offer]:
-        return {
-            d["_id"]: Offer(
-                d["_id"],
-                d["product_id"],
-                d["merchant_id"],
-                d["plan"],
-                frozenset(d.get("creator_ids") or ()),
-                bool(d.get("withdrawn")),
-                bool(d.get("suspended")),
-            )
-            for d in await self._by_id(OFFERS, ids)
-        }
+        return {d["_id"]: offer_from_document(d) for d in await self._by_id(OFFERS, ids)}
 
     async def save_offers(self, offers: Iterable[Offer]) -> None:
-        docs = (
-            {
-                "_id": o.offer_id,
-                "product_id": o.product_id,
-                "merchant_id": o.merchant_id,
-                "plan": o.plan,
-                "creator_ids": sorted(o.creator_ids),
-                "withdrawn": o.withdrawn,
-                "suspended": o.suspended,
-            }
-            for o in offers
-        )
-        await self._replace(OFFERS, docs)
+        await self._replace(OFFERS, map(offer_document, offers))
 
     async def load_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
-        return {
-            d["_id"]: Account(
-                d["_id"],
-                tuple(
-                    Shop(s["shop_id"], s["shop_kind"], bool(s.get("service_provider_built")))
-                    for s in d.get("shops", [])
-                ),
-            )
-            for d in await self._by_id(ACCOUNTS, ids)
-        }
+        return {d["_id"]: account_from_document(d) for d in await self._by_id(ACCOUNTS, ids)}
 
     async def save_accounts(self, accounts: Iterable[Account]) -> None:
-        docs = (
-            {
-                "_id": a.account_id,
-                "shops": [
-                    {
-                        "shop_id": s.shop_id,
-                        "shop_kind": s.shop_kind,
-                        "service_provider_built": s.service_provider_built,
-                    }
-                    for s in a.shops
-                ],
-            }
-            for a in accounts
-        )
-        await self._replace(ACCOUNTS, docs)
+        await self._replace(ACCOUNTS, map(account_document, accounts))
 
     async def showcase_active(self, keys: Iterable[str]) -> set[str]:
         return {d["_id"] for d in await self._by_id(SHOWCASE, keys) if d.get("active")}

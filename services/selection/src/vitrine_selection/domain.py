@@ -46,8 +46,6 @@ from vitrine.contract.events import (
     ProductDelisted,
     ProductListed,
     ProductSoldOut,
-    ShopClosed,
-    ShopRegistered,
     Source,
 )
 from vitrine.contract.events.base import Surface
@@ -338,26 +336,10 @@ def apply_ruling(policy: Policy | None, data: RulingInput) -> Decision[Policy]:
         case PolicyInForce():
             if current.lifted:
                 return Decision.ignore(current, "lifted")
-            new = replace(
-                current,
-                rules=tuple(data.rules),
-                exemptions=data.exemptions,
-                phases=current.phases | {data.phase},
-            )
+            new = current.reached(data)
         case PolicyLifted():
             new = replace(current, lifted=True)
     return Decision(new)
-
-
-def apply_shop(account: kernel.Account | None, data: ShopRegistered | ShopClosed) -> kernel.Account:
-    """An account after ``shop.registered`` / ``shop.closed`` (the kernel's own folding)."""
-    current = account or kernel.Account(data.account_id)
-    match data:
-        case ShopRegistered():
-            shop = kernel.Shop(data.shop_id, data.shop_kind, data.service_provider_built)
-            return current.register(shop)
-        case ShopClosed():
-            return current.close(data.shop_id)
 
 
 # --- the query-shaped document -----------------------------------------------------------------

@@ -31,6 +31,7 @@ from vitrine.contract.events import (
     ShopClosed,
     ShopRegistered,
 )
+from vitrine.contract.policy_kernel import account_after
 from vitrine.runtime.handlers import bind_table
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
@@ -148,7 +149,7 @@ async def on_shops(events: list[Event[ShopInput]], uow: UnitOfWork, store: Store
     accounts = await store.accounts(e.data.account_id for e in events)
     for event in events:
         aid = event.data.account_id
-        accounts[aid] = domain.apply_shop(accounts.get(aid), event.data)
+        accounts[aid] = account_after(accounts.get(aid), event.data)
     await store.save_accounts(accounts.values())
     # A merchant's shops decide the service_provider_built exemption of its offers; a
     # creator's are read per query.

@@ -48,6 +48,8 @@ from vitrine.contract.holds import HOLD_OFFER as HOLD_OFFER
 from vitrine.contract.holds import HOLD_SOLD_OUT as HOLD_SOLD_OUT
 from vitrine.contract.holds import hold_reason as hold_reason
 from vitrine.contract.holds import policy_hold as policy_hold
+from vitrine.contract.offers import Offer as Offer  # the projection live keeps too
+from vitrine.contract.offers import offer_reasons
 from vitrine.contract.policy_kernel import Account as Account  # showcase's accounts too
 from vitrine.contract.policy_kernel import Placement
 from vitrine.contract.policy_kernel import Shop as Shop
@@ -78,31 +80,6 @@ class Product:
     listed: bool
     version: int | None = None
     sold_out: bool = False
-
-
-@dataclass(frozen=True)
-class Offer:
-    """An offer as distribution published it; active unless withdrawn or suspended."""
-
-    offer_id: str
-    product_id: str
-    merchant_id: str
-    plan: str
-    creator_ids: frozenset[str] = frozenset()
-    withdrawn: bool = False
-    suspended: bool = False
-
-    @property
-    def active(self) -> bool:
-        return not (self.withdrawn or self.suspended)
-
-    def names(self, creator_id: str) -> bool:
-        """Whether the creator is on the offer's plan (a general plan names everyone)."""
-        return self.plan != "targeted" or creator_id in self.creator_ids
-
-    def available_to(self, creator_id: str) -> bool:
-        """Whether the creator may sell through the offer now."""
-        return self.active and self.names(creator_id)
 
 
 Phase = Literal["block_new", "enforce_existing"]
@@ -388,28 +365,9 @@ def refusal_reasons(
             Reason(code="showcase_full", message=f"a showcase holds at most {MAX_ITEMS} items")
         )
     if offer_id is not None:
-        offer = ctx.offer
-        if offer is None or not offer.active or offer.product_id != product_id:
-            why = (
-                "is unknown"
-                if offer is None
-                else "is not active"
-                if not offer.active
-                else f"is for product {offer.product_id}"
-            )
-            reasons.append(
-                Reason(
-                    code="offer_not_available", message=f"offer {offer_id} {why}", field="offer_id"
-                )
-            )
-        if offer is not None and not offer.names(showcase.creator_id):
-            reasons.append(
-                Reason(
-                    code="not_in_targeted_plan",
-                    message=f"offer {offer_id} is a targeted plan that does not name this creator",
-                    field="offer_id",
-                )
-            )
+        reasons += offer_reasons(
+            ctx.offer, offer_id, product_id, showcase.creator_id, creator="this creator"
+        )
     return reasons
 
 

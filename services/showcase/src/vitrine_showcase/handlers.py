@@ -22,29 +22,28 @@ from typing import Any, Final
 
 from vitrine.contract.envelope import Event
 from vitrine.contract.events import (
-    EnforcementReported,
     ItemRefused,
     ProductBackInStock,
     ProductDelisted,
     ProductListed,
     ProductSoldOut,
     Reason,
-    ReportPhase,
     ShopClosed,
     ShopRegistered,
 )
+from vitrine.contract.offers import OfferEvent, offer_after
+from vitrine.contract.policy_kernel import account_after
 from vitrine.runtime.decision import Decision
-from vitrine.runtime.handlers import bind_table, stage_emitted
+from vitrine.runtime.handlers import bind_table, report_enforcement, stage_emitted
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_showcase import domain, repository
-from vitrine_showcase.domain import Account, AddContext, Item, Offer, Policy, Product, Shop
+from vitrine_showcase.domain import Account, AddContext, Item, Offer, Policy, Product
 from vitrine_showcase.repository import ShowcaseStore
 
 log = get_logger(__name__)
 OUTPUT = "showcase.items"
-REPORTS = "compliance.reports"
 SERVICE: Final = "showcase"
 #: Items per step of a bulk sweep: events staged and holds written together, then dropped.
 SWEEP_CHUNK: Final = 1_000
@@ -235,7 +234,9 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: Showca
 # --- accounts.shops --------------------------------------------------------------------------
 
 
-async def apply_shops(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
+async def apply_shops(
+    events: list[Event[ShopRegistered | ShopClosed]], uow: UnitOfWork, store: ShowcaseStore
+) -> None:
     """Which shops each account holds (creators for ``require_shop``, merchants for the
     ``service_provider_built`` exemption). A creator's items are judged again by the
     policies enforcing now: ``shop.closed`` may hold them, ``shop.registered`` release them."""
@@ -249,12 +250,7 @@ async def apply_shops(events: list[Event[Any]], uow: UnitOfWork, store: Showcase
     changed: set[str] = set()
     for event in events:
         account_id = event.data.account_id
-        account = accounts.get(account_id) or Account(account_id)
-        match event.data:
-            case ShopRegistered() as d:
-                account = account.register(Shop(d.shop_id, d.shop_kind, d.service_provider_built))
-            case ShopClosed() as d:
-                account = account.close(d.shop_id)
+        account = account_after(accounts.get(account_id), event.data)
         accounts[account_id] = account
         changed.add(account_id)
         for item in holds.where("creator_id", account_id):
@@ -268,29 +264,9 @@ async def apply_shops(events: list[Event[Any]], uow: UnitOfWork, store: Showcase
 # --- distribution.offers ---------------------------------------------------------------------
 
 
-def _offer_after(event: Event[Any], known: Offer | None) -> Offer | None:
-    """The offer projection after one ``distribution.offers`` event (``None``: unchanged)."""
-    d = event.data
-    if event.type == "offer.activated":  # published or re-published: new terms, maybe revived
-        return Offer(
-            offer_id=d.offer_id,
-            product_id=d.product_id,
-            merchant_id=d.merchant_id,
-            plan=d.plan,
-            creator_ids=frozenset(d.creator_ids),
-            suspended=known.suspended if known else False,
-        )
-    if event.type == "offer.withdrawn":
-        base = known or Offer(d.offer_id, d.product_id, d.merchant_id, "general")
-        return replace(base, withdrawn=True)
-    if event.type == "offer.suspended" and known is not None:
-        return replace(known, suspended=True)
-    if event.type == "offer.restored" and known is not None:
-        return replace(known, suspended=False)
-    return None  # offer.refused: nothing changed on the offer
-
-
-async def apply_offers(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
+async def apply_offers(
+    events: list[Event[OfferEvent]], uow: UnitOfWork, store: ShowcaseStore
+) -> None:
     """Project offers; the items taken through an offer are held ``offer_unavailable`` while
     it is withdrawn or suspended or does not name their creator, and released after."""
     ids = {e.data.offer_id for e in events}
@@ -298,7 +274,7 @@ async def apply_offers(events: list[Event[Any]], uow: UnitOfWork, store: Showcas
     holds = _Holds(await store.items_of_offers(ids))
     changed: set[str] = set()
     for event in events:
-        offer = _offer_after(event, offers.get(event.data.offer_id))
+        offer = offer_after(event.data, offers.get(event.data.offer_id))
         if offer is None:
             continue
         offers[offer.offer_id] = offer
@@ -328,12 +304,7 @@ async def _in_force(event: Event[Any], uow: UnitOfWork, store: ShowcaseStore) ->
     if existing is not None and existing.lifted:
         log.warning("policy.ruling_ignored", policy_id=d.policy_id, why="already_lifted")
         return
-    policy = Policy(
-        policy_id=d.policy_id,
-        rules=tuple(d.rules),
-        exemptions=d.exemptions,
-        phases=(existing.phases if existing else frozenset()) | {d.phase},
-    )
+    policy = (existing or Policy(d.policy_id)).reached(d)
     if not policy.enforcing:  # block_new: additions are judged against it from now on
         await store.save_policy(policy)
         return
@@ -396,7 +367,7 @@ async def enforce(policy: Policy, cause: Event[Any], uow: UnitOfWork, store: Sho
         log.info("enforcement.staged", policy_id=policy.policy_id, events=len(newly))
         modified += await store.save_item_changes([(before[d.state.key], d.state) for d in newly])
     await store.save_policy(policy, enforced_count=matched)
-    _report(uow, policy.policy_id, "enforce_existing", matched, cause)
+    report_enforcement(uow, SERVICE, policy.policy_id, "enforce_existing", matched, cause)
     await stage_emitted(uow)
     log.info(
         "enforcement.applied",
@@ -429,23 +400,11 @@ async def _lifted(event: Event[Any], uow: UnitOfWork, store: ShowcaseStore) -> N
         await store.save_item_changes(
             [(item, dec.state) for item, dec in zip(part, decisions, strict=True)]
         )
-    _report(uow, d.policy_id, "lifted", count, event)
+    report_enforcement(uow, SERVICE, d.policy_id, "lifted", count, event)
     await stage_emitted(uow)
     log.info(
         "policy.lifted_applied",
         policy_id=d.policy_id,
         released=len(held),
         seconds=round(time.perf_counter() - started, 3),
-    )
-
-
-def _report(
-    uow: UnitOfWork, policy_id: str, phase: ReportPhase, affected: int, cause: Event[Any]
-) -> None:
-    uow.emit(
-        REPORTS,
-        EnforcementReported(policy_id=policy_id, service=SERVICE, phase=phase, affected=affected),
-        subject=policy_id,
-        cause=cause,
-        key=f"report:{phase}",
     )

@@ -31,7 +31,13 @@ from vitrine.contract.events import Source, dump
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
 from vitrine.runtime.policy_documents import policy_fields, policy_from_document
-from vitrine_showcase.domain import Account, Item, Offer, Policy, Product, Shop, Showcase
+from vitrine.runtime.projection_documents import (
+    account_document,
+    account_from_document,
+    offer_document,
+    offer_from_document,
+)
+from vitrine_showcase.domain import Account, Item, Offer, Policy, Product, Showcase
 
 ITEMS = "items"
 PRODUCTS = "products"
@@ -314,73 +320,19 @@ async def save_products(db: Db, products: Iterable[Product], session: Session = 
 
 
 async def load_accounts(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Account]:
-    return {
-        d["_id"]: Account(
-            d["_id"],
-            tuple(
-                Shop(s["shop_id"], s["shop_kind"], bool(s.get("service_provider_built")))
-                for s in d.get("shops", [])
-            ),
-        )
-        for d in await _by_id(db, ACCOUNTS, ids, session)
-    }
+    return {d["_id"]: account_from_document(d) for d in await _by_id(db, ACCOUNTS, ids, session)}
 
 
 async def save_accounts(db: Db, accounts: Iterable[Account], session: Session = None) -> None:
-    await _replace_all(
-        db,
-        ACCOUNTS,
-        (
-            {
-                "_id": a.account_id,
-                "shops": [
-                    {
-                        "shop_id": s.shop_id,
-                        "shop_kind": s.shop_kind,
-                        "service_provider_built": s.service_provider_built,
-                    }
-                    for s in a.shops
-                ],
-            }
-            for a in accounts
-        ),
-        session,
-    )
+    await _replace_all(db, ACCOUNTS, map(account_document, accounts), session)
 
 
 async def load_offers(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Offer]:
-    return {
-        d["_id"]: Offer(
-            offer_id=d["_id"],
-            product_id=d["product_id"],
-            merchant_id=d["merchant_id"],
-            plan=d["plan"],
-            creator_ids=frozenset(d.get("creator_ids", [])),
-            withdrawn=bool(d.get("withdrawn")),
-            suspended=bool(d.get("suspended")),
-        )
-        for d in await _by_id(db, OFFERS, ids, session)
-    }
+    return {d["_id"]: offer_from_document(d) for d in await _by_id(db, OFFERS, ids, session)}
 
 
 async def save_offers(db: Db, offers: Iterable[Offer], session: Session = None) -> None:
-    await _replace_all(
-        db,
-        OFFERS,
-        (
-            {
-                "_id": o.offer_id,
-                "product_id": o.product_id,
-                "merchant_id": o.merchant_id,
-                "plan": o.plan,
-                "creator_ids": sorted(o.creator_ids),
-                "withdrawn": o.withdrawn,
-                "suspended": o.suspended,
-            }
-            for o in offers
-        ),
-        session,
-    )
+    await _replace_all(db, OFFERS, map(offer_document, offers), session)
 
 
 def to_policy(doc: Document) -> Policy:

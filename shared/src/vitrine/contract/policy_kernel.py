@@ -28,10 +28,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Self
 
+from vitrine.contract.events.accounts import ShopClosed, ShopRegistered
 from vitrine.contract.events.base import Source, Surface
-from vitrine.contract.events.policies import DisallowSource, Exemptions, RequireShop, Rule
+from vitrine.contract.events.policies import (
+    DisallowSource,
+    Exemptions,
+    PolicyInForce,
+    RequireShop,
+    Rule,
+)
 
 __all__ = [
     "Account",
@@ -41,6 +48,7 @@ __all__ = [
     "PolicyTerms",
     "Shop",
     "Terms",
+    "account_after",
     "bars",
     "breaches",
     "disallowing_rules",
@@ -93,6 +101,16 @@ class Account:
         return replace(self, shops=tuple(s for s in self.shops if s.shop_id != shop_id))
 
 
+def account_after(account: Account | None, data: ShopRegistered | ShopClosed) -> Account:
+    """The account after ``shop.registered`` / ``shop.closed`` (``None``: never seen yet)."""
+    current = account or Account(data.account_id)
+    match data:
+        case ShopRegistered():
+            return current.register(Shop(data.shop_id, data.shop_kind, data.service_provider_built))
+        case ShopClosed():
+            return current.close(data.shop_id)
+
+
 # --- policies and placements -------------------------------------------------------------------
 
 
@@ -140,6 +158,16 @@ class PolicyState:
     def enforcing(self) -> bool:
         """Holds existing placements (``enforce_existing`` reached, not lifted)."""
         return judges_existing(self.phases) and not self.lifted
+
+    def reached(self, ruling: PolicyInForce) -> Self:
+        """The policy after ``policy.in_force``: its terms as ruled, the phase added (whether
+        a lifted policy may be revived is the caller's rule)."""
+        return replace(
+            self,
+            rules=tuple(ruling.rules),
+            exemptions=ruling.exemptions,
+            phases=self.phases | {ruling.phase},
+        )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from vitrine.contract.envelope import Event
+from vitrine.contract.events import EnforcementReported, ReportPhase
+from vitrine.contract.events.policies import EnforcingService
 from vitrine.runtime.messaging import outbox
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
@@ -17,7 +19,7 @@ S = TypeVar("S")
 #: A service's handler for one topic, given the state ``store(uow)`` returns.
 Apply = Callable[[list[Event[Any]], UnitOfWork, S], Awaitable[Any]]
 
-__all__ = ["Apply", "bind_table", "stage_emitted"]
+__all__ = ["Apply", "bind_table", "report_enforcement", "stage_emitted"]
 
 
 def bind_table(
@@ -42,3 +44,23 @@ async def stage_emitted(uow: UnitOfWork) -> None:
         return
     await outbox.stage(uow.db, uow.session, list(uow.emitted))
     uow.emitted.clear()
+
+
+def report_enforcement(
+    uow: UnitOfWork,
+    service: EnforcingService,
+    policy_id: str,
+    phase: ReportPhase,
+    affected: int,
+    cause: Event[Any],
+) -> None:
+    """Emit ``enforcement.reported`` on ``compliance.reports``: how many of ``service``'s
+    placements the policy's ``phase`` affected. Keyed by phase, so a re-run of the same cause
+    reports with the same id."""
+    uow.emit(
+        "compliance.reports",
+        EnforcementReported(policy_id=policy_id, service=service, phase=phase, affected=affected),
+        subject=policy_id,
+        cause=cause,
+        key=f"report:{phase}",
+    )
