@@ -292,7 +292,7 @@ async def test_by_default_an_offer_for_an_unknown_product_is_refused_at_once() -
     assert not d.store.waiting
 
 
-# --- an offer consumed after later listing changes of its product ----------------------------------
+# --- an offer consumed after later listing changes of its product -------------------------------
 
 
 def delisted(pid: str = "p1") -> ProductDelisted:

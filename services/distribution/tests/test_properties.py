@@ -11,6 +11,7 @@ independent recursive definition of "raise now, cut at the next 00:00 Asia/Shang
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -299,7 +300,7 @@ def test_the_listing_history_answers_as_of_any_instant(
     kept = product.history
     assert len(kept) == min(len(changes), LISTING_HISTORY)
     assert [c.version for c in kept] == list(range(len(changes)))[-LISTING_HISTORY:]
-    assert all(a.at <= b.at for a, b in zip(kept, kept[1:], strict=False))
+    assert all(a.at <= b.at for a, b in itertools.pairwise(kept))
     instant = T0 + timedelta(minutes=probe)
     then = product.as_of(instant)
     before = [c for c in kept if c.at <= instant]
