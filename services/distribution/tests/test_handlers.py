@@ -483,3 +483,19 @@ def test_an_offer_consumed_late_emits_what_an_in_order_consumer_emits(
     in_order, late = asyncio.run(both())
     assert late.out(OFFERS) == in_order.out(OFFERS)
     assert late.store.offers.get("o1") == in_order.store.offers.get("o1")
+
+
+async def test_a_second_payment_of_a_held_order_does_not_replace_the_held_one() -> None:
+    """An ``order.paid`` with a new id for an order already held is ignored ("already_paid");
+    it must not become the held payment, whose envelope is the one kept (it was: the offer's
+    arrival then failed with a KeyError in ``OrderRecord.cause``)."""
+    once, twice = Distribution(), Distribution()
+    for d in (once, twice):
+        await listed_product(d)
+        await d.batch("orders.lifecycle", at(paid(), "ord1", T0, id="pay-1"))
+    await twice.batch("orders.lifecycle", at(paid(), "ord1", T0, id="pay-again"))
+    assert twice.store.orders["ord1"]["paid_key"] == once.store.orders["ord1"]["paid_key"]
+    for d in (once, twice):
+        await d.batch("merchants.offers", at(offer(), "o1", T0 - timedelta(hours=1)))
+    assert twice.out(COMMISSIONS) == once.out(COMMISSIONS)
+    assert [t for _, t, _ in twice.out(COMMISSIONS)] == ["commission.accrued"]

@@ -494,7 +494,9 @@ async def apply_orders(
         _emit(decision, uow, event)
         waits = decision.changed and decision.state.status in WAITING
         record = record.applying(key, decision.state, decision.events, event if waits else None)
-        if decision.state.status == "held" and isinstance(data, OrderPaid):
+        if waits and decision.state.status == "held" and isinstance(data, OrderPaid):
+            # only the payment that made it held: a later one is ignored ("already_paid"),
+            # its envelope is not kept, and it must not replace the held payment's key
             record.paid_key = key
             log.info("order.held", order_id=oid, offer_id=data.offer_id)
         records[oid] = _drain(uow, record)
