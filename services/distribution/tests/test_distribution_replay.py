@@ -3,7 +3,8 @@ an EMPTY database reproduces the same output events — same ids, same causation
 
 A scenario runs through distribution while it consumes (an order consumed before its offer,
 a cut, a refund, an offer that never arrives, and a product delisted and relisted: one offer
-consumed before the delisting, one published before it but consumed after the relisting);
+consumed before the delisting, two published before it but consumed after it — while the
+product is delisted, and after the relisting);
 then a second distribution, with a fresh database and a fresh consumer group, reads every
 input topic from the beginning, in whatever interleaving the broker gives it. The outputs
 about the scenario's subjects must be the same, subject by subject, in the same order.
@@ -46,9 +47,10 @@ async def test_a_replay_into_an_empty_database_emits_the_same_events(
     uid = uuid.uuid4().hex[:8]
     merchant, pid, oid, creator = f"m-{uid}", f"p-{uid}", f"o-{uid}", f"c-{uid}"
     held, prompt, ghost = f"ord-held-{uid}", f"ord-prompt-{uid}", f"ord-ghost-{uid}"
-    # a second product, delisted and relisted: offer `early` is consumed in order, `late`
-    # (published before the delisting) only after the relisting
+    # a second product, delisted and relisted: offer `early` is consumed in order; `between`
+    # and `late`, published before the delisting, after it and after the relisting
     pid2, early, late = f"p2-{uid}", f"o-early-{uid}", f"o-late-{uid}"
+    between = f"o-between-{uid}"
     now = datetime.now(UTC).replace(microsecond=0)
     if now.astimezone(SHANGHAI).hour == 0:
         # the cut (now - 10 min) must take effect at a midnight after `prompt` is paid: an
@@ -138,6 +140,12 @@ async def test_a_replay_into_an_empty_database_emits_the_same_events(
         )
         await until(lambda: len(outputs(probe, OUTPUTS, [early])[early]) == 1, "the early offer")
         await publisher.send("catalog.products", delisting)
+        await until(lambda: len(outputs(probe, OUTPUTS, [early])[early]) == 2, "the delisting")
+        # `between` (published before the delisting) is consumed while the product is delisted
+        await publisher.send(
+            "merchants.offers", offer(750, now - timedelta(minutes=95), between, pid2)
+        )
+        await until(lambda: len(outputs(probe, OUTPUTS, [between])[between]) == 2, "`between`")
         await publisher.send("catalog.products", relisting)
         await until(
             lambda: len(outputs(probe, OUTPUTS, [early])[early]) == 3, "the early offer's holds"
@@ -154,6 +162,7 @@ async def test_a_replay_into_an_empty_database_emits_the_same_events(
             ghost: ["commission.refused"],
             early: ["offer.activated", "offer.suspended", "offer.restored"],
             late: ["offer.activated", "offer.suspended", "offer.restored"],
+            between: ["offer.activated", "offer.suspended", "offer.restored"],
         }
         await until(
             lambda: (
@@ -173,6 +182,7 @@ async def test_a_replay_into_an_empty_database_emits_the_same_events(
     causes = [o[2] for o in first[late]]
     assert causes[1:] == [delisting["id"], relisting["id"]]
     assert [o[2] for o in first[early]][1:] == causes[1:]
+    assert [o[2] for o in first[between]][1:] == causes[1:]
 
     # the replay: an empty database, a new group reading every input from the beginning
     replayed = await replay(DEFINITION, stack, probe, first, topics=OUTPUTS, run=f"b_{uid}")
