@@ -12,6 +12,8 @@ passes ``paid_at`` + the wait (README "Event time"). Likewise an offer command c
 the product it names waits for the product's ``product.listed`` (or for the catalog topic's
 watermark to pass its time + the wait, then it is judged as it stands). Their events are caused
 by the waiting inputs themselves, so their ids do not depend on which topic was consumed first.
+An offer consumed after its product's later listing changes is judged as of its own time and
+then follows those changes, each caused by its own catalog event (the product's history).
 """
 
 from __future__ import annotations

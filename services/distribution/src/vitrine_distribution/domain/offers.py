@@ -9,7 +9,10 @@ reasons with the ``offer.refused`` event).
 hold, the ruling's for a policy hold), never by when distribution processes it — so a lagging
 consumer or a replay builds the same history. Dates never go backwards within one offer: an
 event stamped before the offer's latest change takes effect at that change
-(:func:`effective_time`), so a producer cannot back-date a cut.
+(:func:`effective_time`), so a producer cannot back-date a cut. A product keeps its listing
+history (:class:`ListingChange`): a new offer consumed after listing changes stamped later
+than it is judged against the product as of its own time (:meth:`ProductView.as_of`), then
+re-applies those changes (:func:`follow_listing`) — what an in-order consumer did.
 
 An offer is **active**, **suspended** (at least one *hold*) or **withdrawn**. Holds record
 *why* it is suspended: ``product_delisted`` (its product left the catalog) and ``policy:<id>``
