@@ -3,10 +3,13 @@ event time, held orders and emission — no Kafka, no MongoDB (the middle test t
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vitrine.contract.envelope import Event
 from vitrine.contract.events import (
@@ -17,6 +20,7 @@ from vitrine.contract.events import (
     OfferActivated,
     OfferPublished,
     OfferSuspended,
+    OfferWithdrawRequested,
     OrderCompleted,
     OrderPaid,
     OrderRefunded,
@@ -25,7 +29,7 @@ from vitrine.contract.events import (
 )
 from vitrine.runtime.messaging.unit_of_work import InMemoryUnitOfWork, incoming
 from vitrine.tools.testing.handlers import product_listed as listed
-from vitrine_distribution.domain import SHANGHAI
+from vitrine_distribution.domain import LISTING_HISTORY, SHANGHAI
 from vitrine_distribution.handlers import make_handlers
 from vitrine_distribution.repository import InMemoryStore
 
@@ -270,3 +274,212 @@ async def test_by_default_an_offer_for_an_unknown_product_is_refused_at_once() -
     [refused] = uow.events(OFFERS)
     assert [r.code for r in refused.reasons] == ["product_not_listed"]  # type: ignore[attr-defined]
     assert not d.store.waiting
+
+
+# --- an offer consumed after later listing changes of its product -------------------------------
+
+
+def delisted(pid: str = "p1") -> ProductDelisted:
+    return ProductDelisted(product_id=pid, reason="withdrawn")
+
+
+def mini_shop_ban(policy_id: str = "pol1") -> PolicyInForce:
+    return PolicyInForce.model_validate(
+        {
+            "policy_id": policy_id,
+            "phase": "enforce_existing",
+            "rules": [
+                {
+                    "kind": "disallow_source",
+                    "surfaces": ["distribution"],
+                    "sources": [{"kind": "wechat_mini_shop"}],
+                }
+            ],
+            "effective_at": T0 - timedelta(days=30),
+        }
+    )
+
+
+async def test_a_late_offer_is_suspended_and_restored_by_the_changes_it_missed() -> None:
+    """The race the replay met: a delisting (and relisting) consumed before an offer published
+    earlier. The late offer is activated as of its own time, then suspended and restored by
+    the changes after it — the events (ids, causation, data) an in-order consumer minted."""
+    publish = at(offer(), "o1", T0, id="pub-1")
+    listing = at(listed(), "p1", T0 - timedelta(days=1), id="list-1")
+    delisting = at(delisted(), "p1", T0 + timedelta(hours=1), id="delist-1")
+    relisting = at(listed(), "p1", T0 + timedelta(hours=2), id="list-2")
+    in_order, late = Distribution(product_wait=timedelta(0)), Distribution(timedelta(0))
+    await in_order.batch("catalog.products", listing)
+    await in_order.batch("merchants.offers", publish)
+    await in_order.batch("catalog.products", delisting)
+    await in_order.batch("catalog.products", relisting)
+    await late.batch("catalog.products", listing, delisting, relisting)
+    uow = await late.batch("merchants.offers", publish)
+    assert [t for _, t, _ in late.out(OFFERS)] == [
+        "offer.activated",
+        "offer.suspended",
+        "offer.restored",
+    ]
+    assert late.out(OFFERS) == in_order.out(OFFERS)
+    assert [e.causationid for _, e in uow.emitted] == [publish.id, delisting.id, relisting.id]
+    assert late.store.offers["o1"] == in_order.store.offers["o1"]
+    o = late.store.offer("o1")
+    assert o.active_at(T0) and not o.active_at(T0 + timedelta(hours=1))
+    assert o.active_at(T0 + timedelta(hours=2)) and o.status == "active"
+
+
+async def test_a_late_offer_published_while_its_product_was_delisted_is_refused() -> None:
+    publish = at(offer(), "o1", T0 + timedelta(hours=1, minutes=30), id="pub-1")
+    catalog = [
+        at(listed(), "p1", T0, id="list-1"),
+        at(delisted(), "p1", T0 + timedelta(hours=1), id="delist-1"),
+        at(listed(), "p1", T0 + timedelta(hours=2), id="list-2"),
+    ]
+    in_order, late = Distribution(product_wait=timedelta(0)), Distribution(timedelta(0))
+    await in_order.batch("catalog.products", *catalog[:2])
+    await in_order.batch("merchants.offers", publish)
+    await in_order.batch("catalog.products", catalog[2])
+    await late.batch("catalog.products", *catalog)
+    await late.batch("merchants.offers", publish)
+    assert late.out(OFFERS) == in_order.out(OFFERS)
+    [(_, type_, data)] = late.out(OFFERS)
+    assert type_ == "offer.refused"
+    assert [r["code"] for r in data["reasons"]] == ["product_not_listed"]
+    assert "o1" not in late.store.offers
+
+
+async def test_a_late_offer_takes_the_policy_hold_of_a_relisting_from_a_barred_source() -> None:
+    """A relisting whose new version comes from a source a policy in force bars holds the
+    offer (and it is not restored); a late offer gets the same hold from the same event."""
+    publish = at(offer(), "o1", T0, id="pub-1")
+    catalog = [
+        at(listed(), "p1", T0 - timedelta(days=1), id="list-1"),
+        at(delisted(), "p1", T0 + timedelta(hours=1), id="delist-1"),
+        at(listed(kind="wechat_mini_shop"), "p1", T0 + timedelta(hours=2), id="list-2"),
+    ]
+    ruling = at(mini_shop_ban(), "pol1", T0 - timedelta(days=2), id="rule-1")
+    in_order, late = Distribution(product_wait=timedelta(0)), Distribution(timedelta(0))
+    for d in (in_order, late):
+        await d.batch("compliance.rulings", ruling)
+    await in_order.batch("catalog.products", catalog[0])
+    await in_order.batch("merchants.offers", publish)
+    await in_order.batch("catalog.products", *catalog[1:])
+    await late.batch("catalog.products", *catalog)
+    await late.batch("merchants.offers", publish)
+    assert late.out(OFFERS) == in_order.out(OFFERS)
+    assert [t for _, t, _ in late.out(OFFERS)] == ["offer.activated", "offer.suspended"]
+    assert late.store.offer("o1").holds == {"policy:pol1"}
+
+
+async def test_a_withdrawn_offer_republished_late_follows_the_changes_after_it() -> None:
+    withdraw = OfferWithdrawRequested(offer_id="o1", merchant_id="m1")
+    first = at(offer(), "o1", T0 - timedelta(hours=3), id="pub-1")
+    gone = at(withdraw, "o1", T0 - timedelta(hours=2), id="wd-1")
+    again = at(offer(1500), "o1", T0, id="pub-2")
+    listing = at(listed(), "p1", T0 - timedelta(days=1), id="list-1")
+    delisting = at(delisted(), "p1", T0 + timedelta(hours=1), id="delist-1")
+    in_order, late = Distribution(product_wait=timedelta(0)), Distribution(timedelta(0))
+    for d in (in_order, late):
+        await d.batch("catalog.products", listing)
+        await d.batch("merchants.offers", first, gone)
+    await in_order.batch("merchants.offers", again)
+    await in_order.batch("catalog.products", delisting)
+    await late.batch("catalog.products", delisting)
+    await late.batch("merchants.offers", again)
+    assert late.out(OFFERS) == in_order.out(OFFERS)
+    assert [t for _, t, _ in late.out(OFFERS)][-2:] == ["offer.activated", "offer.suspended"]
+    assert late.store.offers["o1"] == in_order.store.offers["o1"]
+
+
+async def test_a_product_keeps_a_bounded_listing_history() -> None:
+    d = Distribution()
+    events = [
+        at(listed() if i % 2 == 0 else delisted(), "p1", T0 + timedelta(minutes=i), id=f"c-{i}")
+        for i in range(LISTING_HISTORY + 5)
+    ]
+    await d.batch("catalog.products", *events)
+    history = d.store.products["p1"]["history"]
+    assert len(history) == LISTING_HISTORY
+    assert [h["cause"]["id"] for h in history] == [e.id for e in events[-LISTING_HISTORY:]]
+
+
+async def test_a_listing_change_stamped_before_the_previous_one_takes_effect_at_it() -> None:
+    d = Distribution()
+    await d.batch("catalog.products", at(listed(), "p1", T0, id="list-1"))
+    await d.batch("catalog.products", at(delisted(), "p1", T0 - timedelta(hours=1), id="d-1"))
+    assert [h["at"] for h in d.store.products["p1"]["history"]] == [T0, T0]
+
+
+SOURCES = ("channels_shop", "wechat_mini_shop")
+
+
+@st.composite
+def catalog_then_offer(draw: st.DrawFn) -> tuple[list[tuple[str, int, str]], int, int]:
+    """Listing changes (kind, minute, source), the offer's minute, and how many changes are
+    consumed before the offer — at least every one stamped before it (the offer is late)."""
+    n = draw(st.integers(1, 7))
+    minutes = sorted(draw(st.sets(st.integers(0, 600), min_size=n, max_size=n)))
+    changes = [("listed", minutes[0], draw(st.sampled_from(SOURCES)))]
+    for m in minutes[1:]:
+        kind = draw(st.sampled_from(["listed", "delisted"]))
+        changes.append((kind, m, draw(st.sampled_from(SOURCES))))
+    offer_minute = draw(st.integers(0, 610))
+    before = sum(1 for _, m, _ in changes if m <= offer_minute)
+    return changes, offer_minute, draw(st.integers(max(before, 1), n))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(catalog_then_offer(), st.booleans())
+def test_an_offer_consumed_late_emits_what_an_in_order_consumer_emits(
+    case: tuple[list[tuple[str, int, str]], int, int], ban: bool
+) -> None:
+    """Whatever the product's listing changes (relistings from another source, under a policy
+    barring one), an offer consumed after changes stamped later than it emits the same events
+    and ends in the same state as one consumed in event-time order. (An offer before the
+    product's first listing is judged against it, as the product wait does.)"""
+    changes, offer_minute, consumed_before = case
+    catalog = [
+        at(
+            listed(kind=src) if kind == "listed" else delisted(),
+            "p1",
+            T0 + timedelta(minutes=m),
+            id=f"c-{i}",
+        )
+        for i, (kind, m, src) in enumerate(changes)
+    ]
+    # the offer at second 30 of its minute: never at the same instant as a change
+    publish = at(offer(), "o1", T0 + timedelta(minutes=offer_minute, seconds=30), id="pub-1")
+    in_order_at = sum(1 for _, m, _ in changes if m <= offer_minute)
+
+    async def run(position: int) -> Distribution:
+        d = Distribution(product_wait=timedelta(0))
+        if ban:
+            await d.batch("compliance.rulings", at(mini_shop_ban(), "pol1", T0, id="rule-1"))
+        await d.batch("catalog.products", *catalog[:position])
+        await d.batch("merchants.offers", publish)
+        if catalog[position:]:
+            await d.batch("catalog.products", *catalog[position:])
+        return d
+
+    async def both() -> tuple[Distribution, Distribution]:
+        return await run(max(in_order_at, 1)), await run(consumed_before)
+
+    in_order, late = asyncio.run(both())
+    assert late.out(OFFERS) == in_order.out(OFFERS)
+    assert late.store.offers.get("o1") == in_order.store.offers.get("o1")
+
+
+async def test_a_second_payment_of_a_held_order_does_not_replace_the_held_one() -> None:
+    """An ``order.paid`` with a new id for an order already held is ignored ("already_paid");
+    it must not become the held payment, whose envelope is the one kept (it was: the offer's
+    arrival then failed with a KeyError in ``OrderRecord.cause``)."""
+    once, twice = Distribution(), Distribution()
+    for d in (once, twice):
+        await listed_product(d)
+        await d.batch("orders.lifecycle", at(paid(), "ord1", T0, id="pay-1"))
+    await twice.batch("orders.lifecycle", at(paid(), "ord1", T0, id="pay-again"))
+    assert twice.store.orders["ord1"]["paid_key"] == once.store.orders["ord1"]["paid_key"]
+    for d in (once, twice):
+        await d.batch("merchants.offers", at(offer(), "o1", T0 - timedelta(hours=1)))
+    assert twice.out(COMMISSIONS) == once.out(COMMISSIONS)
+    assert [t for _, t, _ in twice.out(COMMISSIONS)] == ["commission.accrued"]

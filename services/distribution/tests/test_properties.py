@@ -11,6 +11,7 @@ independent recursive definition of "raise now, cut at the next 00:00 Asia/Shang
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -18,10 +19,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vitrine.contract.envelope import CloudEvent
 from vitrine.contract.events import OfferPublished, OrderPaid, Source
 from vitrine_distribution import domain
 from vitrine_distribution.domain import (
+    LISTING_HISTORY,
     SHANGHAI,
+    ListingChange,
     Order,
     ProductView,
     Totals,
@@ -263,3 +267,71 @@ def test_rate_at_matches_the_reference(steps: list[tuple[int, int]], probes: lis
     for t_j, _ in pubs:
         for x in (t_j - timedelta(milliseconds=1), t_j, next_midnight_shanghai(t_j)):
             assert rate_at(history, x) == _reference_rate(pubs, x)
+
+
+# --- a product's listing history -----------------------------------------------------------------
+
+
+def _cause(i: int) -> CloudEvent:
+    return CloudEvent(
+        specversion="1.0",
+        id=f"c-{i}",
+        source="/vitrine/catalog",
+        type="product.listed",
+        subject="p-1",
+        time=T0,
+    )
+
+
+@given(
+    st.lists(st.tuples(st.integers(-120, 600), st.booleans()), min_size=1, max_size=50),
+    st.integers(-200, 700),
+)
+def test_the_listing_history_answers_as_of_any_instant(
+    changes: list[tuple[int, bool]], probe: int
+) -> None:
+    """``as_of`` is the last kept change at or before the instant (the first kept one before
+    them all); changes never go back in time; only the newest ``LISTING_HISTORY`` are kept."""
+    product = ProductView("p-1", "m-1", listed=False)
+    for i, (minute, listed) in enumerate(changes):
+        change = ListingChange(T0 + timedelta(minutes=minute), listed, None, i, _cause(i))
+        product = product.changed(change)
+        assert product.listed == listed and product.version == i
+    kept = product.history
+    assert len(kept) == min(len(changes), LISTING_HISTORY)
+    assert [c.version for c in kept] == list(range(len(changes)))[-LISTING_HISTORY:]
+    assert all(a.at <= b.at for a, b in itertools.pairwise(kept))
+    instant = T0 + timedelta(minutes=probe)
+    then = product.as_of(instant)
+    before = [c for c in kept if c.at <= instant]
+    expected = before[-1] if before else kept[0]
+    assert (then.listed, then.version) == (expected.listed, expected.version)
+    assert then.history == kept
+
+
+@given(st.lists(st.tuples(st.integers(1, 600), st.booleans()), max_size=12), st.integers(0, 600))
+def test_following_the_listing_suspends_iff_delisted_and_restores_iff_relisted(
+    changes: list[tuple[int, bool]], since: int
+) -> None:
+    """A new offer following the changes after its activation ends active iff the product's
+    last change is a listing (no policy), with one event per status change."""
+    product = ProductView("p-1", "m-1", listed=True).changed(
+        ListingChange(T0, True, None, 0, _cause(0))
+    )
+    for i, (minute, listed) in enumerate(sorted(changes), start=1):
+        product = product.changed(
+            ListingChange(T0 + timedelta(minutes=minute), listed, None, i, _cause(i))
+        )
+    start = T0 + timedelta(minutes=since, seconds=30)
+    offer = domain.Offer(
+        "o-1", "p-1", "m-1", history=(domain.StatusChange(start, "active", "published"),)
+    )
+    followed = domain.follow_listing(offer, product, start, policies=[], merchant=None)
+    after = [c for c in product.history if c.at > start]
+    last = followed[-1][1].state if followed else offer
+    assert last.status == ("active" if not after or after[-1].listed else "suspended")
+    statuses = ["active"] + [("active" if c.listed else "suspended") for c in after]
+    flips = [c.cause.id for c, a, b in zip(after, statuses, statuses[1:], strict=False) if a != b]
+    # each status change is caused by the change that made it, with exactly one event
+    assert [c.cause.id for c, _ in followed] == flips
+    assert all(len(d.emits) == 1 for _, d in followed)

@@ -12,6 +12,8 @@ passes ``paid_at`` + the wait (README "Event time"). Likewise an offer command c
 the product it names waits for the product's ``product.listed`` (or for the catalog topic's
 watermark to pass its time + the wait, then it is judged as it stands). Their events are caused
 by the waiting inputs themselves, so their ids do not depend on which topic was consumed first.
+An offer consumed after its product's later listing changes is judged as of its own time and
+then follows those changes, each caused by its own catalog event (the product's history).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -45,7 +48,7 @@ from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_distribution import domain
-from vitrine_distribution.domain import Offer, Order, PolicyView, ProductView
+from vitrine_distribution.domain import ListingChange, Offer, Order, PolicyView, ProductView
 from vitrine_distribution.domain.commissions import COMMISSIONS, WAITING
 from vitrine_distribution.repository import OrderRecord, Store, rebuild, waiting_document
 
@@ -144,9 +147,15 @@ async def apply_offer_commands(
             log.info("offer.waits_for_product", offer_id=data.offer_id, product_id=product_id)
             continue
         decision: Decision[Offer | None]
+        fresh: ProductView | None = None  # the product a new or revived offer is to follow
         match data:
             case OfferPublished():
                 product = products.get(data.product_id)
+                since = domain.effective_time(current, event.time)
+                if product is not None and (current is None or current.withdrawn):
+                    # it did not follow the product's listing changes: judged against the
+                    # product as it was at its own time, then it re-applies the later ones
+                    fresh, product = product, product.as_of(since)
                 decision = domain.publish(
                     current,
                     data,
@@ -174,6 +183,19 @@ async def apply_offer_commands(
             continue
         offers[data.offer_id] = decision.state
         changed.add(data.offer_id)
+        if fresh is not None:
+            later = domain.follow_listing(
+                offers[data.offer_id],
+                fresh,
+                since,
+                policies=policies,
+                merchant=merchants.get(fresh.merchant_id),
+            )
+            for change, followed in later:
+                followed.emit(uow, cause=change.cause)
+                offers[data.offer_id] = followed.state
+            if later:
+                log.info("offer.followed_listing", offer_id=data.offer_id, changes=len(later))
     await store.save_offers(offers[i] for i in sorted(changed))
     await store.keep_waiting(kept)
     watermark = await _advance_watermark(store, OFFERS_IN, (e.time for e in events))
@@ -273,21 +295,19 @@ async def apply_catalog(
     for event in relevant:
         data = event.data
         pid = data.product_id
+        known = products.get(pid)
+        at = domain.to_ms(event.time)
         match data:
             case ProductListed():
-                product = ProductView(
-                    product_id=pid,
-                    merchant_id=data.merchant_id,
-                    listed=True,
-                    source=data.source,
-                    version=data.version,
-                )
+                change = ListingChange(at, True, data.source, data.version, event.envelope)
+                before = known or ProductView(pid, data.merchant_id, listed=False)
+                product = replace(before, merchant_id=data.merchant_id).changed(change)
             case ProductDelisted():
-                known = products.get(pid)
                 if known is None:
                     log.info("product.delisted_unknown", product_id=pid)
                     continue
-                product = ProductView(pid, known.merchant_id, False, known.source, known.version)
+                change = ListingChange(at, False, known.source, known.version, event.envelope)
+                product = known.changed(change)
         products[pid] = product
         changed_products.add(pid)
         for offer_id in by_product.get(pid, []):
@@ -476,7 +496,9 @@ async def apply_orders(
         _emit(decision, uow, event)
         waits = decision.changed and decision.state.status in WAITING
         record = record.applying(key, decision.state, decision.events, event if waits else None)
-        if decision.state.status == "held" and isinstance(data, OrderPaid):
+        if waits and decision.state.status == "held" and isinstance(data, OrderPaid):
+            # only the payment that made it held: a later one is ignored ("already_paid"),
+            # its envelope is not kept, and it must not replace the held payment's key
             record.paid_key = key
             log.info("order.held", order_id=oid, offer_id=data.offer_id)
         records[oid] = _drain(uow, record)

@@ -177,6 +177,11 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         if doc is None:
             return _not_found("product")
         doc["product_id"] = doc.pop("_id")
+        # the listing history names its events; their envelopes stay internal
+        doc["history"] = [
+            {**{k: v for k, v in c.items() if k != "cause"}, "event_id": c["cause"]["id"]}
+            for c in doc.get("history", [])
+        ]
         return JSONResponse(jsonable(doc))
 
     async def policy(request: Request) -> Response:

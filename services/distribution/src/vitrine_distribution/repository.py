@@ -3,7 +3,8 @@
 Collections (this service's own database):
 
 - ``offers``    one per offer (``_id`` = offer_id): terms, rate history, status history, holds;
-- ``products``  projection of ``catalog.products`` (``_id`` = product_id): owner, source, listed;
+- ``products``  projection of ``catalog.products`` (``_id`` = product_id): owner, source, listed,
+  and its last listing changes with their events' envelopes (a late offer follows them);
 - ``accounts``  projection of ``accounts.shops`` (``_id`` = account_id): shops held;
 - ``policies``  projection of ``compliance.rulings`` (``_id`` = policy_id): rules in force;
 - ``orders``    one per order (``_id`` = order_id): the commission, its ledger entries and
@@ -43,6 +44,7 @@ from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
 from vitrine_distribution.domain import (
     Entry,
+    ListingChange,
     Offer,
     Order,
     Pending,
@@ -171,19 +173,47 @@ def product_to_document(p: ProductView) -> Document:
         "_id": p.product_id,
         "merchant_id": p.merchant_id,
         "listed": p.listed,
-        "source": p.source.model_dump(mode="json", exclude_none=True) if p.source else None,
+        "source": _source_document(p.source),
         "version": p.version,
+        # a list in event-time order (bounded: LISTING_HISTORY), each with its event's envelope
+        "history": [
+            {
+                "at": c.at,
+                "listed": c.listed,
+                "source": _source_document(c.source),
+                "version": c.version,
+                "cause": envelope_document(c.cause),
+            }
+            for c in p.history
+        ],
     }
 
 
+def _source_document(source: Source | None) -> Document | None:
+    return source.model_dump(mode="json", exclude_none=True) if source else None
+
+
+def _to_source(doc: Document | None) -> Source | None:
+    return Source.model_validate(doc) if doc else None
+
+
 def to_product(doc: Document) -> ProductView:
-    source = doc.get("source")
     return ProductView(
         product_id=doc["_id"],
         merchant_id=doc["merchant_id"],
         listed=bool(doc["listed"]),
-        source=Source.model_validate(source) if source else None,
+        source=_to_source(doc.get("source")),
         version=doc.get("version"),
+        history=tuple(
+            ListingChange(
+                at=c["at"],
+                listed=bool(c["listed"]),
+                source=_to_source(c.get("source")),
+                version=c.get("version"),
+                cause=to_cause(c["cause"]),
+            )
+            for c in doc.get("history", [])
+        ),
     )
 
 
@@ -357,8 +387,13 @@ def _stored(e: EventData) -> Document:
 
 def cause_document(event: Event[Any]) -> Document:
     """What output ids and causation need of an input event (its envelope without data)."""
-    return event.envelope.model_dump(include={"source", "id", "subject", "type", "time"}) | {
-        "correlationid": event.envelope.correlationid
+    return envelope_document(event.envelope)
+
+
+def envelope_document(envelope: CloudEvent) -> Document:
+    """What output ids and causation need of an input's envelope (without its data)."""
+    return envelope.model_dump(include={"source", "id", "subject", "type", "time"}) | {
+        "correlationid": envelope.correlationid
     }
 
 

@@ -16,7 +16,9 @@ from vitrine_distribution.domain.commissions import (
 )
 from vitrine_distribution.domain.offers import (
     HOLD_DELISTED,
+    LISTING_HISTORY,
     Enforcement,
+    ListingChange,
     Offer,
     OfferCommandRefused,
     PolicyView,
@@ -25,6 +27,7 @@ from vitrine_distribution.domain.offers import (
     TermsChange,
     effective_time,
     enforce,
+    follow_listing,
     general_live,
     lift,
     policy_hold,
@@ -44,10 +47,12 @@ from vitrine_distribution.domain.rates import (
 
 __all__ = [
     "HOLD_DELISTED",
+    "LISTING_HISTORY",
     "SHANGHAI",
     "CommissionClawback",
     "Enforcement",
     "Entry",
+    "ListingChange",
     "Offer",
     "OfferCommandRefused",
     "Order",
@@ -63,6 +68,7 @@ __all__ = [
     "drain",
     "effective_time",
     "enforce",
+    "follow_listing",
     "general_live",
     "judge",
     "lift",

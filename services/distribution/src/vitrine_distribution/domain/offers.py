@@ -9,7 +9,10 @@ reasons with the ``offer.refused`` event).
 hold, the ruling's for a policy hold), never by when distribution processes it — so a lagging
 consumer or a replay builds the same history. Dates never go backwards within one offer: an
 event stamped before the offer's latest change takes effect at that change
-(:func:`effective_time`), so a producer cannot back-date a cut.
+(:func:`effective_time`), so a producer cannot back-date a cut. A product keeps its listing
+history (:class:`ListingChange`): a new offer consumed after listing changes stamped later
+than it is judged against the product as of its own time (:meth:`ProductView.as_of`), then
+re-applies those changes (:func:`follow_listing`) — what an in-order consumer did.
 
 An offer is **active**, **suspended** (at least one *hold*) or **withdrawn**. Holds record
 *why* it is suspended: ``product_delisted`` (its product left the catalog) and ``policy:<id>``
@@ -47,6 +50,7 @@ from datetime import datetime
 from typing import ClassVar, Literal
 
 from vitrine.contract import policy_kernel
+from vitrine.contract.envelope import CloudEvent
 from vitrine.contract.events import (
     EventData,
     Exemptions,
@@ -92,15 +96,64 @@ class OfferCommandRefused(OfferRefused):  # type: ignore[misc]  # vitrine lacks 
 # --- projections ---------------------------------------------------------------------------------
 
 
+#: How many listing changes a product keeps (the newest): a late offer is judged exactly while
+#: it is consumed fewer than this many changes of its product late (see :class:`ListingChange`).
+LISTING_HISTORY = 32
+
+
+@dataclass(frozen=True)
+class ListingChange:
+    """One ``product.listed``/``product.delisted`` as distribution applied it: its event time
+    (never before the previous change's), the product as it left it, and its envelope
+    (``cause``): what a late offer re-applies of it is caused by it, with the id an in-order
+    consumer minted."""
+
+    at: datetime
+    listed: bool
+    source: Source | None
+    version: int | None
+    cause: CloudEvent
+
+
 @dataclass(frozen=True)
 class ProductView:
-    """What distribution knows of a product from ``catalog.products``."""
+    """What distribution knows of a product from ``catalog.products``, and its listing history
+    (the last :data:`LISTING_HISTORY` changes, oldest first)."""
 
     product_id: str
     merchant_id: str
     listed: bool
     source: Source | None = None
     version: int | None = None
+    history: tuple[ListingChange, ...] = ()
+
+    def changed(self, change: ListingChange) -> ProductView:
+        """The product after ``change`` (dated no earlier than its latest change)."""
+        if self.history and change.at < self.history[-1].at:
+            change = replace(change, at=self.history[-1].at)
+        return replace(
+            self,
+            listed=change.listed,
+            source=change.source,
+            version=change.version,
+            history=(*self.history, change)[-LISTING_HISTORY:],
+        )
+
+    def as_of(self, instant: datetime) -> ProductView:
+        """The product as it was at ``instant`` by its history (a change at ``instant`` counts).
+
+        Before its first kept change it is judged as that change left it: an offer consumed
+        before its product's first listing waits for it (the product wait), and one older than
+        the kept history is judged by the oldest state kept.
+        """
+        if not self.history:
+            return self
+        then = self.history[0]
+        for change in self.history:
+            if change.at > instant:
+                break
+            then = change
+        return replace(self, listed=then.listed, source=then.source, version=then.version)
 
 
 @dataclass(frozen=True)
@@ -486,6 +539,41 @@ def product_listed(
             current, emits = out.state, emits + list(out.emits)
     out = release(current, HOLD_DELISTED, at, "product_relisted")
     return Decision(out.state, emits + list(out.emits))
+
+
+def follow_listing(
+    offer: Offer,
+    product: ProductView,
+    since: datetime,
+    *,
+    policies: Iterable[PolicyView],
+    merchant: Account | None,
+) -> list[tuple[ListingChange, Decision[Offer]]]:
+    """What ``product``'s changes after ``since`` do to ``offer``, which did not follow them:
+    it was published (new, or revived from withdrawn) at ``since`` but consumed after them.
+
+    Each change gives the decision an in-order consumer made when it consumed that change
+    (:func:`product_delisted`, :func:`product_listed`), paired with it so the handler emits it
+    caused by the change's own event — the same ids. Changes that leave the offer as it is
+    are left out.
+    """
+    out: list[tuple[ListingChange, Decision[Offer]]] = []
+    current = offer
+    for change in product.history:
+        if change.at <= since:
+            continue
+        if change.listed:
+            then = replace(product, listed=True, source=change.source, version=change.version)
+            decision = product_listed(
+                current, then, change.at, policies=policies, merchant=merchant
+            )
+        else:
+            decision = product_delisted(current, change.at)
+        if decision.state is current:
+            continue
+        current = decision.state
+        out.append((change, decision))
+    return out
 
 
 @dataclass(frozen=True)

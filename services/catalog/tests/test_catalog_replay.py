@@ -1,0 +1,84 @@
+"""Replay (DESIGN.md §6 event time): catalog re-consuming ``merchants.products`` from the
+beginning into an EMPTY database (fresh consumer group) publishes the same events — ids,
+causation, data — as the run that consumed them live.
+
+What ``merchants.products`` alone drives is covered (drafts, a second submission, a refused
+stock update and a stranger's submission, a cancelled audit). Review's verdicts
+(``review.decisions``) and platform actions (``platform.actions``) are not: a verdict
+consumed before the submission it answers is ignored (``stale_decision``), so a replay that
+reads ``review.decisions`` ahead of ``merchants.products`` decides differently — a known
+limit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from vitrine.tools.testing.probe import Publisher, TopicProbe, cloud_event
+from vitrine.tools.testing.replay import outputs, replay, until
+from vitrine.tools.testing.services import running
+from vitrine_catalog.service import DEFINITION
+
+pytestmark = [pytest.mark.stack, pytest.mark.asyncio(loop_scope="session")]
+
+OUTPUTS = ("catalog.products",)
+
+
+def submitted(pid: str, merchant: str, **over: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "product_id": pid,
+        "merchant_id": merchant,
+        "title": "Tea cup",
+        "category": "kitchen",
+        "images": ["https://img.example/1.jpg"],
+        "price_fen": 1990,
+        "stock": 10,
+        "source": {"kind": "channels_shop"},
+    }
+    data.update(over)
+    return cloud_event("product.submitted", pid, data, source="/merchants")
+
+
+def command(type_: str, pid: str, merchant: str, **data: Any) -> dict[str, Any]:
+    data |= {"product_id": pid, "merchant_id": merchant}
+    return cloud_event(type_, pid, data, source="/merchants")
+
+
+async def test_a_replay_into_an_empty_database_emits_the_same_events(
+    stack: Any, probe: TopicProbe, publisher: Publisher
+) -> None:
+    uid = uuid.uuid4().hex[:8]
+    merchant = f"m-{uid}"
+    draft, resubmitted, cancelled = (f"{k}-{uid}" for k in ("draft", "again", "cancel"))
+    async with running(DEFINITION, stack, mongo_db=f"catalog_a_{uid}", consumer_group=f"c-a-{uid}"):
+        await publisher.send_many(
+            "merchants.products",
+            [
+                submitted(draft, merchant),
+                command("product.stock_updated", draft, merchant, sku_id="default", stock=3),
+                submitted(draft, f"other-{uid}"),  # not the owner
+                submitted(resubmitted, merchant),
+                submitted(resubmitted, merchant, price_fen=2990),
+                submitted(cancelled, merchant),
+                command("product.audit_cancelled", cancelled, merchant),
+            ],
+        )
+        subjects = (draft, resubmitted, cancelled)
+        await until(
+            lambda: all(len(v) >= 2 for v in outputs(probe, OUTPUTS, subjects).values()),
+            "the scenario's events",
+            show=lambda: outputs(probe, OUTPUTS, subjects),
+        )
+        await probe.settle()
+    first = outputs(probe, OUTPUTS, subjects)
+    refusals = [o[3] for o in first[draft] if o[1] == "product.refused"]
+    assert [r["reasons"][0]["code"] for r in refusals] == [
+        "product_not_listed",
+        "not_product_owner",
+    ]
+
+    replayed = await replay(DEFINITION, stack, probe, first, topics=OUTPUTS, run=f"b_{uid}")
+    assert replayed == first
