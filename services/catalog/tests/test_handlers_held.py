@@ -105,9 +105,7 @@ async def test_a_verdict_on_a_superseded_version_is_ignored_at_once_not_held() -
     assert repo.held.held == {} and not repo.products["p-1"].listed
 
 
-async def test_a_held_verdict_is_given_up_when_the_submissions_event_time_passes_its_wait() -> (
-    None
-):
+async def test_a_held_verdict_is_given_up_when_the_submissions_event_time_passes_its_wait() -> None:
     repo = InMemoryProducts()
     await run(repo, "review.decisions", approved())
     # another product's submission 23 h later: still waiting

@@ -137,9 +137,7 @@ async def apply_events(
         changed.add(pid)
         if isinstance(event.data, ProductSubmitted) and (product := decision.state) is not None:
             # the verdicts held for this version (or an older one: stale now) are next
-            queue.extendleft(
-                reversed(waiting.release(pid, lambda e: e.data.version <= product.last_version))
-            )
+            queue.extendleft(reversed(waiting.release(pid, product.last_version)))
     for event in waiting.expired():  # their submission never came within the wait
         log.info(
             "product.event_ignored",

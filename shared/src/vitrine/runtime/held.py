@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -148,7 +148,9 @@ class MongoHeldInputs:
         forget = set(done)
         base = int(datetime.now(UTC).timestamp() * 1_000_000)  # arrival order among ties
         ops: list[ReplaceOne[Document] | DeleteOne] = [
-            ReplaceOne({"_id": h.event.envelope.dedupe_key}, held_document(h, base + i), upsert=True)
+            ReplaceOne(
+                {"_id": h.event.envelope.dedupe_key}, held_document(h, base + i), upsert=True
+            )
             for i, h in enumerate(held)
             if h.event.envelope.dedupe_key not in forget
         ]
@@ -233,10 +235,10 @@ class Waiting:
                 waiting.due = await store.due(aggregates, waiting.cutoff)
         return waiting
 
-    def release(self, aggregate: str, ready: Callable[[Event[Any]], bool]) -> list[Event[Any]]:
-        """The held inputs on ``aggregate`` that ``ready`` says can be decided now (oldest
-        first); they are done."""
-        out = [h for h in self.due if h.aggregate == aggregate and ready(h.event)]
+    def release(self, aggregate: str, version: int) -> list[Event[Any]]:
+        """The held inputs on ``aggregate`` naming ``version`` or an older one (oldest
+        first): they can be decided now, and are done."""
+        out = [h for h in self.due if h.aggregate == aggregate and h.event.data.version <= version]
         return self._done(out)
 
     async def hold(self, event: Event[Any], topic: str, aggregate: str) -> bool:
