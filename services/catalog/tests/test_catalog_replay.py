@@ -2,12 +2,11 @@
 beginning into an EMPTY database (fresh consumer group) publishes the same events — ids,
 causation, data — as the run that consumed them live.
 
-What ``merchants.products`` alone drives is covered (drafts, a second submission, a refused
-stock update and a stranger's submission, a cancelled audit). Review's verdicts
-(``review.decisions``) and platform actions (``platform.actions``) are not: a verdict
-consumed before the submission it answers is ignored (``stale_decision``), so a replay that
-reads ``review.decisions`` ahead of ``merchants.products`` decides differently — a known
-limit.
+Drafts, a second submission, a refused stock update and a stranger's submission, a cancelled
+audit — and review's verdicts, with the replay reading ``review.decisions`` to the end before
+``merchants.products``: each verdict is consumed before the submission it answers, held, and
+applied when the submission arrives, with the ids and causation of the live run. Platform
+actions (``platform.actions``) are not covered.
 """
 
 from __future__ import annotations
@@ -42,6 +41,12 @@ def submitted(pid: str, merchant: str, **over: Any) -> dict[str, Any]:
     return cloud_event("product.submitted", pid, data, source="/merchants")
 
 
+def verdict(type_: str, pid: str, **data: Any) -> dict[str, Any]:
+    return cloud_event(
+        type_, pid, {"product_id": pid, "version": 1, **data}, source="/vitrine/review"
+    )
+
+
 def command(type_: str, pid: str, merchant: str, **data: Any) -> dict[str, Any]:
     data |= {"product_id": pid, "merchant_id": merchant}
     return cloud_event(type_, pid, data, source="/merchants")
@@ -53,6 +58,7 @@ async def test_a_replay_into_an_empty_database_emits_the_same_events(
     uid = uuid.uuid4().hex[:8]
     merchant = f"m-{uid}"
     draft, resubmitted, cancelled = (f"{k}-{uid}" for k in ("draft", "again", "cancel"))
+    listed, rejected = f"listed-{uid}", f"rejected-{uid}"
     async with running(DEFINITION, stack, mongo_db=f"catalog_a_{uid}", consumer_group=f"c-a-{uid}"):
         await publisher.send_many(
             "merchants.products",
@@ -64,9 +70,21 @@ async def test_a_replay_into_an_empty_database_emits_the_same_events(
                 submitted(resubmitted, merchant, price_fen=2990),
                 submitted(cancelled, merchant),
                 command("product.audit_cancelled", cancelled, merchant),
+                submitted(listed, merchant),
+                submitted(rejected, merchant),
             ],
         )
-        subjects = (draft, resubmitted, cancelled)
+        # review answers once catalog asked it (live, the verdicts come after the submissions)
+        reviewed = (listed, rejected)
+        await until(lambda: all(outputs(probe, OUTPUTS, reviewed).values()), "the review requests")
+        await publisher.send_many(
+            "review.decisions",
+            [
+                verdict("review.approved", listed),
+                verdict("review.rejected", rejected, reasons=[{"code": "banned_term"}]),
+            ],
+        )
+        subjects = (draft, resubmitted, cancelled, listed, rejected)
         await until(
             lambda: all(len(v) >= 2 for v in outputs(probe, OUTPUTS, subjects).values()),
             "the scenario's events",
@@ -80,5 +98,16 @@ async def test_a_replay_into_an_empty_database_emits_the_same_events(
         "not_product_owner",
     ]
 
-    replayed = await replay(DEFINITION, stack, probe, first, topics=OUTPUTS, run=f"b_{uid}")
+    assert [o[1] for o in first[listed]] == ["product.review_requested", "product.listed"]
+    assert [o[1] for o in first[rejected]] == ["product.review_requested", "product.rejected"]
+
+    replayed = await replay(
+        DEFINITION,
+        stack,
+        probe,
+        first,
+        topics=OUTPUTS,
+        run=f"b_{uid}",
+        reads_first=("review.decisions",),  # every verdict before its submission
+    )
     assert replayed == first

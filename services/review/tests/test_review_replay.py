@@ -2,10 +2,10 @@
 into an EMPTY database (fresh consumer group) publishes the same decisions — ids, causation,
 data — as the run that consumed them live.
 
-What ``catalog.products`` alone drives is covered (automated verdicts, a price jump escalated,
-a superseded version). A manual verdict (``review.manual``) is not: consumed before the
-escalation it answers, it is ignored (``not_escalated``), so a replay that reads
-``review.manual`` ahead of ``catalog.products`` decides differently — a known limit.
+Automated verdicts, a price jump escalated, a superseded version — and a reviewer's verdict,
+with the replay reading ``review.manual`` to the end before ``catalog.products``: the verdict
+is consumed before the escalation it answers, held, and applied when its version's request
+arrives, with the ids and causation of the live run.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ async def test_a_replay_into_an_empty_database_emits_the_same_decisions(
 ) -> None:
     uid = uuid.uuid4().hex[:8]
     fine, banned, jump, twice = (f"{k}-{uid}" for k in ("fine", "banned", "jump", "twice"))
+    manual = f"manual-{uid}"
     skus = [
         {"sku_id": "white", "price_fen": 1000, "stock": 1},
         {"sku_id": "black", "price_fen": -1, "stock": 1},
@@ -60,11 +61,20 @@ async def test_a_replay_into_an_empty_database_emits_the_same_decisions(
                 requested(jump, version=3, price_fen=3000, live_version=2, live_price_fen=1000),
                 requested(twice),  # superseded by version 2 before or after its verdict
                 requested(twice, version=2, title="Miracle mug"),
+                requested(manual, version=2, price_fen=3000, live_version=1, live_price_fen=1000),
             ],
         )
-        subjects = (fine, banned, jump, twice)
+        subjects = (fine, banned, jump, twice, manual)
         await until(
             lambda: all(outputs(probe, OUTPUTS, subjects).values()), "the scenario's decisions"
+        )
+        # the reviewer answers the escalation (live, after it)
+        decided = {"product_id": manual, "version": 2, "verdict": "approve", "reviewer_id": "r"}
+        await publisher.send(
+            "review.manual", cloud_event("review.manual_decided", manual, decided, source="/ops")
+        )
+        await until(
+            lambda: len(outputs(probe, OUTPUTS, [manual])[manual]) == 2, "the manual verdict"
         )
         await probe.settle()
     first = outputs(probe, OUTPUTS, subjects)
@@ -72,5 +82,15 @@ async def test_a_replay_into_an_empty_database_emits_the_same_decisions(
     assert [o[1] for o in first[jump]] == ["review.escalated"]
     assert [r["code"] for r in first[banned][0][3]["reasons"]] == ["invalid_price", "banned_term"]
 
-    replayed = await replay(DEFINITION, stack, probe, first, topics=OUTPUTS, run=f"b_{uid}")
+    assert [o[1] for o in first[manual]] == ["review.escalated", "review.approved"]
+
+    replayed = await replay(
+        DEFINITION,
+        stack,
+        probe,
+        first,
+        topics=OUTPUTS,
+        run=f"b_{uid}",
+        reads_first=("review.manual",),  # the verdict before its escalation
+    )
     assert replayed == first

@@ -297,6 +297,19 @@ def approve(product: Product | None, decision: ReviewApproved) -> ProductDecisio
     return _emit(new, *events)
 
 
+#: Why a review verdict is held rather than decided: it names a version not submitted yet (a
+#: replay, or a lagging consumer, read ``review.decisions`` ahead of ``merchants.products``).
+AWAITS_SUBMISSION = "awaits_submission"
+
+
+def await_submission(product: Product | None, version: int) -> ProductDecision | None:
+    """Hold a verdict on a version catalog has not seen submitted (``None``: decide it now; a
+    verdict on an older version than the last submitted one is stale at once)."""
+    if product is None or version > product.last_version:
+        return Decision.ignore(product, AWAITS_SUBMISSION)
+    return None
+
+
 def reject(product: Product | None, decision: ReviewRejected) -> ProductDecision:
     """The current draft is dropped; any live version stays on sale."""
     if product is None or product.draft is None or product.draft.number != decision.version:

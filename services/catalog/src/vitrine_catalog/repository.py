@@ -1,6 +1,7 @@
 """Where catalog keeps products: the :class:`Products` protocol the handlers use, MongoDB
 (one document per product keyed by ``_id``, loaded and saved in bulk) and an in-memory twin
-for handler tests."""
+for handler tests. Review verdicts read before their submission are held in
+``held_verdicts`` (``vitrine.runtime.held``), waiting on ``merchants.products``."""
 
 from __future__ import annotations
 
@@ -11,12 +12,17 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from vitrine.runtime import held
+from vitrine.runtime.held import HeldInputs, InMemoryHeldInputs, MongoHeldInputs
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
 from vitrine_catalog.domain import Product, Version, status_of
 
 PRODUCTS = "products"
+HELD_VERDICTS = "held_verdicts"
+#: The topic whose event time ends a held verdict's wait.
+SUBMISSIONS = "merchants.products"
 
 
 def _version(doc: dict[str, Any] | None) -> Version | None:
@@ -89,7 +95,13 @@ async def save(
 
 
 class Products(Protocol):
-    """What catalog's handlers need: products with the events each applied, in bulk."""
+    """What catalog's handlers need: products with the events each applied, in bulk, and
+    the verdicts held for submissions not consumed yet."""
+
+    @property
+    def held(self) -> HeldInputs:
+        """The review verdicts held until their submission is consumed."""
+        ...
 
     async def load(self, ids: Iterable[str]) -> tuple[dict[str, Product], dict[str, list[str]]]:
         """The products with these ids that exist, and the dedupe keys each applied."""
@@ -105,6 +117,9 @@ class MongoProducts:
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.db, self.session = uow.db, uow.session
+        self.held = MongoHeldInputs(
+            uow.db, uow.session, collection=HELD_VERDICTS, awaits=SUBMISSIONS
+        )
 
     async def load(self, ids: Iterable[str]) -> tuple[dict[str, Product], dict[str, list[str]]]:
         return await load(self.db, ids, self.session)
@@ -119,6 +134,7 @@ class InMemoryProducts:
     def __init__(self, *products: Product) -> None:
         self.products: dict[str, Product] = {p.product_id: p for p in products}
         self.applied: dict[str, list[str]] = {}
+        self.held: InMemoryHeldInputs = InMemoryHeldInputs()
 
     async def load(self, ids: Iterable[str]) -> tuple[dict[str, Product], dict[str, list[str]]]:
         found = {i: self.products[i] for i in set(ids) if i in self.products}
@@ -131,5 +147,6 @@ class InMemoryProducts:
 
 
 async def setup(db: AsyncDatabase[Document]) -> None:
-    """Indexes for the read-only queries (a merchant's products)."""
+    """Indexes for the read-only queries (a merchant's products); the held verdicts."""
     await db[PRODUCTS].create_index("merchant_id")
+    await held.setup(db, HELD_VERDICTS)

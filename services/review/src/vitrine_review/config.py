@@ -8,6 +8,7 @@ tests and deployments change the lists without code edits.
 from __future__ import annotations
 
 import unicodedata
+from datetime import timedelta
 from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
@@ -59,7 +60,8 @@ def normalise_text(text: str) -> str:
 
 
 class ReviewConfig(BaseSettings):
-    """The automated review's lists (environment: ``VITRINE_REVIEW_*``, JSON lists)."""
+    """The automated review's lists (environment: ``VITRINE_REVIEW_*``, JSON lists) and how
+    long a reviewer's verdict waits for its escalation."""
 
     model_config = SettingsConfigDict(env_prefix="VITRINE_REVIEW_", extra="ignore", frozen=True)
 
@@ -69,6 +71,15 @@ class ReviewConfig(BaseSettings):
     prohibited_categories: Annotated[list[Term], Field(max_length=10_000)] = Field(
         default_factory=lambda: list(DEFAULT_PROHIBITED_CATEGORIES)
     )
+
+    #: A reviewer's verdict on a version not escalated yet (``review.manual`` read ahead of
+    #: ``catalog.products``) is held until catalog's event time passes the verdict's ``time`` +
+    #: this many hours, then ignored ``not_escalated``.
+    manual_wait_hours: float = Field(default=24.0, gt=0, le=24 * 90)
+
+    @property
+    def manual_wait(self) -> timedelta:
+        return timedelta(hours=self.manual_wait_hours)
 
     @field_validator("banned_terms", "prohibited_categories")
     @classmethod

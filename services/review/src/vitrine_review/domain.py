@@ -181,6 +181,19 @@ def review_requested(
     return _decided(current, event, audit)
 
 
+#: Why a reviewer's verdict is held rather than decided: it names a version review has not
+#: seen requested yet (a replay, or a lagging consumer, read ``review.manual`` first).
+AWAITS_ESCALATION = "awaits_escalation"
+
+
+def await_escalation(case: Case | None, version: int) -> CaseDecision | None:
+    """Hold a reviewer's verdict on a version not requested yet (``None``: decide it now; a
+    verdict on a version seen and not escalated is ignored at once)."""
+    if case is None or version > case.last_version:
+        return Decision.ignore(Reviewed(case), AWAITS_ESCALATION)
+    return None
+
+
 def manual_decided(
     case: Case | None,
     decision: ReviewManualDecided,

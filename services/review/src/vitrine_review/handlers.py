@@ -6,12 +6,20 @@ recognised there and the pipeline writes no inbox entry for review's inputs; an 
 changes no case is not recorded (applying it again changes nothing).
 The rules' configuration and the store are injected: :func:`make_handlers` closes over a
 ``ReviewConfig`` and a :class:`~vitrine_review.repository.Cases` factory.
+
+A reviewer's verdict on a version not requested yet (a replay, or a lagging consumer, read
+``review.manual`` first) is held, and decided right after that version's request is applied —
+caused by its own envelope, so with the ids an in-order run mints — or given up as
+``not_escalated`` once catalog's event time passes its ``time`` + ``manual_wait``
+(``vitrine.runtime.held``; docs/DECISIONS.md "Event time").
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
+from typing import Final
 
 from vitrine.contract.envelope import Event
 from vitrine.contract.events import (
@@ -19,16 +27,19 @@ from vitrine.contract.events import (
     ProductReviewRequested,
     ReviewManualDecided,
 )
+from vitrine.runtime.decision import Decision
+from vitrine.runtime.held import Waiting
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging import inbox
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine_review import domain, rules
 from vitrine_review.config import ReviewConfig
-from vitrine_review.domain import AuditEntry, Case, CaseDecision
+from vitrine_review.domain import AuditEntry, Case, CaseDecision, Reviewed
 from vitrine_review.repository import Cases
 
 log = get_logger(__name__)
+MANUAL_IN: Final = "review.manual"
 
 #: What review acts on: drafts to review, cancelled reviews, reviewers' verdicts.
 Input = ProductReviewRequested | CatalogAuditCancelled | ReviewManualDecided
@@ -69,7 +80,9 @@ def decide(
         case ProductReviewRequested() as req:
             return domain.review_requested(case, req, config, titles, now, event.id)
         case ReviewManualDecided() as verdict:
-            return domain.manual_decided(case, verdict, now, event.id)
+            return domain.await_escalation(case, verdict.version) or domain.manual_decided(
+                case, verdict, now, event.id
+            )
         case CatalogAuditCancelled() as cancelled:
             return domain.audit_cancelled(case, cancelled, now, event.id)
 
@@ -104,7 +117,15 @@ async def apply_events(
     changed: set[str] = set()
     changed_titles: set[str] = set()
     audit: list[AuditEntry] = []
-    for event in events:
+    waiting = await Waiting.open(
+        store.held,
+        config.manual_wait,
+        (e.time for e in events if not isinstance(e.data, ReviewManualDecided)),
+        (e.data.product_id for e in events if isinstance(e.data, ProductReviewRequested)),
+    )
+    queue = deque(events)
+    while queue:
+        event = queue.popleft()
         pid = event.data.product_id
         key = event.envelope.dedupe_key
         if key in done.get(pid, ()):
@@ -112,6 +133,11 @@ async def apply_events(
             continue
         before = cases.get(pid)
         decision = decide(before, event, config, titles, now)
+        if decision.ignored == domain.AWAITS_ESCALATION:
+            if await waiting.hold(event, MANUAL_IN, pid):
+                log.info("review.verdict_held", product_id=pid, version=event.data.version)
+                continue
+            decision = Decision.ignore(Reviewed(before), "not_escalated")  # wait over
         after = decision.state.case
         if not decision.changed or after is None:
             log.info(
@@ -139,6 +165,17 @@ async def apply_events(
                 codes=[r.code for r in getattr(data, "reasons", [])],
             )
         decision.emit(uow, cause=event)
+        if isinstance(event.data, ProductReviewRequested):
+            # the verdicts held for this version (or an older one: stale now) are next
+            queue.extendleft(reversed(waiting.release(pid, after.last_version)))
+    for event in waiting.expired():  # their escalation never came within the wait
+        log.info(
+            "review.event_ignored",
+            product_id=event.data.product_id,
+            type=event.type,
+            version=event.data.version,
+            why="not_escalated",
+        )
     await store.save(
         (c for pid in changed if (c := cases[pid]) is not None),
         audit,
@@ -146,3 +183,4 @@ async def apply_events(
         applied=applied,
         queued=queued,
     )
+    await waiting.close()

@@ -5,6 +5,8 @@
   in step with ``cases`` in the same transaction.
 - ``decisions``: the audit trail, insert-only (``_id`` = ``product_id:version:n``).
 - ``titles``: the duplicate index (``_id`` = merchant id + normalised-title hash).
+- ``held_verdicts``: reviewers' verdicts read before their escalation, waiting on
+  ``catalog.products`` (``vitrine.runtime.held``), and its ``watermarks``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
 
 from vitrine.contract.events import Reason
+from vitrine.runtime import held
+from vitrine.runtime.held import HeldInputs, InMemoryHeldInputs, MongoHeldInputs
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
@@ -28,6 +32,9 @@ CASES = "cases"
 QUEUE = "queue"
 DECISIONS = "decisions"
 TITLES = "titles"
+HELD_VERDICTS = "held_verdicts"
+#: The topic whose event time ends a held verdict's wait.
+REQUESTS = "catalog.products"
 
 
 def _reasons_doc(reasons: Iterable[Reason]) -> list[dict[str, Any]]:
@@ -181,7 +188,13 @@ async def save(
 
 class Cases(Protocol):
     """What review's handlers need: cases (with the events each applied), the duplicate
-    index, and one bulk save of what a batch changed."""
+    index, one bulk save of what a batch changed, and the verdicts held for escalations not
+    consumed yet."""
+
+    @property
+    def held(self) -> HeldInputs:
+        """The reviewers' verdicts held until their version is requested."""
+        ...
 
     async def load_cases(
         self, ids: Iterable[str]
@@ -205,6 +218,7 @@ class MongoCases:
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.db, self.session = uow.db, uow.session
+        self.held = MongoHeldInputs(uow.db, uow.session, collection=HELD_VERDICTS, awaits=REQUESTS)
 
     async def load_cases(self, ids: Iterable[str]) -> tuple[dict[str, Case], dict[str, list[str]]]:
         return await load_cases(self.db, ids, self.session)
@@ -232,6 +246,7 @@ class InMemoryCases:
         self.applied: dict[str, list[str]] = {}
         self.titles: dict[str, list[str]] = {}
         self.audit: dict[str, AuditEntry] = {}
+        self.held: InMemoryHeldInputs = InMemoryHeldInputs()
 
     async def load_cases(self, ids: Iterable[str]) -> tuple[dict[str, Case], dict[str, list[str]]]:
         found = {i: self.cases[i] for i in set(ids) if i in self.cases}
@@ -281,3 +296,4 @@ async def setup(db: AsyncDatabase[Document]) -> None:
     # Not (escalated_at, _id): nx-27017 then fails every upsert by _id ("JSON path error").
     await db[QUEUE].create_index("escalated_at")
     await db[DECISIONS].create_index([("product_id", ASCENDING), ("n", ASCENDING)])
+    await held.setup(db, HELD_VERDICTS)

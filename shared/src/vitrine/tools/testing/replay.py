@@ -7,16 +7,21 @@ about the scenario's subjects (:func:`outputs`), then calls :func:`replay`: a se
 (fresh database, fresh group) reads every input from the beginning, in whatever interleaving
 the broker gives it, and its outputs about those subjects must repeat the first run's,
 subject by subject and in order. Output envelopes' ``time`` is when they were emitted and is
-not compared.
+not compared. ``first`` forces the interleaving a race between topics would give: the replay
+reads those input topics to the end before it reads the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from vitrine.contract.envelope import Event
+from vitrine.runtime.messaging.pipeline import BatchHandler
+from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.service import ServiceDefinition
 from vitrine.tools.testing.probe import TopicProbe
 from vitrine.tools.testing.services import running
@@ -62,18 +67,25 @@ async def replay(
     topics: Iterable[str],
     run: str,
     timeout: float = 120.0,
+    reads_first: Iterable[str] = (),
 ) -> dict[str, list[Output]]:
     """Run ``definition`` again from the beginning of its inputs into an empty database
     (``<name>_<run>``, group ``<name>-<run>``); wait until every subject of ``first`` has
     twice its outputs (then for the topics to settle, so an extra event would show), and
-    return the replay's own outputs — the ones after the first run's."""
+    return the replay's own outputs — the ones after the first run's.
+
+    ``reads_first``: input topics the replay consumes to the end (as far as the subjects'
+    events go) before it starts on the others — the interleaving a lagging topic gives."""
     topics = tuple(topics)
     name = definition.name
+    where: dict[str, Any] = {"mongo_db": f"{name}_{run}", "consumer_group": f"{name}-{run}"}
 
     def seen() -> dict[str, list[Output]]:
         return outputs(probe, topics, first)
 
-    async with running(definition, stack, mongo_db=f"{name}_{run}", consumer_group=f"{name}-{run}"):
+    if early := tuple(reads_first):
+        await _read_first(definition, stack, probe, early, set(first), where, timeout)
+    async with running(definition, stack, **where):
         await until(
             lambda: all(len(v) >= 2 * len(first[s]) for s, v in seen().items()),
             "the replay's outputs",
@@ -82,3 +94,37 @@ async def replay(
         )
         await probe.settle()
     return {s: v[len(first[s]) :] for s, v in seen().items()}
+
+
+async def _read_first(
+    definition: ServiceDefinition,
+    stack: StackInfo,
+    probe: TopicProbe,
+    early: tuple[str, ...],
+    subjects: set[str],
+    where: dict[str, Any],
+    timeout: float,
+) -> None:
+    """Run ``definition`` on the ``early`` input topics alone (same database and group as the
+    replay) until it has handled every event about ``subjects`` on them."""
+    handled: set[str] = set()
+
+    def tracked(handler: BatchHandler) -> BatchHandler:
+        async def handle(events: list[Event[Any]], uow: UnitOfWork) -> None:
+            await handler(events, uow)
+            handled.update(e.id for e in events)
+
+        return handle
+
+    alone = dataclasses.replace(
+        definition, handlers={t: tracked(definition.handlers[t]) for t in early}
+    )
+    wanted = {r.event["id"] for t in early for r in probe.events(t) if r.key in subjects}
+    async with running(alone, stack, **where):
+        await until(
+            lambda: wanted <= handled,
+            f"the replay to read {', '.join(early)} first",
+            timeout=timeout,
+            show=lambda: sorted(wanted - handled),
+        )
+        await probe.settle()
