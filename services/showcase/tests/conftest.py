@@ -34,6 +34,11 @@ def codes(record: Any) -> set[str]:
     return {r["code"] for r in record.data.get("reasons", [])}
 
 
+def policy_hold(creator: str, product: str, policy: str) -> JSON:
+    """The data of ``showcase.item_suspended`` / ``item_restored`` for ``policy``'s hold."""
+    return {"creator_id": creator, "product_id": product, "reason": "policy", "policy_id": policy}
+
+
 def third_party(platform: str) -> JSON:
     return {"kind": "third_party_platform", "platform": platform}
 
@@ -54,6 +59,7 @@ class World:
     uid = staticmethod(uid)
     until = staticmethod(until)
     codes = staticmethod(codes)
+    policy_hold = staticmethod(policy_hold)
     third_party = staticmethod(third_party)
     disallow = staticmethod(disallow)
 

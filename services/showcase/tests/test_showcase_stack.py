@@ -262,12 +262,7 @@ async def test_two_policies_hold_one_item(stack, probe, world) -> None:
                 "affected": 1,
             }
             got = await probe.wait_for(ITEMS, type="showcase.item_suspended", policy_id=pol)
-            assert got[0].data == {
-                "creator_id": c,
-                "product_id": pid,
-                "reason": "policy",
-                "policy_id": pol,
-            }
+            assert got[0].data == world.policy_hold(c, pid, pol)
         view = (await http.get(f"/creators/{c}/showcase?include_suspended=true")).json()
         assert sorted(s["policy_id"] for s in view["items"][0]["suspensions"]) == [pol_a, pol_b]
 
@@ -282,12 +277,7 @@ async def test_two_policies_hold_one_item(stack, probe, world) -> None:
 
         await world.lifted(pol_b)
         restored = await probe.wait_for(ITEMS, type="showcase.item_restored", subject=c)
-        assert restored[0].data == {
-            "creator_id": c,
-            "product_id": pid,
-            "reason": "policy",
-            "policy_id": pol_b,
-        }
+        assert restored[0].data == world.policy_hold(c, pid, pol_b)
         view = (await http.get(f"/creators/{c}/showcase")).json()
         assert _order(view) == [(pid, 0)]
 

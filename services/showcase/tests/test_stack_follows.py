@@ -75,12 +75,7 @@ async def test_shop_closed_rechecks_require_shop(stack, probe, world) -> None:
             await probe.wait_for(REPORTS, subject=pol, phase="enforce_existing", timeout=60)
             await world.shop_closed(c, channels)
             got = await probe.wait_for(ITEMS, type="showcase.item_suspended", subject=c)
-            assert got[0].data == {
-                "creator_id": c,
-                "product_id": pid,
-                "reason": "policy",
-                "policy_id": pol,
-            }
+            assert got[0].data == world.policy_hold(c, pid, pol)
             await world.shop(c, "channels_shop")
             back = await probe.wait_for(ITEMS, type="showcase.item_restored", subject=c)
             assert back[0].data["policy_id"] == pol
