@@ -212,7 +212,7 @@ async def test_sold_out_goods_are_refused_and_cart_items_follow_stock(stack, pro
         await room.start(c, sid)
         assert (await room.add(c, sid, p_in)).type == "live.item_added"
         for pid in (p_in, p_out):
-            data = {"product_id": pid, "merchant_id": m}
+            data: dict[str, Any] = {"product_id": pid, "merchant_id": m}
             await room.send("catalog.products", "product.sold_out", pid, data, "/vitrine/catalog")
         await room.projected("products", p_out, lambda d: bool(d["sold_out"]))
         assert codes(await room.add(c, sid, p_out)) == ["sold_out"]

@@ -83,6 +83,7 @@ class Selection:
             subject = getattr(d, "offer_id", None) or getattr(d, "product_id", None)
             subject = getattr(d, "policy_id", None) or getattr(d, "order_id", None) or subject
             subject = getattr(d, "account_id", None) or subject
+            assert isinstance(subject, str), d
             raw = incoming(d, subject)
             # Event time decides staleness: default to the unit of work's fixed clock.
             envelope = raw.envelope.model_copy(update={"time": at or FIXED_TIME})
@@ -215,7 +216,7 @@ def in_force(pid: str, rules: list[dict[str, Any]], **exemptions: Any) -> Policy
 
 async def test_a_policy_in_force_bars_a_source_per_surface_until_lifted() -> None:
     s = Selection()
-    mini = {"source": {"kind": "wechat_mini_shop"}}
+    mini: dict[str, Any] = {"source": {"kind": "wechat_mini_shop"}}
     await s.feed(listed(**mini), activated())
     rule = {
         "kind": "disallow_source",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -52,7 +53,7 @@ def _showcase(n: int, creator: str = "c1") -> Showcase:
     return sc
 
 
-def _codes(reasons: list) -> list[str]:
+def _codes(reasons: list[Any]) -> list[str]:
     return [r.code for r in reasons]
 
 

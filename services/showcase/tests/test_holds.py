@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from vitrine.contract.events import (
     DisallowSource,
+    EventData,
     ItemRestored,
     ItemSuspended,
     RequireShop,
@@ -100,7 +101,7 @@ def test_the_order_causes_come_and_go_does_not_matter(arrive: list[str], leave: 
     """Causes arriving and leaving in any order: one suspension when the first arrives, one
     restoration when the last leaves, and the same final state."""
     current = item()
-    events = []
+    events: list[EventData] = []
     for cause in arrive:
         d = change_holds(current, add=[cause])
         current, events = d.state, events + d.events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ ITEMS = "showcase.items"
 REPORTS = "compliance.reports"
 
 
-def _order(view: dict) -> list[tuple[str, int]]:
+def _order(view: dict[str, Any]) -> list[tuple[str, int]]:
     return [(i["product_id"], i["position"]) for i in view["items"]]
 
 

@@ -41,7 +41,7 @@ async def test_kill9_mid_enforcement_then_restart(stack, probe, world, bulk, tmp
     service = ServiceProcess.against(stack, "showcase", tmp_path, VITRINE_LOG_LEVEL="INFO")
 
     def suspensions() -> list[Any]:
-        return probe.events(ITEMS, type="showcase.item_suspended", policy_id=pol)
+        return list(probe.events(ITEMS, type="showcase.item_suspended", policy_id=pol))
 
     notes: list[str] = []
     try:
