@@ -204,6 +204,18 @@ class World:
             "creators.showcase", "showcase.add_requested", cid, data, "/creators-app"
         )
 
+    async def placed(
+        self, http: Any, cid: str, pid: str, merchant: str, source: JSON | None = None
+    ) -> None:
+        """Creator ``cid`` (every shop kind) has merchant's product ``pid`` in its showcase,
+        once the service has seen the product, the creator's shops and the addition."""
+        await self.creator(cid)
+        await self.listed(pid, merchant, source)
+        await self.until(http, f"/products/{pid}")
+        await self.until(http, f"/accounts/{cid}", lambda a: len(a["shops"]) == 3)
+        await self.add(cid, pid)
+        await self.probe.wait_for(ITEMS, type="showcase.item_added", subject=cid)
+
     async def remove(self, cid: str, pid: str) -> JSON:
         return await self.send(
             "creators.showcase",
