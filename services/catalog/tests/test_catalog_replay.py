@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from vitrine.tools.testing.handlers import as_cloud_event, product_submitted
 from vitrine.tools.testing.probe import Publisher, TopicProbe, cloud_event
 from vitrine.tools.testing.replay import outputs, replay, until
 from vitrine.tools.testing.services import running
@@ -27,18 +28,7 @@ OUTPUTS = ("catalog.products",)
 
 
 def submitted(pid: str, merchant: str, **over: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "product_id": pid,
-        "merchant_id": merchant,
-        "title": "Tea cup",
-        "category": "kitchen",
-        "images": ["https://img.example/1.jpg"],
-        "price_fen": 1990,
-        "stock": 10,
-        "source": {"kind": "channels_shop"},
-    }
-    data.update(over)
-    return cloud_event("product.submitted", pid, data, source="/merchants")
+    return as_cloud_event(product_submitted(pid, merchant, **over), source="/merchants")
 
 
 def verdict(type_: str, pid: str, **data: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from vitrine.tools.testing.handlers import product_submitted
 from vitrine.tools.testing.probe import cloud_event
 from vitrine.tools.testing.services import running
 from vitrine_catalog.service import DEFINITION
@@ -23,19 +24,8 @@ async def http(stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def _product(pid: str, merchant: str = "m-1", **over: object) -> dict[str, object]:
-    data: dict[str, object] = {
-        "product_id": pid,
-        "merchant_id": merchant,
-        "title": "Tea cup",
-        "category": "kitchen",
-        "images": ["https://img.example/1.jpg"],
-        "price_fen": 1990,
-        "stock": 10,
-        "source": {"kind": "channels_shop"},
-    }
-    data.update(over)
-    return data
+def _product(pid: str, merchant: str = "m-1") -> dict[str, object]:
+    return product_submitted(pid, merchant).model_dump(mode="json", exclude_unset=True)
 
 
 async def test_submit_approve_lists(http, probe, publisher) -> None:

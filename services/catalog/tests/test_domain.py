@@ -18,23 +18,13 @@ from vitrine.contract.events import (
     ReviewApproved,
     ReviewRejected,
 )
+from vitrine.tools.testing.handlers import product_submitted
 from vitrine_catalog import domain
 from vitrine_catalog.domain import Product
 
 
 def submitted(merchant: str = "m-1", **over: Any) -> ProductSubmitted:
-    data: dict[str, Any] = {
-        "product_id": "p-1",
-        "merchant_id": merchant,
-        "title": "Tea cup",
-        "category": "kitchen",
-        "images": ["https://img.example/1.jpg"],
-        "price_fen": 1990,
-        "stock": 10,
-        "source": {"kind": "channels_shop"},
-    }
-    data.update(over)
-    return ProductSubmitted.model_validate(data)
+    return product_submitted("p-1", merchant, **over)
 
 
 def approved(version: int) -> ReviewApproved:

@@ -24,6 +24,7 @@ from vitrine.contract.events import (
     ProductWithdrawn,
     ReviewApproved,
 )
+from vitrine.tools.testing.handlers import product_submitted
 from vitrine_catalog import domain
 from vitrine_catalog.domain import Product
 
@@ -34,18 +35,9 @@ TWO_SKUS = [
 
 
 def submitted(merchant: str = "m-1", **over: Any) -> ProductSubmitted:
-    data: dict[str, Any] = {
-        "product_id": "p-1",
-        "merchant_id": merchant,
-        "title": "Longjing tea",
-        "category": "food.tea",
-        "images": ["https://img.example/1.jpg"],
-        "price_fen": 1990,
-        "stock": 10,
-        "source": {"kind": "channels_shop"},
-        **over,
-    }
-    return ProductSubmitted.model_validate(data)
+    return product_submitted(
+        "p-1", merchant, **{"title": "Longjing tea", "category": "food.tea", **over}
+    )
 
 
 def live(**over: Any) -> Product:

@@ -19,6 +19,7 @@ from vitrine.contract.events import (
     ReviewEscalated,
 )
 from vitrine.runtime.messaging.unit_of_work import InMemoryUnitOfWork, incoming
+from vitrine.tools.testing.handlers import product_submitted
 from vitrine_catalog.handlers import make_handlers
 from vitrine_catalog.repository import InMemoryProducts
 
@@ -26,17 +27,7 @@ pytestmark = pytest.mark.handlers
 
 
 def submitted(pid: str = "p-1", merchant: str = "m-1", **over: Any) -> ProductSubmitted:
-    data: dict[str, Any] = {
-        "product_id": pid,
-        "merchant_id": merchant,
-        "title": "Tea cup",
-        "images": ["https://img.example/1.jpg"],
-        "price_fen": 1990,
-        "stock": 10,
-        "source": {"kind": "channels_shop"},
-        **over,
-    }
-    return ProductSubmitted.model_validate(data)
+    return product_submitted(pid, merchant, **{"category": None, **over})
 
 
 async def run(repo: InMemoryProducts, topic: str, *data: EventData) -> InMemoryUnitOfWork:

@@ -13,6 +13,7 @@ from vitrine.contract.events import (
     ReviewManualDecided,
     ReviewRejected,
 )
+from vitrine.tools.testing.handlers import review_requested
 from vitrine_review import domain, rules
 from vitrine_review.config import ReviewConfig
 from vitrine_review.domain import Case
@@ -22,18 +23,7 @@ NOW = datetime(2022, 7, 21, 10, 0, tzinfo=UTC)
 
 
 def request(version: int = 1, pid: str = "p-1", **over: Any) -> ProductReviewRequested:
-    data: dict[str, Any] = {
-        "product_id": pid,
-        "merchant_id": "m-1",
-        "version": version,
-        "title": "Tea cup",
-        "category": "kitchen",
-        "images": ["https://img.example/1.jpg"],
-        "price_fen": 1000,
-        "source": {"kind": "channels_shop"},
-    }
-    data.update(over)
-    return ProductReviewRequested.model_validate(data)
+    return review_requested(pid, version, **over)
 
 
 def manual(version: int, verdict: str = "approve", **over: Any) -> ReviewManualDecided:

@@ -3,21 +3,19 @@ the audit trail, no Kafka, no MongoDB (the middle test tier)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from vitrine.contract.events import (
     CatalogAuditCancelled,
     EventData,
     ProductListed,
-    ProductReviewRequested,
     ReviewApproved,
     ReviewEscalated,
     ReviewManualDecided,
     ReviewRejected,
 )
 from vitrine.runtime.messaging.unit_of_work import FIXED_TIME, InMemoryUnitOfWork, incoming
+from vitrine.tools.testing.handlers import review_requested
 from vitrine_review.config import ReviewConfig
 from vitrine_review.handlers import make_handlers
 from vitrine_review.repository import InMemoryCases
@@ -25,19 +23,7 @@ from vitrine_review.repository import InMemoryCases
 pytestmark = pytest.mark.handlers
 
 
-def request(pid: str = "p-1", version: int = 1, **over: Any) -> ProductReviewRequested:
-    data: dict[str, Any] = {
-        "product_id": pid,
-        "merchant_id": "m-1",
-        "version": version,
-        "title": "Tea cup",
-        "category": "kitchen",
-        "images": ["https://img.example/1.jpg"],
-        "price_fen": 1000,
-        "source": {"kind": "channels_shop"},
-        **over,
-    }
-    return ProductReviewRequested.model_validate(data)
+request = review_requested
 
 
 async def run(store: InMemoryCases, topic: str, *data: EventData) -> InMemoryUnitOfWork:

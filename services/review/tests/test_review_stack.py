@@ -12,6 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from vitrine.tools.testing.handlers import as_cloud_event, review_requested
 from vitrine.tools.testing.probe import cloud_event
 from vitrine.tools.testing.services import running
 from vitrine_review.config import ReviewConfig
@@ -32,18 +33,10 @@ async def http(stack) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def requested(pid: str, version: int = 1, **over: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "product_id": pid,
-        "merchant_id": f"m-{pid}",
-        "version": version,
-        "title": f"Cup {pid}",
-        "category": "kitchen",
-        "images": ["https://img.example/1.jpg"],
-        "price_fen": 1000,
-        "source": {"kind": "channels_shop"},
-    }
-    data.update(over)
-    return cloud_event("product.review_requested", pid, data, source="/vitrine/catalog")
+    data = review_requested(
+        pid, version, **{"merchant_id": f"m-{pid}", "title": f"Cup {pid}", **over}
+    )
+    return as_cloud_event(data, source="/vitrine/catalog")
 
 
 async def test_injected_configuration_and_manual_queue(http, probe, publisher) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from vitrine.contract.events import ProductReviewRequested
+from vitrine.tools.testing.handlers import review_requested
 from vitrine_review import rules
 from vitrine_review.config import DEFAULT_BANNED_TERMS, ReviewConfig
 
@@ -14,20 +15,7 @@ CONFIG = ReviewConfig()
 
 
 def request(**over: Any) -> ProductReviewRequested:
-    data: dict[str, Any] = {
-        "product_id": "p-1",
-        "merchant_id": "m-1",
-        "version": 1,
-        "title": "Tea cup",
-        "category": "kitchen",
-        "images": ["https://img.example/1.jpg"],
-        "price_fen": 1990,
-        "stock": 10,
-        "source": {"kind": "channels_shop"},
-        "attributes": {},
-    }
-    data.update(over)
-    return ProductReviewRequested.model_validate(data)
+    return review_requested(**{"price_fen": 1990, "stock": 10, **over})
 
 
 def codes(req: ProductReviewRequested, config: ReviewConfig = CONFIG) -> list[str]:

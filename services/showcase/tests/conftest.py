@@ -34,6 +34,11 @@ def codes(record: Any) -> set[str]:
     return {r["code"] for r in record.data.get("reasons", [])}
 
 
+def policy_hold(creator: str, product: str, policy: str) -> JSON:
+    """The data of ``showcase.item_suspended`` / ``item_restored`` for ``policy``'s hold."""
+    return {"creator_id": creator, "product_id": product, "reason": "policy", "policy_id": policy}
+
+
 def third_party(platform: str) -> JSON:
     return {"kind": "third_party_platform", "platform": platform}
 
@@ -54,6 +59,7 @@ class World:
     uid = staticmethod(uid)
     until = staticmethod(until)
     codes = staticmethod(codes)
+    policy_hold = staticmethod(policy_hold)
     third_party = staticmethod(third_party)
     disallow = staticmethod(disallow)
 
@@ -197,6 +203,18 @@ class World:
         return await self.send(
             "creators.showcase", "showcase.add_requested", cid, data, "/creators-app"
         )
+
+    async def placed(
+        self, http: Any, cid: str, pid: str, merchant: str, source: JSON | None = None
+    ) -> None:
+        """Creator ``cid`` (every shop kind) has merchant's product ``pid`` in its showcase,
+        once the service has seen the product, the creator's shops and the addition."""
+        await self.creator(cid)
+        await self.listed(pid, merchant, source)
+        await self.until(http, f"/products/{pid}")
+        await self.until(http, f"/accounts/{cid}", lambda a: len(a["shops"]) == 3)
+        await self.add(cid, pid)
+        await self.probe.wait_for(ITEMS, type="showcase.item_added", subject=cid)
 
     async def remove(self, cid: str, pid: str) -> JSON:
         return await self.send(

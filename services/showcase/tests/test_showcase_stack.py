@@ -218,12 +218,7 @@ async def test_delisting_and_a_policy_hold_the_same_item(stack, probe, world) ->
     u = world.uid()
     m, c, pid, plat, pol = f"m-{u}", f"c-{u}", f"p-{u}", f"plat-{u}", f"pol-{u}"
     async with running(DEFINITION, stack) as (_, http):
-        await world.creator(c)
-        await world.listed(pid, m, world.third_party(plat))
-        await world.until(http, f"/products/{pid}")
-        await world.until(http, f"/accounts/{c}", lambda a: len(a["shops"]) == 3)
-        await world.add(c, pid)
-        await probe.wait_for(ITEMS, type="showcase.item_added", subject=c)
+        await world.placed(http, c, pid, m, world.third_party(plat))
         await world.delisted(pid, m)
         await probe.wait_for(ITEMS, type="showcase.item_suspended", subject=c)
         await world.in_force(pol, "enforce_existing", [world.disallow(plat)])
@@ -245,12 +240,7 @@ async def test_two_policies_hold_one_item(stack, probe, world) -> None:
     m, c, pid, plat = f"m-{u}", f"c-{u}", f"p-{u}", f"plat-{u}"
     pol_a, pol_b = f"pol-a-{u}", f"pol-b-{u}"
     async with running(DEFINITION, stack) as (_, http):
-        await world.creator(c)
-        await world.listed(pid, m, world.third_party(plat))
-        await world.until(http, f"/products/{pid}")
-        await world.until(http, f"/accounts/{c}", lambda a: len(a["shops"]) == 3)
-        await world.add(c, pid)
-        await probe.wait_for(ITEMS, type="showcase.item_added", subject=c)
+        await world.placed(http, c, pid, m, world.third_party(plat))
 
         await world.in_force(pol_a, "enforce_existing", [world.disallow(plat)])
         await world.in_force(pol_b, "enforce_existing", [world.disallow(plat)])
@@ -263,12 +253,7 @@ async def test_two_policies_hold_one_item(stack, probe, world) -> None:
                 "affected": 1,
             }
             got = await probe.wait_for(ITEMS, type="showcase.item_suspended", policy_id=pol)
-            assert got[0].data == {
-                "creator_id": c,
-                "product_id": pid,
-                "reason": "policy",
-                "policy_id": pol,
-            }
+            assert got[0].data == world.policy_hold(c, pid, pol)
         view = (await http.get(f"/creators/{c}/showcase?include_suspended=true")).json()
         assert sorted(s["policy_id"] for s in view["items"][0]["suspensions"]) == [pol_a, pol_b]
 
@@ -283,12 +268,7 @@ async def test_two_policies_hold_one_item(stack, probe, world) -> None:
 
         await world.lifted(pol_b)
         restored = await probe.wait_for(ITEMS, type="showcase.item_restored", subject=c)
-        assert restored[0].data == {
-            "creator_id": c,
-            "product_id": pid,
-            "reason": "policy",
-            "policy_id": pol_b,
-        }
+        assert restored[0].data == world.policy_hold(c, pid, pol_b)
         view = (await http.get(f"/creators/{c}/showcase")).json()
         assert _order(view) == [(pid, 0)]
 

@@ -60,12 +60,7 @@ async def test_shop_closed_rechecks_require_shop(stack, probe, world) -> None:
     c, m, pid, pol = f"c-{u}", f"m-{u}", f"p-{u}", f"pol-shop-{u}"
     channels = f"s-channels_shop-{c}"
     async with running(DEFINITION, stack) as (_, http):
-        await world.creator(c)
-        await world.listed(pid, m)
-        await world.until(http, f"/products/{pid}")
-        await world.until(http, f"/accounts/{c}", lambda a: len(a["shops"]) == 3)
-        await world.add(c, pid)
-        await probe.wait_for(ITEMS, type="showcase.item_added", subject=c)
+        await world.placed(http, c, pid, m)
         await world.in_force(
             pol,
             "enforce_existing",
@@ -75,12 +70,7 @@ async def test_shop_closed_rechecks_require_shop(stack, probe, world) -> None:
             await probe.wait_for(REPORTS, subject=pol, phase="enforce_existing", timeout=60)
             await world.shop_closed(c, channels)
             got = await probe.wait_for(ITEMS, type="showcase.item_suspended", subject=c)
-            assert got[0].data == {
-                "creator_id": c,
-                "product_id": pid,
-                "reason": "policy",
-                "policy_id": pol,
-            }
+            assert got[0].data == world.policy_hold(c, pid, pol)
             await world.shop(c, "channels_shop")
             back = await probe.wait_for(ITEMS, type="showcase.item_restored", subject=c)
             assert back[0].data["policy_id"] == pol

@@ -43,6 +43,7 @@ from vitrine.contract.events import (
     ShopClosed,
     ShopRegistered,
 )
+from vitrine.contract.policy_kernel import account_after
 from vitrine.runtime.decision import Decision
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
@@ -132,7 +133,7 @@ async def apply_offer_commands(
     # every offer of these products: "is there a live general plan?" for targeted plans
     offers = {**await store.offers_for_products(product_ids), **offers}
     policies = await store.policies_in_force()
-    merchants = await store.merchant_accounts({p.merchant_id for p in products.values()})
+    merchants = await store.load_accounts({p.merchant_id for p in products.values()})
     changed: set[str] = set()
     for event in events:
         data = event.data
@@ -289,7 +290,7 @@ async def apply_catalog(
     for offer in sorted(offers.values(), key=lambda o: o.offer_id):
         by_product[offer.product_id].append(offer.offer_id)
     policies = [p for p in await store.policies_in_force() if p.enforcing]
-    merchants = await store.merchant_accounts({o.merchant_id for o in offers.values()})
+    merchants = await store.load_accounts({o.merchant_id for o in offers.values()})
     changed_products: set[str] = set()
     changed_offers: set[str] = set()
     for event in relevant:
@@ -345,21 +346,10 @@ async def apply_shops(
     """Project which accounts hold a provider-built shop (the §5 ``service_provider_built``
     exemption: a merchant's ``account_id`` is its ``merchant_id``)."""
     accounts = await store.load_accounts(e.data.account_id for e in events)
-    changed: set[str] = set()
     for event in events:
-        data = event.data
-        shops = accounts.setdefault(data.account_id, {})
-        match data:
-            case ShopRegistered():
-                shops[data.shop_id] = {
-                    "shop_id": data.shop_id,
-                    "shop_kind": data.shop_kind,
-                    "service_provider_built": data.service_provider_built,
-                }
-            case ShopClosed():
-                shops.pop(data.shop_id, None)
-        changed.add(data.account_id)
-    await store.save_accounts({a: accounts[a] for a in sorted(changed)})
+        aid = event.data.account_id
+        accounts[aid] = account_after(accounts.get(aid), event.data)
+    await store.save_accounts(accounts[a] for a in sorted({e.data.account_id for e in events}))
 
 
 # --- compliance.rulings ---------------------------------------------------------------------------
@@ -447,7 +437,7 @@ async def _enforce(store: Store, policy: PolicyView, at: datetime) -> Decision[d
         }
     else:
         offers = await store.offers_for_products(products, live_only=True)
-    merchants = await store.merchant_accounts({o.merchant_id for o in offers.values()})
+    merchants = await store.load_accounts({o.merchant_id for o in offers.values()})
     return domain.enforce(policy, offers.values(), products, merchants, at)
 
 

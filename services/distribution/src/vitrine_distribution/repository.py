@@ -26,7 +26,7 @@ fields go through the indexes made in :func:`setup`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -39,9 +39,10 @@ from pymongo.errors import CollectionInvalid
 
 from vitrine.contract.envelope import CloudEvent, Event
 from vitrine.contract.events import EventData, Exemptions, Reason, Rule, Source
-from vitrine.contract.policy_kernel import Account, Shop
+from vitrine.contract.policy_kernel import Account
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
+from vitrine.runtime.projection_documents import account_document, account_from_document
 from vitrine_distribution.domain import (
     Entry,
     ListingChange,
@@ -237,42 +238,15 @@ async def save_products(db: Db, products: Iterable[ProductView], session: Sessio
         await db[PRODUCTS].bulk_write(ops, ordered=False, session=session)
 
 
-async def load_accounts(
-    db: Db, ids: Iterable[str], session: Session = None
-) -> dict[str, dict[str, Document]]:
-    """account_id → {shop_id: shop} for the accounts that hold shops."""
-    cursor = db[ACCOUNTS].find({"_id": {"$in": sorted(set(ids))}}, session=session)
-    return {
-        doc["_id"]: {shop["shop_id"]: shop for shop in doc.get("shops", [])} async for doc in cursor
-    }
-
-
-async def merchant_accounts(
-    db: Db, account_ids: Iterable[str], session: Session = None
-) -> dict[str, Account]:
+async def load_accounts(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Account]:
     """These accounts' open shops, as the policy kernel judges them (§5 ``require_shop`` and
     the ``service_provider_built`` exemption)."""
-    accounts = await load_accounts(db, account_ids, session)
-    return {
-        account: Account(
-            account,
-            tuple(
-                Shop(s["shop_id"], s["shop_kind"], bool(s.get("service_provider_built")))
-                for s in shops.values()
-            ),
-        )
-        for account, shops in accounts.items()
-    }
+    cursor = db[ACCOUNTS].find({"_id": {"$in": sorted(set(ids))}}, session=session)
+    return {doc["_id"]: account_from_document(doc) async for doc in cursor}
 
 
-async def save_accounts(
-    db: Db, accounts: Mapping[str, Mapping[str, Document]], session: Session = None
-) -> None:
-    ops = [
-        # a list, not a dict keyed by shop id: ids may contain "." (a path to MongoDB)
-        ReplaceOne({"_id": account}, {"_id": account, "shops": list(shops.values())}, upsert=True)
-        for account, shops in accounts.items()
-    ]
+async def save_accounts(db: Db, accounts: Iterable[Account], session: Session = None) -> None:
+    ops = [ReplaceOne({"_id": a.account_id}, account_document(a), upsert=True) for a in accounts]
     if ops:
         await db[ACCOUNTS].bulk_write(ops, ordered=False, session=session)
 
@@ -636,9 +610,8 @@ class Store(Protocol):
     async def load_products(self, ids: Iterable[str]) -> dict[str, ProductView]: ...
     async def products_with_source_kinds(self, kinds: Iterable[str]) -> dict[str, ProductView]: ...
     async def save_products(self, products: Iterable[ProductView]) -> None: ...
-    async def load_accounts(self, ids: Iterable[str]) -> dict[str, dict[str, Document]]: ...
-    async def merchant_accounts(self, ids: Iterable[str]) -> dict[str, Account]: ...
-    async def save_accounts(self, accounts: Mapping[str, Mapping[str, Document]]) -> None: ...
+    async def load_accounts(self, ids: Iterable[str]) -> dict[str, Account]: ...
+    async def save_accounts(self, accounts: Iterable[Account]) -> None: ...
     async def load_policies(self, ids: Iterable[str]) -> dict[str, PolicyView]: ...
     async def policies_in_force(self) -> list[PolicyView]: ...
     async def save_policy(self, policy: PolicyView, *, affected: int | None = None) -> None: ...
@@ -688,13 +661,10 @@ class MongoStore:
     async def save_products(self, products: Iterable[ProductView]) -> None:
         await save_products(self.db, products, self.session)
 
-    async def load_accounts(self, ids: Iterable[str]) -> dict[str, dict[str, Document]]:
+    async def load_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
         return await load_accounts(self.db, ids, self.session)
 
-    async def merchant_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
-        return await merchant_accounts(self.db, ids, self.session)
-
-    async def save_accounts(self, accounts: Mapping[str, Mapping[str, Document]]) -> None:
+    async def save_accounts(self, accounts: Iterable[Account]) -> None:
         await save_accounts(self.db, accounts, self.session)
 
     async def load_policies(self, ids: Iterable[str]) -> dict[str, PolicyView]:
@@ -765,7 +735,7 @@ class InMemoryStore:
     def __init__(self) -> None:
         self.offers: dict[str, Document] = {}
         self.products: dict[str, Document] = {}
-        self.accounts: dict[str, dict[str, Document]] = {}
+        self.accounts: dict[str, Document] = {}
         self.policies: dict[str, Document] = {}
         self.orders: dict[str, Document] = {}
         self.watermarks: dict[str, datetime] = {}
@@ -815,23 +785,11 @@ class InMemoryStore:
     async def save_products(self, products: Iterable[ProductView]) -> None:
         self.products.update({p.product_id: product_to_document(p) for p in products})
 
-    async def load_accounts(self, ids: Iterable[str]) -> dict[str, dict[str, Document]]:
-        return {i: dict(self.accounts[i]) for i in set(ids) if i in self.accounts}
+    async def load_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
+        return {i: account_from_document(self.accounts[i]) for i in set(ids) if i in self.accounts}
 
-    async def merchant_accounts(self, ids: Iterable[str]) -> dict[str, Account]:
-        return {
-            account: Account(
-                account,
-                tuple(
-                    Shop(s["shop_id"], s["shop_kind"], bool(s.get("service_provider_built")))
-                    for s in shops.values()
-                ),
-            )
-            for account, shops in (await self.load_accounts(ids)).items()
-        }
-
-    async def save_accounts(self, accounts: Mapping[str, Mapping[str, Document]]) -> None:
-        self.accounts.update({a: dict(shops) for a, shops in accounts.items()})
+    async def save_accounts(self, accounts: Iterable[Account]) -> None:
+        self.accounts.update({a.account_id: account_document(a) for a in accounts})
 
     async def load_policies(self, ids: Iterable[str]) -> dict[str, PolicyView]:
         return {i: to_policy(self.policies[i]) for i in set(ids) if i in self.policies}

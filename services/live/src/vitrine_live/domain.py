@@ -431,27 +431,32 @@ def change_holds(
 
 
 def _suspended(session: Session, product_id: str, hold: str) -> Emit:
-    reason, policy_id = hold_set.hold_reason(hold)
-    data = LiveItemSuspended(
-        creator_id=session.creator_id,
-        session_id=session.session_id,
-        product_id=product_id,
-        reason=reason,
-        policy_id=policy_id,
-    )
-    return Emit(data, session.creator_id, key=f"suspended:{session.session_id}/{product_id}:{hold}")
+    key = f"suspended:{session.session_id}/{product_id}:{hold}"
+    return _hold_change(LiveItemSuspended, session, product_id, hold, key)
 
 
 def _restored(session: Session, product_id: str, hold: str) -> Emit:
+    key = f"restored:{session.session_id}/{product_id}"
+    return _hold_change(LiveItemRestored, session, product_id, hold, key)
+
+
+def _hold_change(
+    kind: type[LiveItemSuspended | LiveItemRestored],
+    session: Session,
+    product_id: str,
+    hold: str,
+    key: str,
+) -> Emit:
+    """``live.item_suspended`` / ``live.item_restored`` of a cart item for ``hold``'s reason."""
     reason, policy_id = hold_set.hold_reason(hold)
-    data = LiveItemRestored(
+    data = kind(
         creator_id=session.creator_id,
         session_id=session.session_id,
         product_id=product_id,
         reason=reason,
         policy_id=policy_id,
     )
-    return Emit(data, session.creator_id, key=f"restored:{session.session_id}/{product_id}")
+    return Emit(data, session.creator_id, key=key)
 
 
 def _then(first: Decision[Session], second: Decision[Session]) -> Decision[Session]:

@@ -23,11 +23,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from vitrine.runtime import retries
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.mongo import Document, TransactionGuard
 from vitrine.runtime.service import Runtime
@@ -201,20 +202,23 @@ async def run(rt: Runtime) -> None:
     feed = Feed(rt.db, rt.guard)
     live[rt.guard] = feed
     rt.guard.after_commit(feed.committed)
-    backoff = 0.1
     while True:
-        try:
-            if feed.watermark is None or feed.stale:
-                await feed.load()
-            elif found := await feed.poll():
-                log.info("selection.index_followed", documents=found, revision=feed.watermark)
-            feed.freeze()
-            backoff = 0.1
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("selection.index_retry", error=repr(exc)[:300], backoff=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-            continue
+        async for attempt in retries.forever(retry_logged("selection.index_retry")):
+            with attempt:
+                if feed.watermark is None or feed.stale:
+                    await feed.load()
+                elif found := await feed.poll():
+                    log.info("selection.index_followed", documents=found, revision=feed.watermark)
+                feed.freeze()
         await asyncio.sleep(TAIL_SECONDS)
+
+
+def retry_logged(event: str) -> Callable[[Exception], bool]:
+    """Every failure of a background loop is logged as ``event`` and waited out (the shared
+    backoff of :mod:`vitrine.runtime.retries`): the index never stops following."""
+
+    def retry(exc: Exception) -> bool:
+        log.warning(event, error=repr(exc)[:300])
+        return True
+
+    return retry

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from vitrine.contract.envelope import Event
 from vitrine.contract.events import (
     DisallowSource,
+    EventData,
     OfferActivated,
     OfferRestored,
     OfferSuspended,
@@ -32,6 +33,7 @@ from vitrine.contract.events import (
     ShopRegistered,
 )
 from vitrine.contract.policy_kernel import account_after
+from vitrine.runtime.decision import Decision
 from vitrine.runtime.handlers import bind_table
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.messaging.pipeline import BatchHandler
@@ -41,6 +43,8 @@ from vitrine_selection.domain import Offer, Order, Policy, Product, SalesDelta
 from vitrine_selection.repository import Store
 
 log = get_logger(__name__)
+E = TypeVar("E", bound=EventData)
+T = TypeVar("T")
 
 ProductInput = ProductListed | ProductDelisted | ProductSoldOut | ProductBackInStock
 OfferInput = OfferActivated | OfferSuspended | OfferRestored | OfferWithdrawn
@@ -94,32 +98,43 @@ async def rebuild(
     return len(rows)
 
 
-async def on_products(events: list[Event[ProductInput]], uow: UnitOfWork, store: Store) -> None:
-    products: dict[str, Product] = await store.products(e.data.product_id for e in events)
+def _fold(
+    events: Iterable[Event[E]],
+    known: dict[str, T],
+    key: Callable[[E], str],
+    apply: Callable[[T | None, Event[E]], Decision[T]],
+) -> set[str]:
+    """Fold each event into ``known`` (keyed by ``key(data)``) through the domain's ``apply``,
+    logging the ones it ignores; the keys that changed."""
     changed: set[str] = set()
     for event in events:
-        pid = event.data.product_id
-        decision = domain.apply_product(products.get(pid), event.data, event.time)
+        k = key(event.data)
+        decision = apply(known.get(k), event)
         if not decision.changed:
             _ignored(event, decision.ignored or "")
             continue
-        products[pid] = decision.state
-        changed.add(pid)
+        known[k] = decision.state
+        changed.add(k)
+    return changed
+
+
+async def on_products(events: list[Event[ProductInput]], uow: UnitOfWork, store: Store) -> None:
+    products: dict[str, Product] = await store.products(e.data.product_id for e in events)
+    changed = _fold(
+        events,
+        products,
+        lambda d: d.product_id,
+        lambda p, e: domain.apply_product(p, e.data, e.time),
+    )
     await store.save_products(products[p] for p in changed)
     await rebuild(store, await store.offer_ids(product_ids=changed), uow.now())
 
 
 async def on_offers(events: list[Event[OfferInput]], uow: UnitOfWork, store: Store) -> None:
     offers = await store.offers(e.data.offer_id for e in events)
-    changed: set[str] = set()
-    for event in events:
-        oid = event.data.offer_id
-        decision = domain.apply_offer(offers.get(oid), event.data, event.time)
-        if not decision.changed:
-            _ignored(event, decision.ignored or "")
-            continue
-        offers[oid] = decision.state
-        changed.add(oid)
+    changed = _fold(
+        events, offers, lambda d: d.offer_id, lambda o, e: domain.apply_offer(o, e.data, e.time)
+    )
     await rebuild(store, changed, uow.now(), offers)
 
 
@@ -166,15 +181,11 @@ def _reach(policy: Policy) -> tuple[set[str], set[str]]:
 
 async def on_rulings(events: list[Event[RulingInput]], uow: UnitOfWork, store: Store) -> None:
     policies = await store.policies()
-    changed: dict[str, Policy] = {}
     before = {pid: p.in_force for pid, p in policies.items()}
-    for event in events:
-        pid = event.data.policy_id
-        decision = domain.apply_ruling(policies.get(pid), event.data)
-        if not decision.changed:
-            _ignored(event, decision.ignored or "")
-            continue
-        policies[pid] = changed[pid] = decision.state
+    folded = _fold(
+        events, policies, lambda d: d.policy_id, lambda p, e: domain.apply_ruling(p, e.data)
+    )
+    changed = {pid: policies[pid] for pid in folded}
     await store.save_policies(changed.values())
     touched: set[str] = set()
     for pid, policy in changed.items():

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from vitrine.runtime import retries
 from vitrine.runtime.logging import get_logger
 from vitrine.runtime.mongo import Document, TransactionGuard
 from vitrine.runtime.service import Runtime
@@ -46,20 +47,12 @@ async def refresh_due(
 
 async def run(rt: Runtime) -> None:
     """Poll until cancelled; database faults are waited out, never skipped."""
-    backoff = 0.1
     while True:
-        try:
-            index = feed.ready_index(rt.guard)
-            if index is not None and (
-                refreshed := await refresh_due(rt.db, rt.guard, index, rt.clock())
-            ):
-                log.info("selection.listings_refreshed", offers=refreshed)
-            backoff = 0.1
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("refresher.retry", error=repr(exc)[:300], backoff=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
-            continue
+        async for attempt in retries.forever(feed.retry_logged("refresher.retry")):
+            with attempt:
+                index = feed.ready_index(rt.guard)
+                if index is not None and (
+                    refreshed := await refresh_due(rt.db, rt.guard, index, rt.clock())
+                ):
+                    log.info("selection.listings_refreshed", offers=refreshed)
         await asyncio.sleep(POLL_SECONDS)

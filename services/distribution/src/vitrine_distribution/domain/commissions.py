@@ -51,7 +51,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypedDict
 
 from vitrine.contract.events import (
     CommissionAccrued,
@@ -239,8 +239,7 @@ def _book(
     return replace(order, entries=(*order.entries, entry), commission_fen=commission), entry
 
 
-@dataclass(frozen=True)
-class _Ids:
+class _Ids(TypedDict):
     """The ids every commission event carries (only orders with a commission have them all)."""
 
     order_id: str
@@ -248,11 +247,16 @@ class _Ids:
     creator_id: str
     merchant_id: str
 
-    @classmethod
-    def of(cls, order: Order) -> _Ids:
-        if not (order.offer_id and order.creator_id and order.merchant_id):
-            raise ValueError(f"order {order.order_id} has no commission")
-        return cls(order.order_id, order.offer_id, order.creator_id, order.merchant_id)
+
+def _ids(order: Order) -> _Ids:
+    if not (order.offer_id and order.creator_id and order.merchant_id):
+        raise ValueError(f"order {order.order_id} has no commission")
+    return _Ids(
+        order_id=order.order_id,
+        offer_id=order.offer_id,
+        creator_id=order.creator_id,
+        merchant_id=order.merchant_id,
+    )
 
 
 def _refusals(order: Order, offer: Offer | None) -> list[Reason]:
@@ -362,12 +366,9 @@ def judge(order: Order, offer: Offer | None) -> OrderDecision:
         amount,
         order.paid_at,
     )
-    ids = _Ids.of(new)
+    ids = _ids(new)
     accrued = CommissionAccrued(
-        order_id=ids.order_id,
-        offer_id=ids.offer_id,
-        creator_id=ids.creator_id,
-        merchant_id=ids.merchant_id,
+        **ids,
         commission_fen=amount,
         amount_fen=order.amount_fen,
         commission_bps=bps,
@@ -406,7 +407,7 @@ def complete(order: Order, event_id: str, at: datetime) -> OrderDecision:
         return Decision.ignore(current, "already_completed")
     if current.status != "accrued":
         return Decision(replace(current, completed=True))  # nothing to settle
-    ids = _Ids.of(current)
+    ids = _ids(current)
     new, _ = _book(
         replace(current, status="settled", completed=True),
         "settlement",
@@ -415,14 +416,11 @@ def complete(order: Order, event_id: str, at: datetime) -> OrderDecision:
         now,
     )
     settled = CommissionSettled(
-        order_id=ids.order_id,
-        offer_id=ids.offer_id,
-        creator_id=ids.creator_id,
-        merchant_id=ids.merchant_id,
+        **ids,
         commission_fen=new.commission_fen,
         settled_at=now,
     )
-    return Decision(new, [_emit(ids.order_id, settled)])
+    return Decision(new, [_emit(ids["order_id"], settled)])
 
 
 def refund(order: Order, event_id: str, refund_fen: int, at: datetime) -> OrderDecision:
@@ -443,14 +441,11 @@ def refund(order: Order, event_id: str, refund_fen: int, at: datetime) -> OrderD
     after = 0 if full else commission_for(current.amount_fen - refunded, current.commission_bps)
     before = current.commission_fen
     change = before - after  # ≥ 0: a refund never raises the commission
-    ids = _Ids.of(current)
+    ids = _ids(current)
     if current.status == "settled":
         new, _ = _book(current, "clawback", change, after, now, refund_fen)
         event: EventData = CommissionClawback(
-            order_id=ids.order_id,
-            offer_id=ids.offer_id,
-            creator_id=ids.creator_id,
-            merchant_id=ids.merchant_id,
+            **ids,
             commission_fen=after,
             delta_fen=-change,
             refund_fen=refund_fen,
@@ -461,22 +456,16 @@ def refund(order: Order, event_id: str, refund_fen: int, at: datetime) -> OrderD
             replace(current, status="cancelled"), "cancellation", change, 0, now, refund_fen
         )
         event = CommissionCancelled(
-            order_id=ids.order_id,
-            offer_id=ids.offer_id,
-            creator_id=ids.creator_id,
-            merchant_id=ids.merchant_id,
+            **ids,
             commission_fen=0,
             reason="refunded",
         )
     else:
         new, _ = _book(current, "adjustment", change, after, now, refund_fen)
         event = CommissionAdjusted(
-            order_id=ids.order_id,
-            offer_id=ids.offer_id,
-            creator_id=ids.creator_id,
-            merchant_id=ids.merchant_id,
+            **ids,
             commission_fen=after,
             delta_fen=-change,
             refund_fen=refund_fen,
         )
-    return Decision(new, [_emit(ids.order_id, event)])
+    return Decision(new, [_emit(ids["order_id"], event)])

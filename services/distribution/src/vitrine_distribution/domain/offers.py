@@ -472,20 +472,7 @@ def hold(
     was_active = offer.status == "active"
     at = effective_time(offer, at)
     new = _set_status(replace(offer, holds=offer.holds | {key}), at, reason, policy_id)
-    events: list[Emit] = []
-    if was_active:
-        events.append(
-            _emit(
-                offer.offer_id,
-                OfferSuspended(
-                    offer_id=offer.offer_id,
-                    product_id=offer.product_id,
-                    merchant_id=offer.merchant_id,
-                    reason=reason,
-                    policy_id=policy_id,
-                ),
-            )
-        )
+    events = [_status_change(OfferSuspended, offer, reason, policy_id)] if was_active else []
     return Decision(new, events)
 
 
@@ -497,21 +484,25 @@ def release(
         return Decision.ignore(offer, "not_applicable")
     at = effective_time(offer, at)
     new = _set_status(replace(offer, holds=offer.holds - {key}), at, reason, policy_id)
-    events: list[Emit] = []
-    if new.status == "active":
-        events.append(
-            _emit(
-                offer.offer_id,
-                OfferRestored(
-                    offer_id=offer.offer_id,
-                    product_id=offer.product_id,
-                    merchant_id=offer.merchant_id,
-                    policy_id=policy_id,
-                    reason=reason,
-                ),
-            )
-        )
+    restored = new.status == "active"
+    events = [_status_change(OfferRestored, offer, reason, policy_id)] if restored else []
     return Decision(new, events)
+
+
+def _status_change(
+    kind: type[OfferSuspended | OfferRestored], offer: Offer, reason: str, policy_id: str | None
+) -> Emit:
+    """``offer.suspended`` / ``offer.restored`` of ``offer`` for ``reason``."""
+    return _emit(
+        offer.offer_id,
+        kind(
+            offer_id=offer.offer_id,
+            product_id=offer.product_id,
+            merchant_id=offer.merchant_id,
+            reason=reason,
+            policy_id=policy_id,
+        ),
+    )
 
 
 def product_delisted(offer: Offer, at: datetime) -> Decision[Offer]:

@@ -7,15 +7,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from vitrine.contract.events import EventData, OfferActivated, PolicyInForce, ProductListed
+from vitrine.contract.events import (
+    EventData,
+    OfferActivated,
+    PolicyInForce,
+    ProductListed,
+    ProductReviewRequested,
+    ProductSubmitted,
+)
 from vitrine.runtime.messaging.pipeline import BatchHandler
 from vitrine.runtime.messaging.unit_of_work import FIXED_TIME, InMemoryUnitOfWork, incoming
+from vitrine.tools.testing.probe import JSON, cloud_event
 
 __all__ = [
     "SUBJECT_FIELDS",
+    "as_cloud_event",
     "offer_activated",
     "policy_in_force",
     "product_listed",
+    "product_submitted",
+    "review_requested",
     "run_batch",
     "subject_of",
 ]
@@ -99,4 +110,49 @@ def policy_in_force(
     """``policy.in_force`` of ``rules`` reaching ``phase`` at the fixed test time."""
     return PolicyInForce.model_validate(
         {"policy_id": policy_id, "phase": phase, "rules": list(rules), "effective_at": FIXED_TIME}
+    )
+
+
+#: The draft every product test starts from: one tea cup, submitted by m-1.
+_DRAFT: dict[str, Any] = {
+    "title": "Tea cup",
+    "category": "kitchen",
+    "images": ["https://img.example/1.jpg"],
+    "price_fen": 1990,
+    "stock": 10,
+    "source": {"kind": "channels_shop"},
+}
+
+
+def product_submitted(pid: str = "p-1", merchant: str = "m-1", **over: Any) -> ProductSubmitted:
+    """``product.submitted`` of a tea cup at 19.90 with 10 in stock (``over``: other fields)."""
+    return ProductSubmitted.model_validate(
+        {"product_id": pid, "merchant_id": merchant, **_DRAFT, **over}
+    )
+
+
+def review_requested(pid: str = "p-1", version: int = 1, **over: Any) -> ProductReviewRequested:
+    """``product.review_requested`` of draft ``version`` of m-1's tea cup at 10.00, no stock
+    given (``over``: other fields)."""
+    draft = {k: v for k, v in _DRAFT.items() if k != "stock"}
+    return ProductReviewRequested.model_validate(
+        {
+            "product_id": pid,
+            "merchant_id": "m-1",
+            "version": version,
+            **draft,
+            "price_fen": 1000,
+            **over,
+        }
+    )
+
+
+def as_cloud_event(data: EventData, *, subject: str | None = None, source: str = "/tests") -> JSON:
+    """``data`` as the CloudEvent an upstream service would publish (keyed ``subject``, else
+    by :func:`subject_of`), for stack tests: only the fields set, as JSON."""
+    return cloud_event(
+        data.event_type,
+        subject or subject_of(data),
+        data.model_dump(mode="json", exclude_unset=True),
+        source=source,
     )
