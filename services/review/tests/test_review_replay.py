@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from vitrine.tools.testing.handlers import as_cloud_event, review_requested
-from vitrine.tools.testing.probe import Publisher, TopicProbe
+from vitrine.tools.testing.probe import Publisher, TopicProbe, cloud_event
 from vitrine.tools.testing.replay import outputs, replay, until
 from vitrine.tools.testing.services import running
 from vitrine_review.config import ReviewConfig
