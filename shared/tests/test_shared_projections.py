@@ -14,9 +14,14 @@ from vitrine.contract.events import (
     OfferSuspended,
     OfferWithdrawn,
     PolicyInForce,
+    ProductBackInStock,
+    ProductDelisted,
+    ProductListed,
+    ProductSoldOut,
     ShopClosed,
     ShopRegistered,
 )
+from vitrine.contract.listings import Product, product_after
 from vitrine.contract.offers import Offer, offer_after, offer_reasons
 from vitrine.contract.policy_kernel import Account, PolicyState, Shop, account_after
 from vitrine.runtime.handlers import report_enforcement
@@ -26,6 +31,8 @@ from vitrine.runtime.projection_documents import (
     account_from_document,
     offer_document,
     offer_from_document,
+    product_document,
+    product_from_document,
 )
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -111,3 +118,36 @@ def test_report_enforcement_is_keyed_by_phase() -> None:
     assert (first.phase, first.affected, first.service) == ("lifted", 3, "live")
     ids = [e.id for _, e in uow.emitted]
     assert len(set(ids)) == 2
+
+
+def listed(version: int, kind: str = "channels_shop") -> ProductListed:
+    return ProductListed.model_validate(
+        {"product_id": "p1", "merchant_id": "m1", "version": version, "source": {"kind": kind},
+         "title": "茶杯", "price_fen": 1990, "category": "家居"}
+    )  # fmt: skip
+
+
+def test_the_product_projection_follows_listing_and_stock_apart() -> None:
+    assert product_after(ProductDelisted(product_id="p1", reason="withdrawn"), None) is None
+    assert product_after(ProductSoldOut(product_id="p1", merchant_id="m1", version=1), None) is None
+    p = product_after(listed(1), None)
+    assert p == Product("p1", "m1", listed(1).source, True, version=1, sold_out=False)
+    p = product_after(ProductSoldOut(product_id="p1", merchant_id="m1", version=1), p)
+    assert p is not None and p.sold_out and p.listed
+    p = product_after(ProductDelisted(product_id="p1", reason="withdrawn"), p)
+    assert p is not None and not p.listed and p.sold_out
+    # a relisting brings the new version and source, and keeps the stock state
+    p = product_after(listed(2, "wechat_mini_shop"), p)
+    assert p is not None and p.listed and p.sold_out and p.version == 2
+    assert p.source.kind == "wechat_mini_shop"
+    back = ProductBackInStock(product_id="p1", merchant_id="m1", version=2, total_stock=3)
+    p = product_after(back, p)
+    assert p is not None and not p.sold_out
+
+
+def test_product_documents_read_back_and_old_ones_default() -> None:
+    product = Product("p1", "m1", listed(3, "wechat_mini_shop").source, False, version=3,
+                      sold_out=True)  # fmt: skip
+    assert product_from_document(product_document(product)) == product
+    old = {"_id": "p1", "merchant_id": "m1", "source": {"kind": "channels_shop"}, "listed": True}
+    assert product_from_document(old) == Product("p1", "m1", listed(1).source, True)

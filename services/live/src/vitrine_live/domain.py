@@ -45,6 +45,7 @@ from vitrine.contract.events import (
     Source,
 )
 from vitrine.contract.holds import HOLD_DELISTED, HOLD_OFFER, HOLD_SOLD_OUT, policy_hold
+from vitrine.contract.listings import Product as Product  # the projection showcase keeps too
 from vitrine.contract.offers import Offer as Offer  # the projection showcase keeps too
 from vitrine.contract.offers import offer_reasons
 from vitrine.contract.policy_kernel import Account as Account  # live's accounts too
@@ -71,17 +72,6 @@ def showcase_key(creator_id: str, product_id: str) -> str:
 
 
 # --- projections of other services' facts ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Product:
-    """What catalog said about a product: who sells it, where from, whether it is buyable."""
-
-    product_id: str
-    merchant_id: str
-    source: Source | None
-    listed: bool
-    sold_out: bool = False
 
 
 @dataclass(frozen=True)

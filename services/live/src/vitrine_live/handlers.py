@@ -33,6 +33,7 @@ from vitrine.contract.events import (
     ShopClosed,
     ShopRegistered,
 )
+from vitrine.contract.listings import CatalogEvent, product_after
 from vitrine.contract.offers import OfferEvent, offer_after
 from vitrine.contract.policy_kernel import account_after
 from vitrine.runtime.decision import Decision
@@ -48,8 +49,6 @@ log = get_logger(__name__)
 SERVICE: Final = "live"
 #: Sessions per step of a bulk sweep: events staged and sessions written together.
 SWEEP_CHUNK: Final = 1_000
-#: The ``catalog.products`` events live follows (the others change nothing it keeps).
-CatalogEvent = ProductListed | ProductDelisted | ProductSoldOut | ProductBackInStock
 
 
 def make_handlers(store: Callable[[UnitOfWork], LiveStore]) -> dict[str, BatchHandler]:
@@ -207,31 +206,27 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: LiveSt
         accounts = await store.load_accounts(wanted)
     changed: set[str] = set()
     for event in relevant:
-        d = event.data
-        pid = d.product_id
-        known = products.get(pid)
-        product: Product | None = None
-        if isinstance(d, ProductListed):
-            sold_out = known.sold_out if known else False
-            product = Product(pid, d.merchant_id, d.source, True, sold_out)
-            for session in state.with_product(pid):
-                decision = domain.product_listed(
-                    session,
-                    product,
-                    policies=policies,
-                    creator=accounts.get(session.creator_id),
-                    merchant=accounts.get(d.merchant_id),
-                )
-                state.apply(decision, uow, event)
-        elif isinstance(d, ProductDelisted):
-            product = None if known is None else replace(known, listed=False)
-            for session in state.with_product(pid):
-                state.apply(domain.product_delisted(session, pid), uow, event)
-        else:
-            sold_out = isinstance(d, ProductSoldOut)
-            product = None if known is None else replace(known, sold_out=sold_out)
-            for session in state.with_product(pid):
-                state.apply(domain.stock_changed(session, pid, sold_out=sold_out), uow, event)
+        pid = event.data.product_id
+        product = product_after(event.data, products.get(pid))
+        match event.data:
+            case ProductListed() as d:
+                assert product is not None  # a listing always brings the terms
+                for session in state.with_product(pid):
+                    decision = domain.product_listed(
+                        session,
+                        product,
+                        policies=policies,
+                        creator=accounts.get(session.creator_id),
+                        merchant=accounts.get(d.merchant_id),
+                    )
+                    state.apply(decision, uow, event)
+            case ProductDelisted():
+                for session in state.with_product(pid):
+                    state.apply(domain.product_delisted(session, pid), uow, event)
+            case ProductSoldOut() | ProductBackInStock() as d:
+                sold_out = isinstance(d, ProductSoldOut)
+                for session in state.with_product(pid):
+                    state.apply(domain.stock_changed(session, pid, sold_out=sold_out), uow, event)
         if product is not None:
             products[pid] = product
             changed.add(pid)

@@ -34,6 +34,8 @@ from vitrine.runtime.projection_documents import (
     account_from_document,
     offer_document,
     offer_from_document,
+    product_document,
+    product_from_document,
 )
 from vitrine_live.domain import Account, CartItem, Offer, Policy, Product, Session
 
@@ -200,29 +202,10 @@ class MongoLiveStore:
         await self._replace(SESSIONS, map(session_document, sessions))
 
     async def load_products(self, ids: Iterable[str]) -> dict[str, Product]:
-        return {
-            d["_id"]: Product(
-                d["_id"],
-                d["merchant_id"],
-                _source(d.get("source")),
-                bool(d["listed"]),
-                bool(d.get("sold_out")),
-            )
-            for d in await self._by_id(PRODUCTS, ids)
-        }
+        return {d["_id"]: product_from_document(d) for d in await self._by_id(PRODUCTS, ids)}
 
     async def save_products(self, products: Iterable[Product]) -> None:
-        docs = (
-            {
-                "_id": p.product_id,
-                "merchant_id": p.merchant_id,
-                "source": _dump_source(p.source),
-                "listed": p.listed,
-                "sold_out": p.sold_out,
-            }
-            for p in products
-        )
-        await self._replace(PRODUCTS, docs)
+        await self._replace(PRODUCTS, map(product_document, products))
 
     async def load_offers(self, ids: Iterable[str]) -> dict[str, Offer]:
         return {d["_id"]: offer_from_document(d) for d in await self._by_id(OFFERS, ids)}

@@ -48,6 +48,7 @@ from vitrine.contract.holds import HOLD_OFFER as HOLD_OFFER
 from vitrine.contract.holds import HOLD_SOLD_OUT as HOLD_SOLD_OUT
 from vitrine.contract.holds import hold_reason as hold_reason
 from vitrine.contract.holds import policy_hold as policy_hold
+from vitrine.contract.listings import Product as Product  # the projection live keeps too
 from vitrine.contract.offers import Offer as Offer  # the projection live keeps too
 from vitrine.contract.offers import offer_reasons
 from vitrine.contract.policy_kernel import Account as Account  # showcase's accounts too
@@ -67,19 +68,6 @@ def item_key(creator_id: str, product_id: str) -> str:
 
 
 # --- projections of other services' facts --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Product:
-    """What catalog said about a product: who sells it, where from, whether it is on sale,
-    whether its total stock is 0 (``product.sold_out`` until ``product.back_in_stock``)."""
-
-    product_id: str
-    merchant_id: str
-    source: Source
-    listed: bool
-    version: int | None = None
-    sold_out: bool = False
 
 
 Phase = Literal["block_new", "enforce_existing"]

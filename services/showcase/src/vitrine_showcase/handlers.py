@@ -18,11 +18,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any, Final, assert_never
 
 from vitrine.contract.envelope import Event
 from vitrine.contract.events import (
     ItemRefused,
+    PolicyInForce,
+    PolicyLifted,
     ProductBackInStock,
     ProductDelisted,
     ProductListed,
@@ -30,7 +32,11 @@ from vitrine.contract.events import (
     Reason,
     ShopClosed,
     ShopRegistered,
+    ShowcaseAddRequested,
+    ShowcaseMoveRequested,
+    ShowcaseRemoveRequested,
 )
+from vitrine.contract.listings import CatalogEvent, product_after
 from vitrine.contract.offers import OfferEvent, offer_after
 from vitrine.contract.policy_kernel import account_after
 from vitrine.runtime.decision import Decision
@@ -124,13 +130,19 @@ def _owns_showcase(event: Event[Any], uow: UnitOfWork) -> bool:
     return False
 
 
-async def apply_requests(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
+#: What creators send on ``creators.showcase``.
+Request = ShowcaseAddRequested | ShowcaseRemoveRequested | ShowcaseMoveRequested
+
+
+async def apply_requests(
+    events: list[Event[Request]], uow: UnitOfWork, store: ShowcaseStore
+) -> None:
     """Creators' add / remove / move requests, folded per creator in order."""
     events = [e for e in events if _owns_showcase(e, uow)]
     if not events:
         return
     before = await store.load_showcases(e.subject for e in events)
-    adds = [e.data for e in events if e.type == "showcase.add_requested"]
+    adds = [e.data for e in events if isinstance(e.data, ShowcaseAddRequested)]
     products: dict[str, Product] = {}
     offers: dict[str, Offer] = {}
     accounts: dict[str, Account] = {}
@@ -147,20 +159,23 @@ async def apply_requests(events: list[Event[Any]], uow: UnitOfWork, store: Showc
     for event in events:
         d = event.data
         showcase = after[d.creator_id]
-        if event.type == "showcase.add_requested":
-            product = products.get(d.product_id)
-            ctx = AddContext(
-                product=product,
-                creator=accounts.get(d.creator_id),
-                merchant=accounts.get(product.merchant_id) if product else None,
-                offer=offers.get(d.offer_id) if d.offer_id else None,
-                policies=policies,
-            )
-            decision = domain.add(showcase, d, ctx)
-        elif event.type == "showcase.remove_requested":
-            decision = domain.remove(showcase, d)
-        else:
-            decision = domain.move(showcase, d)
+        match d:
+            case ShowcaseAddRequested():
+                product = products.get(d.product_id)
+                ctx = AddContext(
+                    product=product,
+                    creator=accounts.get(d.creator_id),
+                    merchant=accounts.get(product.merchant_id) if product else None,
+                    offer=offers.get(d.offer_id) if d.offer_id else None,
+                    policies=policies,
+                )
+                decision = domain.add(showcase, d, ctx)
+            case ShowcaseRemoveRequested():
+                decision = domain.remove(showcase, d)
+            case ShowcaseMoveRequested():
+                decision = domain.move(showcase, d)
+            case _:
+                assert_never(d)
         if decision.ignored:
             log.info("showcase.request_ignored", why=decision.ignored, type=event.type, **_ids(d))
         decision.emit(uow, cause=event)
@@ -174,9 +189,6 @@ def _ids(d: Any) -> dict[str, str]:
 
 
 # --- catalog.products ------------------------------------------------------------------------
-
-#: What showcase follows on ``catalog.products`` (drafts and reviews are not its business).
-CatalogEvent = ProductListed | ProductDelisted | ProductSoldOut | ProductBackInStock
 
 
 async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
@@ -199,12 +211,10 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: Showca
     changed: set[str] = set()
     for event in relevant:
         pid = event.data.product_id
-        known = products.get(pid)
-        product: Product | None = None
+        product = product_after(event.data, products.get(pid))
         match event.data:
-            case ProductListed() as d:
-                sold_out = known.sold_out if known else False  # stock moves on its own events
-                product = Product(pid, d.merchant_id, d.source, True, d.version, sold_out)
+            case ProductListed():
+                assert product is not None  # a listing always brings the terms
                 for item in holds.where("product_id", pid):
                     decision = domain.product_listed(
                         item,
@@ -215,12 +225,10 @@ async def apply_catalog(events: list[Event[Any]], uow: UnitOfWork, store: Showca
                     )
                     holds.apply(decision, uow, event)
             case ProductDelisted():
-                product = None if known is None else replace(known, listed=False)
                 for item in holds.where("product_id", pid):
                     holds.apply(domain.product_delisted(item), uow, event)
             case ProductSoldOut() | ProductBackInStock() as d:
                 sold_out = isinstance(d, ProductSoldOut)
-                product = None if known is None else replace(known, sold_out=sold_out)
                 for item in holds.where("product_id", pid):
                     holds.apply(domain.stock_changed(item, sold_out=sold_out), uow, event)
         if product is not None:
@@ -292,10 +300,11 @@ async def apply_offers(
 async def apply_rulings(events: list[Event[Any]], uow: UnitOfWork, store: ShowcaseStore) -> None:
     """Record rules in force; enforce them on existing items in bulk; lift them."""
     for event in events:
-        if event.type == "policy.in_force":
-            await _in_force(event, uow, store)
-        elif event.type == "policy.lifted":
-            await _lifted(event, uow, store)
+        match event.data:
+            case PolicyInForce():
+                await _in_force(event, uow, store)
+            case PolicyLifted():
+                await _lifted(event, uow, store)
 
 
 async def _in_force(event: Event[Any], uow: UnitOfWork, store: ShowcaseStore) -> None:

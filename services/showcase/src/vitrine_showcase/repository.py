@@ -36,6 +36,8 @@ from vitrine.runtime.projection_documents import (
     account_from_document,
     offer_document,
     offer_from_document,
+    product_document,
+    product_from_document,
 )
 from vitrine_showcase.domain import Account, Item, Offer, Policy, Product, Showcase
 
@@ -287,36 +289,11 @@ async def _replace_all(db: Db, name: str, docs: Iterable[Document], session: Ses
 
 
 async def load_products(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Product]:
-    return {
-        d["_id"]: Product(
-            product_id=d["_id"],
-            merchant_id=d["merchant_id"],
-            source=_source(d["source"]),
-            listed=bool(d["listed"]),
-            version=d.get("version"),
-            sold_out=bool(d.get("sold_out", False)),  # absent in documents written before
-        )
-        for d in await _by_id(db, PRODUCTS, ids, session)
-    }
+    return {d["_id"]: product_from_document(d) for d in await _by_id(db, PRODUCTS, ids, session)}
 
 
 async def save_products(db: Db, products: Iterable[Product], session: Session = None) -> None:
-    await _replace_all(
-        db,
-        PRODUCTS,
-        (
-            {
-                "_id": p.product_id,
-                "merchant_id": p.merchant_id,
-                "source": dump(p.source),
-                "listed": p.listed,
-                "version": p.version,
-                "sold_out": p.sold_out,
-            }
-            for p in products
-        ),
-        session,
-    )
+    await _replace_all(db, PRODUCTS, map(product_document, products), session)
 
 
 async def load_accounts(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Account]:

@@ -1,15 +1,27 @@
-"""How a service keeps its projections of accounts and offers in MongoDB: one document per
-account (its open shops) and per offer (its terms and whether it is withdrawn or suspended),
-keyed by the account or offer id. Every service that stores them uses this one mapping, so a
-document written by one version reads back the same in the next."""
+"""How a service keeps its projections of accounts, offers and listed products in MongoDB:
+one document per account (its open shops), per offer (its terms, whether it is withdrawn or
+suspended) and per product (seller, source, listed, sold out), keyed by their id. Every
+service that stores them uses this one mapping, so a document written by one version reads
+back the same in the next."""
 
 from __future__ import annotations
 
+import functools
+
+from vitrine.contract.events.base import Source, dump
+from vitrine.contract.listings import Product
 from vitrine.contract.offers import Offer
 from vitrine.contract.policy_kernel import Account, Shop
 from vitrine.runtime.mongo import Document
 
-__all__ = ["account_document", "account_from_document", "offer_document", "offer_from_document"]
+__all__ = [
+    "account_document",
+    "account_from_document",
+    "offer_document",
+    "offer_from_document",
+    "product_document",
+    "product_from_document",
+]
 
 
 def account_document(account: Account) -> Document:
@@ -62,3 +74,35 @@ def offer_from_document(doc: Document) -> Offer:
         bool(doc.get("withdrawn")),
         bool(doc.get("suspended")),
     )
+
+
+def product_document(product: Product) -> Document:
+    """The product's document: ``_id``, its seller and source, and its two states."""
+    return {
+        "_id": product.product_id,
+        "merchant_id": product.merchant_id,
+        "source": dump(product.source),
+        "listed": product.listed,
+        "version": product.version,
+        "sold_out": product.sold_out,
+    }
+
+
+def product_from_document(doc: Document) -> Product:
+    """The product of a document :func:`product_document` wrote (``version`` and
+    ``sold_out`` absent in documents written before they were kept)."""
+    source = doc["source"]
+    return Product(
+        doc["_id"],
+        doc["merchant_id"],
+        _source(source["kind"], source.get("platform")),
+        bool(doc["listed"]),
+        version=doc.get("version"),
+        sold_out=bool(doc.get("sold_out")),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _source(kind: str, platform: str | None) -> Source:
+    """Sources repeat (a handful of kinds and platforms): validated once each."""
+    return Source.model_validate({"kind": kind, "platform": platform}, strict=False)
