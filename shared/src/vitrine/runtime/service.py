@@ -277,7 +277,7 @@ def _utf8(value: Any) -> bool:
 
 #: The collector's first threshold: container allocations (net) between two young passes.
 #: Python's 700 makes a service applying 500-event batches run ~10 young passes per batch.
-GC_YOUNG_THRESHOLD = 20_000
+GC_YOUNG_THRESHOLD = 100_000
 
 
 def freeze_startup_heap() -> None:
