@@ -173,3 +173,70 @@ def test_an_event_from_the_future_is_clock_skew() -> None:
     late = _withdrawn(time=(now + timedelta(hours=1)).isoformat())
     # without a clock (tools decoding archives), no check
     assert isinstance(decode(_raw(late), b"p-1", MODELS), Event)
+
+
+# --- the one-parse path for clean records agrees with the careful path ---------------------
+
+_ENVELOPE = json.dumps({k: v for k, v in _withdrawn().items() if k != "data"})[:-1]
+
+
+def _with_data(data: str, extra: str = "") -> bytes:
+    return f'{_ENVELOPE}{extra}, "data": {data}}}'.encode()
+
+
+_CLEAN = '{"product_id": "p-1", "merchant_id": "m-1"}'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _raw(_withdrawn()),
+        _raw(_withdrawn(correlationid="c-1", custom="ext")),
+        _with_data(_CLEAN, ', "x-url": "https://a.b/c.d?e=f:g"'),  # dots and colons in values
+        _with_data(_CLEAN, ', "x-note": "say \\"a.b\\": 1"'),  # a value that looks like a key
+        _with_data(_CLEAN, ', "x-ok": {"price$": 1}'),  # "$" not first: allowed
+        _with_data(_CLEAN, ', "x-t": "caf\\u00e9"'),  # a \u00 escape that is no $ . or NUL
+        _with_data(_CLEAN, ', "x-n": "NaN"'),  # the token inside a string
+        _with_data(_CLEAN, ', "x-type": {"type": "product.exploded"}'),  # a nested "type"
+        _with_data('{"type": "product.exploded", "product_id": "p-1", "merchant_id": "m-1"}'),
+        _raw(_withdrawn()).replace(b'"type": "product.withdrawn"', b'"type" : "product.nope"'),
+        b'{"data": {"type": "product.withdrawn", "product_id": "p-1", "merchant_id": "m-1"}, '
+        + _raw(_withdrawn(type="product.submitted"))[1:].replace(b', "data": {', b', "d": {'),
+        _with_data('{"product_id": "p-1", "merchant_id": "m-1", "a\\u002eb": 1}'),
+        _with_data('{"product_id": "p-1", "merchant_id": "m-1", "a\\"x.b": 1}'),
+        _with_data('{"product_id": "p-1", "merchant_id": "m-1", "x" :{"b.c" : 1}}'),
+        _with_data('{"product_id": "p-1", "merchant_id": "m-1", "\\u0000": 1}'),
+        _with_data(_CLEAN, ', "x-score": NaN'),
+        _with_data(_CLEAN, ', "type": "product.withdrawn"'),  # a duplicate type, last wins
+        _with_data(_CLEAN, ', "type": "product.submitted"'),
+        _raw(_withdrawn(time="2999-01-01T00:00:00+00:00")),
+    ],
+)
+def test_the_one_parse_path_decides_as_the_careful_path(
+    value: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vitrine.contract import envelope
+
+    latest = envelope.latest_accepted()
+    fast = decode(value, b"p-1", MODELS, latest=latest)
+    monkeypatch.setattr(envelope, "_decode_clean", lambda *_: None)
+    careful = decode(value, b"p-1", MODELS, latest=latest)
+    assert type(fast) is type(careful)
+    if isinstance(fast, Event):
+        assert isinstance(careful, Event)
+        assert fast.envelope == careful.envelope and fast.data == careful.data
+    else:
+        assert fast == careful
+
+
+def test_a_clean_record_is_decoded_in_one_parse() -> None:
+    from vitrine.contract import envelope
+
+    decoded = envelope._decode_clean(_raw(_withdrawn()), b"p-1", MODELS, None)
+    assert isinstance(decoded, Event) and isinstance(decoded.data, ProductWithdrawn)
+    for suspicious in (
+        _with_data('{"product_id": "p-1", "merchant_id": "m-1", "a.b": 1}'),
+        _with_data('{"product_id": "p-1", "merchant_id": "m-1", "$x": 1}'),
+        _with_data(_CLEAN, ', "x-score": Infinity'),
+    ):
+        assert envelope._decode_clean(suspicious, b"p-1", MODELS, None) is None

@@ -70,3 +70,14 @@ def test_rows_staged_by_an_older_release_are_still_published() -> None:
         ],
     }
     assert outbox.records(old_row) == [_expected("review.decisions", event)]
+
+
+def test_the_database_keeps_rows_compressed_and_they_read_back_the_same() -> None:
+    events = [("review.decisions", _event(i, "the same words again " * 5)) for i in range(300)]
+    (row,) = outbox.outbox_rows(events)
+    kept = outbox.stored(row)
+    assert isinstance(kept["events"], bytes)
+    assert len(kept["events"]) * 5 < len(row["events"])
+    assert (kept["_id"], kept["n"]) == (row["_id"], row["n"])
+    assert outbox.records(kept) == outbox.records(row) == [_expected(t, e) for t, e in events]
+    assert outbox.stored(kept) == kept  # only text is compressed

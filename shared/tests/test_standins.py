@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vitrine.runtime.settings import Settings
 from vitrine.runtime.standins import MONGOD, NX_27017, database_profile
 
@@ -30,3 +32,17 @@ def test_nx_27017_is_recognised_by_its_build_info_and_mongod_is_the_rest() -> No
     assert database_profile({"process": "nx_27017", "version": "7.0.0"}) is NX_27017
     assert database_profile({"version": "7.0.14", "gitVersion": "abc"}) is MONGOD
     assert NX_27017.journal_open_sessions and not MONGOD.journal_open_sessions
+
+
+def test_the_services_producer_waits_for_every_replica_and_does_not_linger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """acks=all always; no linger: ``send_all`` hands a whole drain over at once, so a
+    linger would only delay each hop (docs/PERFORMANCE.md)."""
+    from vitrine.runtime.messaging import producer as producer_module
+    from vitrine.runtime.settings import Settings
+
+    made: dict[str, object] = {}
+    monkeypatch.setattr(producer_module, "AIOKafkaProducer", lambda **kw: made.update(kw))
+    producer_module.make_producer(Settings(service="catalog"))
+    assert (made["acks"], made["linger_ms"]) == ("all", 0)

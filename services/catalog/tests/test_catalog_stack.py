@@ -159,3 +159,38 @@ async def test_platform_delisting_reinstatement_and_ban(http, probe, publisher) 
     assert {r.data["reasons"][0]["code"] for r in refused} == {"product_banned"}
     doc = (await http.get(f"/products/{pid}")).json()
     assert (doc["status"], doc["status_code"]) == ("banned", 20)
+
+
+async def test_new_products_are_inserted_and_one_created_meanwhile_fails_the_batch(stack) -> None:
+    """The repository inserts what its transaction looked up and did not find (cheaper than an
+    upsert); if another writer created it in between, the write fails (and the pipeline
+    retries the batch, which then finds it) rather than overwriting it."""
+    from pymongo.errors import BulkWriteError
+
+    from vitrine.runtime import mongo
+    from vitrine.runtime.messaging.unit_of_work import UnitOfWork
+    from vitrine_catalog.domain import Product
+    from vitrine_catalog.repository import PRODUCTS, MongoProducts
+
+    client = mongo.connect(stack.mongo_url, app_name="catalog-repo-test")
+    db = mongo.database(client, f"catalog_repo_{uuid.uuid4().hex[:8]}")
+    try:
+        uow = UnitOfWork(db, None, "catalog")
+        first = MongoProducts(uow)
+        assert await first.load(["p-new"]) == ({}, {})
+        await first.save([Product("p-new", "m-1", last_version=1)], {"p-new": ["1 k"]})
+        again = MongoProducts(uow)
+        found, applied = await again.load(["p-new"])
+        assert found["p-new"].last_version == 1 and applied == {"p-new": ["1 k"]}
+        await again.save([Product("p-new", "m-1", last_version=2)], {})  # exists: replaced
+        assert (await db[PRODUCTS].find_one({"_id": "p-new"}) or {})["last_version"] == 2
+
+        racing = MongoProducts(uow)
+        await racing.load(["p-race"])
+        await db[PRODUCTS].insert_one({"_id": "p-race", "merchant_id": "m-2", "last_version": 5})
+        with pytest.raises(BulkWriteError):
+            await racing.save([Product("p-race", "m-1", last_version=1)], {})
+        assert (await db[PRODUCTS].find_one({"_id": "p-race"}) or {})["last_version"] == 5
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

@@ -147,3 +147,62 @@ async def test_sku_prices_are_judged_per_sku(http, probe, publisher) -> None:
         ("price_jump", "skus[1].price_fen")
     ]
     await probe.wait_for("review.decisions", type="review.approved", subject=fine)
+
+
+async def test_new_cases_titles_and_entries_are_inserted_existing_ones_replaced(stack) -> None:
+    """What the transaction looked up and did not find is inserted (cheaper than an upsert on
+    nx-27017); what another writer created in between fails the write (the pipeline retries
+    the batch, which then finds it) instead of being overwritten."""
+    from datetime import UTC, datetime
+
+    from pymongo.errors import BulkWriteError
+
+    from vitrine.runtime import mongo
+    from vitrine.runtime.messaging.unit_of_work import UnitOfWork
+    from vitrine_review import repository
+    from vitrine_review.domain import AuditEntry, Case
+    from vitrine_review.repository import MongoCases
+
+    def entry(pid: str, n: int) -> AuditEntry:
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        return AuditEntry(pid, "m-1", 1, n, "approved", (), "rules", at)
+
+    client = mongo.connect(stack.mongo_url, app_name="review-repo-test")
+    db = mongo.database(client, f"review_repo_{uuid.uuid4().hex[:8]}")
+    try:
+        await repository.setup(db)
+        uow = UnitOfWork(db, None, "review")
+        first = MongoCases(uow)
+        assert await first.load_cases(["p-1"]) == ({}, {})
+        assert await first.load_titles(["m-1:t", "m-1:gone"]) == {}
+        case = Case("p-1", "m-1", last_version=1, entries=1, title_key="m-1:t")
+        titles = {"m-1:t": ["p-1"], "m-1:gone": []}  # an absent key left empty: no write
+        await first.save([case], [entry("p-1", 1)], titles, applied={}, queued=set())
+        assert await db[repository.TITLES].count_documents({}) == 1
+
+        again = MongoCases(uow)
+        found, _ = await again.load_cases(["p-1"])
+        assert found["p-1"].entries == 1
+        assert await again.load_titles(["m-1:t"]) == {"m-1:t": ["p-1"]}
+        later = Case("p-1", "m-1", last_version=2, entries=2, title_key="m-1:t")
+        await again.save(
+            [later], [entry("p-1", 2)], {"m-1:t": ["p-1", "p-9"]}, applied={}, queued=set()
+        )
+        assert (await db[repository.CASES].find_one({"_id": "p-1"}) or {})["last_version"] == 2
+        assert await db[repository.DECISIONS].count_documents({"product_id": "p-1"}) == 2
+        assert (await db[repository.TITLES].find_one({"_id": "m-1:t"}) or {})["product_ids"] == [
+            "p-1",
+            "p-9",
+        ]
+
+        racing = MongoCases(uow)
+        await racing.load_titles(["m-2:t"])
+        await db[repository.TITLES].insert_one({"_id": "m-2:t", "product_ids": ["p-7"]})
+        with pytest.raises(BulkWriteError):
+            await racing.save([], [], {"m-2:t": ["p-8"]}, applied={}, queued=set())
+        assert (await db[repository.TITLES].find_one({"_id": "m-2:t"}) or {})["product_ids"] == [
+            "p-7"
+        ]
+    finally:
+        await client.drop_database(db.name)
+        await client.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from vitrine.contract.events import ProductReviewRequested
 from vitrine.tools.testing.handlers import review_requested
 from vitrine_review import rules
-from vitrine_review.config import DEFAULT_BANNED_TERMS, ReviewConfig
+from vitrine_review.config import DEFAULT_BANNED_TERMS, ReviewConfig, normalise_text
 
 CONFIG = ReviewConfig()
 
@@ -230,3 +231,43 @@ def test_title_key_ignores_case_spacing_punctuation_and_width() -> None:
     assert rules.title_key("m-1", "Tea Cup, Red") != key
     assert rules.title_key("m-1", "!!!") is None
     assert rules.title_key("m-1", None) is None
+
+
+# --- ASCII takes a shortcut; it must land where the Unicode path does --------------------------
+
+
+def _unicode_title(title: str) -> str:
+    folded = unicodedata.normalize("NFKC", title).casefold()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] in ("L", "N"))
+
+
+def _unicode_text(text: str) -> str:
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(
+        ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc")
+    )
+
+
+def _unicode_url_chars_ok(url: str) -> bool:
+    return not any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in url)
+
+
+@pytest.mark.parametrize("code", range(128))
+def test_ascii_shortcuts_agree_with_the_unicode_rules(code: int) -> None:
+    ch = chr(code)
+    text = f"Tea {ch}Cup{ch}9"
+    assert text.isascii()
+    assert rules.normalise_title(text) == _unicode_title(text)
+    assert normalise_text(text) == _unicode_text(text)
+    url = f"https://img.example/a{ch}b.jpg"
+    if not _unicode_url_chars_ok(url):
+        assert not rules.valid_image_url(url)
+    else:  # only a backslash is refused further on (as a path char it is fine to urlsplit)
+        assert rules.valid_image_url(url) == (ch != "\\")
+
+
+def test_non_ascii_still_takes_the_unicode_rules() -> None:
+    assert rules.normalise_title("Ｔｅａ　ＣＵＰ！") == "teacup"
+    assert normalise_text("最 佳\u200b") == "最佳"
+    assert not rules.valid_image_url("https://img.example/a\u200bb.jpg")
+    assert not rules.valid_image_url("https://img.example/a\u3000b.jpg")

@@ -50,9 +50,16 @@ DEFAULT_PROHIBITED_CATEGORIES: tuple[str, ...] = (
 Term = Annotated[str, StringConstraints(max_length=200)]
 
 
+#: ASCII's whitespace and control characters (it has no format characters): what
+#: :func:`normalise_text` removes from an ASCII text.
+_ASCII_SPACE_AND_CONTROL = bytes([*range(0x21), 0x7F])
+
+
 def normalise_text(text: str) -> str:
     """The form terms are compared in: NFKC (full-width → half-width), case-folded, with
     whitespace and invisible format characters removed, so "最 佳" or "ＴＯＰ" cannot slip by."""
+    if text.isascii():  # NFKC leaves ASCII as it is and casefolds it as lower(): same result
+        return text.lower().encode().translate(None, _ASCII_SPACE_AND_CONTROL).decode()
     folded = unicodedata.normalize("NFKC", text).casefold()
     return "".join(
         ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc")

@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from pymongo import ASCENDING, DeleteOne, ReplaceOne
+from pymongo import ASCENDING, DeleteOne, InsertOne, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import CollectionInvalid, OperationFailure
@@ -153,15 +153,27 @@ async def save(
     *,
     applied: dict[str, list[str]],
     queued: set[str],
+    new_cases: frozenset[str] | set[str] = frozenset(),
+    new_titles: frozenset[str] | set[str] = frozenset(),
 ) -> None:
     """Write changed cases with the events they applied (and their queue rows: ``queued``
     are the cases in the queue before the batch), new audit entries and changed title keys:
-    one bulk round trip per collection touched."""
-    case_ops: list[ReplaceOne[Document]] = []
+    one bulk round trip per collection touched.
+
+    ``new_cases``, ``new_titles``: case ids and title keys this transaction looked up and
+    did not find. Those are inserted, and so are the audit entries of a new case (no case,
+    no entries: cases are never deleted) — on nx-27017 an insert costs a third less than an
+    upsert, which looks the document up again. One that appeared meanwhile (another replica)
+    fails the insert and the batch is retried.
+    """
+    case_ops: list[InsertOne[Document] | ReplaceOne[Document]] = []
     queue_ops: list[ReplaceOne[Document] | DeleteOne] = []
     for c in cases:
         doc = {**to_document(c), APPLIED_FIELD: applied.get(c.product_id, [])}
-        case_ops.append(ReplaceOne({"_id": c.product_id}, doc, upsert=True))
+        if c.product_id in new_cases:
+            case_ops.append(InsertOne(doc))
+        else:
+            case_ops.append(ReplaceOne({"_id": c.product_id}, doc, upsert=True))
         if c.pending is not None:
             queue_ops.append(ReplaceOne({"_id": c.product_id}, queue_document(c), upsert=True))
         elif c.product_id in queued:  # only delete rows that exist: each is a write
@@ -171,16 +183,24 @@ async def save(
     if queue_ops:
         await db[QUEUE].bulk_write(queue_ops, ordered=False, session=session)
     if audit:
-        # Upserts rather than inserts: an entry's id is fixed by the case it was cut from.
-        ops = [ReplaceOne({"_id": e.id}, audit_document(e), upsert=True) for e in audit]
-        await db[DECISIONS].bulk_write(ops, ordered=False, session=session)
-    title_ops: list[ReplaceOne[Document] | DeleteOne] = []
+        # Upserts for an existing case: an entry's id is fixed by the case it was cut from.
+        audit_ops: list[InsertOne[Document] | ReplaceOne[Document]] = [
+            InsertOne(audit_document(e))
+            if e.product_id in new_cases
+            else ReplaceOne({"_id": e.id}, audit_document(e), upsert=True)
+            for e in audit
+        ]
+        await db[DECISIONS].bulk_write(audit_ops, ordered=False, session=session)
+    title_ops: list[InsertOne[Document] | ReplaceOne[Document] | DeleteOne] = []
     for key, pids in titles.items():
         if pids:
             merchant = key.rsplit(":", 1)[0]
             doc = {"_id": key, "merchant_id": merchant, "product_ids": pids}
-            title_ops.append(ReplaceOne({"_id": key}, doc, upsert=True))
-        else:
+            if key in new_titles:
+                title_ops.append(InsertOne(doc))
+            else:
+                title_ops.append(ReplaceOne({"_id": key}, doc, upsert=True))
+        elif key not in new_titles:  # only delete what exists: each is a write
             title_ops.append(DeleteOne({"_id": key}))
     if title_ops:
         await db[TITLES].bulk_write(title_ops, ordered=False, session=session)
@@ -219,12 +239,21 @@ class MongoCases:
     def __init__(self, uow: UnitOfWork) -> None:
         self.db, self.session = uow.db, uow.session
         self.held = MongoHeldInputs(uow.db, uow.session, collection=HELD_VERDICTS, awaits=REQUESTS)
+        #: Case ids and title keys looked up in this transaction and not found.
+        self._new_cases: set[str] = set()
+        self._new_titles: set[str] = set()
 
     async def load_cases(self, ids: Iterable[str]) -> tuple[dict[str, Case], dict[str, list[str]]]:
-        return await load_cases(self.db, ids, self.session)
+        wanted = set(ids)
+        cases, applied = await load_cases(self.db, wanted, self.session)
+        self._new_cases |= wanted - cases.keys()
+        return cases, applied
 
     async def load_titles(self, keys: Iterable[str]) -> dict[str, list[str]]:
-        return await load_titles(self.db, keys, self.session)
+        wanted = set(keys)
+        titles = await load_titles(self.db, wanted, self.session)
+        self._new_titles |= wanted - titles.keys()
+        return titles
 
     async def save(
         self,
@@ -235,7 +264,19 @@ class MongoCases:
         applied: dict[str, list[str]],
         queued: set[str],
     ) -> None:
-        await save(self.db, cases, audit, titles, self.session, applied=applied, queued=queued)
+        await save(
+            self.db,
+            cases,
+            audit,
+            titles,
+            self.session,
+            applied=applied,
+            queued=queued,
+            new_cases=self._new_cases,
+            new_titles=self._new_titles,
+        )
+        self._new_cases.clear()  # saved: they exist now
+        self._new_titles.clear()
 
 
 class InMemoryCases:

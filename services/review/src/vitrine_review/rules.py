@@ -52,7 +52,12 @@ def _blank(value: str | None) -> bool:
 
 def valid_image_url(url: str) -> bool:
     """An absolute ``https`` URL with a host, no credentials, no whitespace or control chars."""
-    if not url or any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in url):
+    if not url:
+        return False
+    if url.isascii():  # ASCII's whitespace and controls: exactly the unprintable and " "
+        if not url.isprintable() or " " in url:
+            return False
+    elif any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in url):
         return False
     if "\\" in url:
         return False
@@ -250,9 +255,15 @@ def evaluate(
     return Verdict("approved")
 
 
+#: Every ASCII byte but lower-case letters and digits (:func:`normalise_title` on ASCII).
+_ASCII_NOT_ALNUM = bytes(b for b in range(128) if not chr(b).isalnum() or chr(b).isupper())
+
+
 def normalise_title(title: str) -> str:
     """A title reduced to what makes it the same product name: NFKC, case-folded, letters
     and digits only (spacing and punctuation differences do not make a new product)."""
+    if title.isascii():  # NFKC leaves ASCII as it is; its letters and digits are [a-z0-9]
+        return title.lower().encode().translate(None, _ASCII_NOT_ALNUM).decode()
     folded = unicodedata.normalize("NFKC", title).casefold()
     return "".join(ch for ch in folded if unicodedata.category(ch)[0] in ("L", "N"))
 

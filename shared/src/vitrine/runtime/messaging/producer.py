@@ -34,7 +34,10 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         client_id=f"vitrine-{settings.service}",
         acks="all",
         enable_idempotence=settings.idempotent_producer,
-        linger_ms=5,
+        # No linger: ``send_all`` (the only sender) appends a whole drain before the sender
+        # task runs, so the records batch anyway; a linger only delayed each drain (50
+        # records, acks=all on Apache Kafka: 13–16 ms with 5 ms of linger, 6 ms without).
+        linger_ms=0,
         max_batch_size=1024 * 1024,
         max_request_size=4 * 1024 * 1024,
         request_timeout_ms=15000,
