@@ -52,6 +52,8 @@ log = get_logger(__name__)
 
 #: Seconds uvicorn gives open HTTP connections after SIGTERM, before the lifespan shutdown.
 HTTP_GRACEFUL_SECONDS = 30
+#: FastStream's own batch poll timeout (and nap after an empty poll), with ``poll_wait_ms=0``.
+FASTSTREAM_BATCH_TIMEOUT_MS = 200
 #: Upper bound of each step of the graceful shutdown (see ``build_app``'s lifespan).
 SHUTDOWN_STEP_SECONDS = {
     "consumer": 35.0,
@@ -310,7 +312,7 @@ def build_app(
         max_records=settings.batch_max_records,
         fetch_max_wait_ms=settings.fetch_wait_ms,
         consumer_timeout_ms=settings.consumer_timeout_ms,
-        **({"batch_timeout_ms": settings.poll_wait_ms} if settings.poll_wait_ms else {}),
+        batch_timeout_ms=settings.poll_wait_ms or FASTSTREAM_BATCH_TIMEOUT_MS,
         ack_policy=AckPolicy.NACK_ON_ERROR,  # commit only after the batch is durable
         parser=safe_parser,
         decoder=raw_decoder,
