@@ -44,6 +44,7 @@ from vitrine.runtime.messaging import inbox
 from vitrine.runtime.messaging.outbox import OutboxRelay
 from vitrine.runtime.messaging.pipeline import BatchHandler, BatchPipeline, Health
 from vitrine.runtime.messaging.producer import make_producer
+from vitrine.runtime.messaging.subscriber import wait_in_poll
 from vitrine.runtime.messaging.unit_of_work import Clock, system_clock
 from vitrine.runtime.mongo import Document
 from vitrine.runtime.settings import Settings
@@ -52,6 +53,8 @@ log = get_logger(__name__)
 
 #: Seconds uvicorn gives open HTTP connections after SIGTERM, before the lifespan shutdown.
 HTTP_GRACEFUL_SECONDS = 30
+#: FastStream's own batch poll timeout (and nap after an empty poll), with ``poll_wait_ms=0``.
+FASTSTREAM_BATCH_TIMEOUT_MS = 200
 #: Upper bound of each step of the graceful shutdown (see ``build_app``'s lifespan).
 SHUTDOWN_STEP_SECONDS = {
     "consumer": 35.0,
@@ -329,6 +332,8 @@ def build_app(
         auto_offset_reset="earliest",
         max_records=settings.batch_max_records,
         fetch_max_wait_ms=settings.fetch_wait_ms,
+        consumer_timeout_ms=settings.consumer_timeout_ms,
+        batch_timeout_ms=settings.poll_wait_ms or FASTSTREAM_BATCH_TIMEOUT_MS,
         ack_policy=AckPolicy.NACK_ON_ERROR,  # commit only after the batch is durable
         parser=safe_parser,
         decoder=raw_decoder,
@@ -336,6 +341,8 @@ def build_app(
         description=f"Consumer group {defn.name} applies these in batches, at least once; "
         "records that are not valid events go to the topic's .dlq.",
     )
+    if settings.poll_wait_ms:
+        subscriber = wait_in_poll(subscriber)
     _document_inputs(subscriber)
 
     @subscriber

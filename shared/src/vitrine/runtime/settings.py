@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     #: How long a fetch may wait for data; unset = the broker profile's (500 ms on Kafka,
     #: which answers as soon as data arrives; 20 ms on Tansu, which parks fetches).
     fetch_max_wait_ms: int | None = None
+    #: How long the subscriber's poll waits for fetched records before it looks again. A
+    #: fetch that brings records ends the wait at once, so this costs no latency; it only
+    #: bounds how late an idle service notices a consumer-group error (and how often it
+    #: wakes for nothing). 0 = FastStream's own loop (200 ms poll, then 200 ms asleep).
+    poll_wait_ms: int = 5000
+    #: aiokafka's ``consumer_timeout_ms``: the longest its fetch routine sleeps between looks
+    #: at every assigned partition. Every event it acts on (a fetch answered, records
+    #: consumed, a seek, a rebalance, a metadata change) wakes it anyway; its default of
+    #: 200 ms made an idle service scan its partitions twice per 500 ms fetch for nothing.
+    consumer_timeout_ms: int = 1000
     max_message_bytes: int = 256 * 1024
     #: Give up retrying a handler error that is not transient after this many tries → DLQ.
     handler_max_attempts: int = 3
