@@ -121,20 +121,6 @@ def submitted(pid: str) -> dict[str, Any]:
     }
 
 
-def test_the_plan_gives_each_service_its_own_outputs_only() -> None:
-    plan = acls.plan()
-    writes = {(g.principal, g.name) for g in plan if g.operation == "WRITE"}
-    assert ("vitrine-review", "review.decisions") in writes
-    assert ("vitrine-catalog", "catalog.products") in writes
-    assert ("vitrine-catalog", "merchants.products.dlq") in writes
-    assert ("vitrine-catalog", "review.decisions") not in writes
-    assert ("vitrine-review", "catalog.products") not in writes
-    assert not any(p == "operator" for p, _ in writes)
-    # every input topic has exactly one upstream writer
-    upstream = [t for topics in acls.UPSTREAM_WRITERS.values() for t in topics]
-    assert len(upstream) == len(set(upstream))
-
-
 async def test_foreign_principals_cannot_write_internal_topics_while_services_work(
     secured: tuple[StackInfo, int], producer_as: Any
 ) -> None:

@@ -163,3 +163,17 @@ def test_the_k8s_check_fails_when_a_principal_has_no_password(tmp_path: Path) ->
     result = run_check("deploy/check_k8s.py", "--dir", str(k8s))
     assert result.returncode == 1
     assert "secretKeyRef vitrine-kafka-users/vitrine-review" in result.stderr
+
+
+def test_the_plan_gives_each_service_its_own_outputs_only() -> None:
+    plan = acls.plan()
+    writes = {(g.principal, g.name) for g in plan if g.operation == "WRITE"}
+    assert ("vitrine-review", "review.decisions") in writes
+    assert ("vitrine-catalog", "catalog.products") in writes
+    assert ("vitrine-catalog", "merchants.products.dlq") in writes
+    assert ("vitrine-catalog", "review.decisions") not in writes
+    assert ("vitrine-review", "catalog.products") not in writes
+    assert not any(p == "operator" for p, _ in writes)
+    # every input topic has exactly one upstream writer
+    upstream = [t for topics in acls.UPSTREAM_WRITERS.values() for t in topics]
+    assert len(upstream) == len(set(upstream))
