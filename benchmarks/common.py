@@ -268,13 +268,15 @@ async def send_all(prod: AIOKafkaProducer, topic: str, records: list[tuple[bytes
 
 @dataclass
 class Arrival:
-    """A watched record: when it was read (perf_counter), its key and ce-type header."""
+    """A watched record: when it was read (perf_counter), its key and ce-type header, and its
+    Kafka timestamp (ms since the epoch: when its producer took it, CreateTime)."""
 
     at: float
     key: str
     type: str
     topic: str
     value: bytes
+    timestamp_ms: int = 0
 
 
 class Watcher:
@@ -339,6 +341,7 @@ class Watcher:
                             ce_type,
                             r.topic,
                             (r.value or b"") if self.keep_value else b"",
+                            r.timestamp,
                         )
                     )
             if batch:

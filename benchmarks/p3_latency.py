@@ -10,6 +10,7 @@ probe handed its submission to the producer. Catalog and review run as subproces
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from aiokafka import AIOKafkaProducer
@@ -52,10 +53,21 @@ async def measure(
     )
     sent: dict[str, float] = {}
     listed: dict[str, float] = {}
+    # Where the time goes: each hop's output record carries its producer's timestamp (the
+    # relay's send), so submit → requested → decided → listed → read splits per service.
+    stamps: dict[str, dict[str, int]] = {"requested": {}, "decided": {}, "listed": {}}
+    wall = time.time() - time.perf_counter()  # perf_counter → epoch seconds
 
     def on_record(a: Arrival) -> None:
-        if a.type == "product.listed" and a.key.startswith("l"):
+        if not a.key.startswith("l"):
+            return
+        if a.type == "product.listed":
             listed.setdefault(a.key, a.at)
+            stamps["listed"].setdefault(a.key, a.timestamp_ms)
+        elif a.type == "product.review_requested":
+            stamps["requested"].setdefault(a.key, a.timestamp_ms)
+        elif a.topic == "review.decisions":
+            stamps["decided"].setdefault(a.key, a.timestamp_ms)
 
     logs = LOGS / "p3" / (broker or "default")
     async with (
@@ -71,7 +83,9 @@ async def measure(
         )
         await prod.start()
         try:
-            async with watching(stack.kafka_bootstrap, ["catalog.products"], on_record) as w:
+            async with watching(
+                stack.kafka_bootstrap, ["catalog.products", "review.decisions"], on_record
+            ) as w:
                 warm = [f"lw-{i}" for i in range(20)]
                 for n, pid in enumerate(warm):
                     await prod.send(
@@ -136,6 +150,7 @@ async def measure(
             ]
         ],
     )
+    hops = hop_breakdown(sent, listed, stamps, wall)
     order = sorted(sent, key=sent.__getitem__)
     tenth = max(1, len(order) // 10)
     trend = []
@@ -162,10 +177,42 @@ async def measure(
         "- CPU seconds by process: " + ", ".join(f"{k} {v:.1f}" for k, v in meter.used.items()),
         "- peak RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in peak.items()),
         "- batches (each service's /metrics, warm-up included): " + "; ".join(batches),
+        "- per hop, p50 / p99 ms (from each output record's producer timestamp, 1 ms "
+        "resolution): " + "; ".join(f"{k} {v}" for k, v in hops.items()),
         *(f"- service environment: `{k}={v}`" for k, v in extra_env.items()),
         "",
     )
     return report
+
+
+def hop_breakdown(
+    sent: dict[str, float],
+    listed: dict[str, float],
+    stamps: dict[str, dict[str, int]],
+    wall: float,
+) -> dict[str, str]:
+    """p50 / p99 of each hop: submitted → review requested (catalog), → decided (review),
+    → listed (catalog), → read by the probe (delivery); times as epoch milliseconds."""
+    legs: dict[str, list[float]] = {
+        "catalog (submitted → review_requested sent)": [],
+        "review (→ decision sent)": [],
+        "catalog (→ listed sent)": [],
+        "delivery (→ read by the probe)": [],
+    }
+    for pid, t in sent.items():
+        requested = stamps["requested"].get(pid)
+        decided = stamps["decided"].get(pid)
+        out = stamps["listed"].get(pid)
+        if requested is None or decided is None or out is None or pid not in listed:
+            continue
+        points = [(t + wall) * 1000, requested, decided, out, (listed[pid] + wall) * 1000]
+        for leg, (a, b) in zip(legs.values(), itertools.pairwise(points), strict=True):
+            leg.append(b - a)
+    result = {}
+    for name, values in legs.items():
+        values.sort()
+        result[name] = f"{percentile(values, 0.5):.0f} / {percentile(values, 0.99):.0f}"
+    return result
 
 
 def run(

@@ -4,6 +4,7 @@ what it acts on, with a long bound."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anyio
@@ -19,11 +20,14 @@ from vitrine_catalog.service import DEFINITION
 class Consumer:
     """What the subscriber asks of aiokafka's consumer: ``getmany``."""
 
-    def __init__(self, *batches: dict[str, list[str]]) -> None:
+    def __init__(self, *batches: dict[str, list[str]], waits: float = 0.0) -> None:
         self.batches = list(batches)
         self.calls: list[tuple[int, int | None]] = []
+        self.waits = waits  # seconds the first poll waits (0: records were prefetched)
 
     async def getmany(self, *, timeout_ms: int, max_records: int | None) -> Any:
+        if self.waits and not self.calls:
+            await asyncio.sleep(self.waits)
         self.calls.append((timeout_ms, max_records))
         return self.batches.pop(0)
 
@@ -59,6 +63,36 @@ async def test_the_waiting_subscriber_polls_again_at_once_and_hands_over_every_r
     assert naps == []
 
 
+async def test_prefetched_records_are_gathered_with_what_piled_up_behind_them() -> None:
+    subscriber = wait_in_poll(
+        KafkaBroker().subscriber("t", batch=True, batch_timeout_ms=5000, max_records=7),
+        gather_ms=5,
+    )
+    consumer = Consumer({"t-0": ["a", "b"]}, {"t-0": ["c"], "t-1": ["d"]})
+    assert await subscriber.get_msg(consumer) == ("a", "b", "c", "d")
+    assert consumer.calls == [(5000, 7), (5, 5)]  # the second poll only fills the batch
+
+
+async def test_fresh_records_are_not_held_back_to_gather() -> None:
+    subscriber = wait_in_poll(
+        KafkaBroker().subscriber("t", batch=True, batch_timeout_ms=5000, max_records=7),
+        gather_ms=5,
+    )
+    consumer = Consumer({"t-0": ["a"]}, {"t-0": ["never asked for"]}, waits=0.01)
+    assert await subscriber.get_msg(consumer) == ("a",)
+    assert consumer.calls == [(5000, 7)]
+
+
+async def test_a_full_batch_is_not_gathered_onto() -> None:
+    subscriber = wait_in_poll(
+        KafkaBroker().subscriber("t", batch=True, batch_timeout_ms=5000, max_records=2),
+        gather_ms=5,
+    )
+    consumer = Consumer({"t-0": ["a", "b"]}, {"t-0": ["c"]})
+    assert await subscriber.get_msg(consumer) == ("a", "b")
+    assert consumer.calls == [(5000, 2)]
+
+
 def test_only_a_batch_subscriber_can_wait_in_its_poll() -> None:
     with pytest.raises(TypeError):
         wait_in_poll(KafkaBroker().subscriber("t"))
@@ -68,6 +102,7 @@ def test_a_services_consumer_waits_long_and_its_fetch_routine_is_woken_by_events
     app = build_app(DEFINITION, Settings(service="catalog"))
     (subscriber,) = app.state.broker.subscribers
     assert isinstance(subscriber, WaitingBatchSubscriber)
+    assert subscriber.gather_ms == 5
     assert subscriber.batch_timeout_ms == 5000
     assert subscriber._connection_args["consumer_timeout_ms"] == 1000  # aiokafka's: 200
     assert subscriber._connection_args["fetch_max_wait_ms"] == 500  # Kafka's, latency bound

@@ -342,7 +342,11 @@ def build_app(
         "records that are not valid events go to the topic's .dlq.",
     )
     if settings.poll_wait_ms:
-        subscriber = wait_in_poll(subscriber)
+        subscriber = wait_in_poll(
+            subscriber,
+            gather_ms=settings.poll_gather_ms,
+            idle_fetch_wait_ms=settings.idle_fetch_wait,
+        )
     _document_inputs(subscriber)
 
     @subscriber

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     #: How long a fetch may wait for data; unset = the broker profile's (500 ms on Kafka,
     #: which answers as soon as data arrives; 20 ms on Tansu, which parks fetches).
     fetch_max_wait_ms: int | None = None
+    #: How long a fetch that names every assigned partition may wait; unset = the broker
+    #: profile's (3 s on Kafka: nothing waits behind such a fetch; Tansu: its 20 ms).
+    idle_fetch_wait_ms: int | None = None
     #: How long the subscriber's poll waits for fetched records before it looks again. A
     #: fetch that brings records ends the wait at once, so this costs no latency; it only
     #: bounds how late an idle service notices a consumer-group error (and how often it
@@ -71,6 +74,10 @@ class Settings(BaseSettings):
     #: consumed, a seek, a rebalance, a metadata change) wakes it anyway; its default of
     #: 200 ms made an idle service scan its partitions twice per 500 ms fetch for nothing.
     consumer_timeout_ms: int = 1000
+    #: When a poll returns records that were already prefetched, how long to poll once more
+    #: for the ones that piled up behind them (``vitrine.runtime.messaging.subscriber``):
+    #: under load, one batch cycle less per hop. 0 = take the prefetched records alone.
+    poll_gather_ms: int = 5
     max_message_bytes: int = 256 * 1024
     #: Give up retrying a handler error that is not transient after this many tries → DLQ.
     handler_max_attempts: int = 3
@@ -92,6 +99,11 @@ class Settings(BaseSettings):
     def fetch_wait_ms(self) -> int:
         """The consumer's fetch max wait: the setting, else the broker profile's."""
         return self.fetch_max_wait_ms or self.broker.fetch_max_wait_ms
+
+    @property
+    def idle_fetch_wait(self) -> int:
+        """The wait of a fetch naming every partition: the setting, else the profile's."""
+        return self.idle_fetch_wait_ms or self.broker.idle_fetch_wait_ms
 
     @property
     def database(self) -> str:

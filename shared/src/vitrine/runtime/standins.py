@@ -34,15 +34,26 @@ class BrokerProfile:
     idempotent_producer: bool
     #: How long a consumer fetch may wait for data.
     fetch_max_wait_ms: int
+    #: How long a fetch naming every assigned partition may wait (nothing queues behind it:
+    #: ``vitrine.runtime.messaging.fetch_wait``); Tansu parks every fetch for its whole wait.
+    idle_fetch_wait_ms: int
     #: ListOffsets "latest" gives the partition's end (the CLI trusts it).
     list_offsets_exact: bool
 
 
 APACHE_KAFKA = BrokerProfile(
-    "kafka", idempotent_producer=True, fetch_max_wait_ms=500, list_offsets_exact=True
+    "kafka",
+    idempotent_producer=True,
+    fetch_max_wait_ms=500,
+    idle_fetch_wait_ms=3000,
+    list_offsets_exact=True,
 )
 TANSU = BrokerProfile(
-    "tansu", idempotent_producer=False, fetch_max_wait_ms=20, list_offsets_exact=False
+    "tansu",
+    idempotent_producer=False,
+    fetch_max_wait_ms=20,
+    idle_fetch_wait_ms=20,
+    list_offsets_exact=False,
 )
 
 
