@@ -11,6 +11,7 @@ import anyio
 import pytest
 from faststream.kafka import KafkaBroker
 
+from vitrine.runtime.messaging.fetch_wait import wait_long_when_whole
 from vitrine.runtime.messaging.subscriber import WaitingBatchSubscriber, wait_in_poll
 from vitrine.runtime.service import build_app
 from vitrine.runtime.settings import Settings
@@ -113,3 +114,26 @@ def test_poll_wait_0_keeps_faststreams_loop() -> None:
     (subscriber,) = app.state.broker.subscribers
     assert type(subscriber) is not WaitingBatchSubscriber
     assert subscriber.batch_timeout_ms == 200
+
+
+def test_wrapping_twice_or_shorter_changes_nothing() -> None:
+    class Fetcher:
+        _fetch_max_wait_ms = 500
+
+        def _get_actions_per_node(self, assignment: Any) -> Any:
+            return ([], {}, 0, False, [])
+
+    class Consumer:
+        _fetcher = Fetcher()
+
+    consumer = Consumer()
+    original = consumer._fetcher._get_actions_per_node
+    wait_long_when_whole(consumer, 100)  # not longer than its own wait: left alone
+    assert consumer._fetcher._get_actions_per_node == original
+    other = Consumer()
+    other._fetcher = Fetcher()
+    wait_long_when_whole(other, 20_000)
+    wrapped = other._fetcher._get_actions_per_node
+    wait_long_when_whole(other, 20_000)
+    assert other._fetcher._get_actions_per_node is wrapped
+    wait_long_when_whole(object(), 20_000)  # not started: no fetcher, nothing to do
