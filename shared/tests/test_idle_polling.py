@@ -103,10 +103,19 @@ def test_a_services_consumer_waits_long_and_its_fetch_routine_is_woken_by_events
     app = build_app(DEFINITION, Settings(service="catalog"))
     (subscriber,) = app.state.broker.subscribers
     assert isinstance(subscriber, WaitingBatchSubscriber)
-    assert subscriber.gather_ms == 5
+    assert (subscriber.gather_ms, subscriber.idle_fetch_wait_ms) == (5, 3000)
     assert subscriber.batch_timeout_ms == 5000
     assert subscriber._connection_args["consumer_timeout_ms"] == 1000  # aiokafka's: 200
     assert subscriber._connection_args["fetch_max_wait_ms"] == 500  # Kafka's, latency bound
+
+
+def test_on_tansu_the_consumer_neither_gathers_nor_waits_long() -> None:
+    # Tansu parks a fetch for its whole wait: a 5 ms second poll would only add 5 ms.
+    app = build_app(DEFINITION, Settings(service="catalog", kafka_standin="tansu"))
+    (subscriber,) = app.state.broker.subscribers
+    assert isinstance(subscriber, WaitingBatchSubscriber)
+    assert (subscriber.gather_ms, subscriber.idle_fetch_wait_ms) == (0, 20)
+    assert subscriber._connection_args["fetch_max_wait_ms"] == 20
 
 
 def test_poll_wait_0_keeps_faststreams_loop() -> None:

@@ -344,7 +344,7 @@ def build_app(
     if settings.poll_wait_ms:
         subscriber = wait_in_poll(
             subscriber,
-            gather_ms=settings.poll_gather_ms,
+            gather_ms=settings.poll_gather,
             idle_fetch_wait_ms=settings.idle_fetch_wait,
         )
     _document_inputs(subscriber)

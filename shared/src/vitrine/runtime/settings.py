@@ -76,8 +76,9 @@ class Settings(BaseSettings):
     consumer_timeout_ms: int = 1000
     #: When a poll returns records that were already prefetched, how long to poll once more
     #: for the ones that piled up behind them (``vitrine.runtime.messaging.subscriber``):
-    #: under load, one batch cycle less per hop. 0 = take the prefetched records alone.
-    poll_gather_ms: int = 5
+    #: under load, one batch cycle less per hop. Unset = the broker profile's (5 ms on Kafka,
+    #: 0 on Tansu); 0 = take the prefetched records alone.
+    poll_gather_ms: int | None = None
     max_message_bytes: int = 256 * 1024
     #: Give up retrying a handler error that is not transient after this many tries → DLQ.
     handler_max_attempts: int = 3
@@ -99,6 +100,11 @@ class Settings(BaseSettings):
     def fetch_wait_ms(self) -> int:
         """The consumer's fetch max wait: the setting, else the broker profile's."""
         return self.fetch_max_wait_ms or self.broker.fetch_max_wait_ms
+
+    @property
+    def poll_gather(self) -> int:
+        """How long to gather behind prefetched records: the setting, else the profile's."""
+        return self.broker.poll_gather_ms if self.poll_gather_ms is None else self.poll_gather_ms
 
     @property
     def idle_fetch_wait(self) -> int:

@@ -37,6 +37,10 @@ class BrokerProfile:
     #: How long a fetch naming every assigned partition may wait (nothing queues behind it:
     #: ``vitrine.runtime.messaging.fetch_wait``); Tansu parks every fetch for its whole wait.
     idle_fetch_wait_ms: int
+    #: How long a poll that returned prefetched records looks once more for those behind them
+    #: (``vitrine.runtime.messaging.subscriber``); 0 on Tansu, whose parked fetch can't be back
+    #: that soon.
+    poll_gather_ms: int
     #: ListOffsets "latest" gives the partition's end (the CLI trusts it).
     list_offsets_exact: bool
 
@@ -46,6 +50,7 @@ APACHE_KAFKA = BrokerProfile(
     idempotent_producer=True,
     fetch_max_wait_ms=500,
     idle_fetch_wait_ms=3000,
+    poll_gather_ms=5,
     list_offsets_exact=True,
 )
 TANSU = BrokerProfile(
@@ -53,6 +58,7 @@ TANSU = BrokerProfile(
     idempotent_producer=False,
     fetch_max_wait_ms=20,
     idle_fetch_wait_ms=20,
+    poll_gather_ms=0,
     list_offsets_exact=False,
 )
 
