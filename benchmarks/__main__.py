@@ -51,6 +51,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rate", type=float, default=500.0, help="P3 submissions per second")
     parser.add_argument(
+        "--warmup",
+        type=float,
+        default=10.0,
+        help="P3: seconds at the offered rate before the measured run (not measured)",
+    )
+    parser.add_argument(
         "--duration", type=float, default=None, help="P3 / idle (60) / dashboard (30) s"
     )
     parser.add_argument("--viewers", type=int, default=50, help="dashboard SSE viewers")
@@ -106,7 +112,9 @@ def main() -> None:
     if chosen & {"p3", "all"}:
         from benchmarks import p3_latency
 
-        per_broker.append(("p3", lambda b: p3_latency.run(args.rate, duration, service_env, b)))
+        per_broker.append(
+            ("p3", lambda b: p3_latency.run(args.rate, duration, service_env, b, args.warmup))
+        )
 
     def publish(report: reporting.Report) -> None:
         # As soon as it is measured: a later benchmark failing does not lose this one.
