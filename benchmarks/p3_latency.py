@@ -116,15 +116,15 @@ async def measure(
             async with watching(
                 stack.kafka_bootstrap, ["catalog.products", "review.decisions"], on_record
             ) as w:
-                warm = [f"lw-{i}" for i in range(20)]
-                for n, pid in enumerate(warm):
+                joining = [f"lw-{i}" for i in range(20)]  # until both groups consume
+                for n, pid in enumerate(joining):
                     await prod.send(
                         "merchants.products",
                         submission(pid, "m-warm", n),
                         key=pid.encode(),
                         headers=HEADERS,
                     )
-                await w.wait(lambda: all(p in listed for p in warm), 120, "P3 warm-up")
+                await w.wait(lambda: all(p in listed for p in joining), 120, "P3 group join")
                 bodies = [
                     (f"l-{i:07d}", submission(f"l-{i:07d}", f"m-l-{i % 97}", i))
                     for i in range(total)

@@ -20,7 +20,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-#: Marks a fetcher already wrapped (FastStream may hand the subscriber a new consumer).
+#: Marks a fetcher already seen, wrapped or not (the subscriber calls this on every poll,
+#: and FastStream may hand it a new consumer).
 _WRAPPED = "_vitrine_idle_wait_ms"
 
 

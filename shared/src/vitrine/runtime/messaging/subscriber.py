@@ -56,7 +56,7 @@ class WaitingBatchSubscriber(BatchSubscriber):
             timeout_ms=self.batch_timeout_ms, max_records=self.max_records
         )
         records = list(chain.from_iterable(batch.values()))
-        room = (self.max_records or 0) - len(records) if self.max_records else None
+        room = self.max_records - len(records) if self.max_records else None
         if (
             records
             and self.gather_ms
