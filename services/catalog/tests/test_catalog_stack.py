@@ -194,3 +194,47 @@ async def test_new_products_are_inserted_and_one_created_meanwhile_fails_the_bat
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_kept_products_save_a_read_and_a_stale_copy_is_caught_not_written(stack) -> None:
+    """A product this process wrote is read from memory (``vitrine.runtime.recent``); if
+    another writer changed it meanwhile, the write based on the kept copy matches nothing:
+    it raises (the pipeline applies the batch again), overwrites nothing and forgets the
+    copy, so the next load reads the database."""
+    from vitrine.runtime import mongo
+    from vitrine.runtime.messaging.pipeline import TransientError
+    from vitrine.runtime.messaging.unit_of_work import UnitOfWork
+    from vitrine.runtime.recent import REV, RecentDocuments, StaleCopies
+    from vitrine_catalog.domain import Product
+    from vitrine_catalog.repository import PRODUCTS, MongoProducts
+
+    client = mongo.connect(stack.mongo_url, app_name="catalog-recent-test")
+    db = mongo.database(client, f"catalog_recent_{uuid.uuid4().hex[:8]}")
+    recent = RecentDocuments(1024 * 1024, service="catalog-test")
+    try:
+        uow = UnitOfWork(db, None, "catalog")
+        first = MongoProducts(uow, recent)
+        await first.load(["p-1"])
+        await first.save([Product("p-1", "m-1", last_version=1)], {"p-1": ["1 k"]})
+        stored = await db[PRODUCTS].find_one({"_id": "p-1"}) or {}
+        assert len(recent) == 1 and stored[REV] is not None
+
+        await db[PRODUCTS].drop()  # the copy answers: the database no longer could
+        kept = MongoProducts(uow, recent)
+        found, applied = await kept.load(["p-1"])
+        assert found["p-1"].last_version == 1 and applied == {"p-1": ["1 k"]}
+        await db[PRODUCTS].insert_one({**stored, "last_version": 7, REV: 1})  # another writer
+        with pytest.raises(StaleCopies) as raised:
+            await kept.save([Product("p-1", "m-1", last_version=2)], {"p-1": ["1 k", "2 k"]})
+        assert isinstance(raised.value, TransientError)  # the pipeline waits it out, retries
+        assert (await db[PRODUCTS].find_one({"_id": "p-1"}) or {})["last_version"] == 7
+        assert len(recent) == 0
+
+        again = MongoProducts(uow, recent)
+        found, _ = await again.load(["p-1"])  # from the database now
+        assert found["p-1"].last_version == 7
+        await again.save([Product("p-1", "m-1", last_version=8)], {})
+        assert (await db[PRODUCTS].find_one({"_id": "p-1"}) or {})["last_version"] == 8
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
