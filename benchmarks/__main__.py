@@ -59,6 +59,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--duration", type=float, default=None, help="P3 / idle (60) / dashboard (30) s"
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=3,
+        help="P1: system/raw pairs run back to back; the ratio reported is their median (3)",
+    )
     parser.add_argument("--viewers", type=int, default=50, help="dashboard SSE viewers")
     parser.add_argument(
         "--settle", type=float, default=30.0, help="idle: seconds after ready before measuring"
@@ -103,7 +109,7 @@ def main() -> None:
 
         naive_n = min(n, 3000) if args.naive_n is None else args.naive_n
         variants = tuple(v for v in args.variants.split(",") if v)
-        per_broker.append(("p1", lambda b: p1_ingest.run(n, naive_n, variants, b)))
+        per_broker.append(("p1", lambda b: p1_ingest.run(n, naive_n, variants, b, args.pairs)))
     if chosen & {"p2", "p4", "all"}:
         from benchmarks import p2_enforcement
 

@@ -8,11 +8,17 @@ Measured on one embedded stack, in this order:
 
 Time runs from the first publish until the N-th ``product.listed`` is read. Before the clock
 starts each variant has processed one warm-up product, so group joins are not measured.
+
+The ratio system ÷ ceiling is what the target is about, and on a shared machine one pair of
+runs half a minute apart can land anywhere in ±15 % of it (the same code measured 43–59 % in
+an hour). So ``pairs`` > 1 runs more system/raw pairs back to back, each on fresh topics,
+databases and product ids, and reports every pair's ratio and their median.
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -111,14 +117,20 @@ async def through(
         await prod.stop()
 
 
-async def system_run(stack: EmbeddedStack, n: int, log_level: str, logs: Path) -> Run:
+def _nth(rep: int) -> str:
+    """The suffix that gives a repeated run its own ids, topics and databases."""
+    return "" if rep == 1 else str(rep)
+
+
+async def system_run(stack: EmbeddedStack, n: int, log_level: str, logs: Path, rep: int = 1) -> Run:
+    databases = {s: f"{s}_{log_level.lower()}{_nth(rep)}" for s in ("catalog", "review")}
     procs = {
         s: ServiceProcess.of(
             stack,
             s,
             logs,
             log_level=log_level,
-            extra_env={"VITRINE_MONGO_DB": f"{s}_{log_level.lower()}"},
+            extra_env={"VITRINE_MONGO_DB": databases[s]},
         )
         for s in ("catalog", "review")
     }
@@ -134,14 +146,12 @@ async def system_run(stack: EmbeddedStack, n: int, log_level: str, logs: Path) -
             in_topic="merchants.products",
             out_topic="catalog.products",
             n=n,
-            tag=f"s{log_level[0].lower()}",
+            tag=f"s{log_level[0].lower()}{_nth(rep)}",
             pids=pids,
         )
         run.peak_rss_mb = {s: p.peak_rss_mb() or 0.0 for s, p in procs.items()}
         run.batches = [p.batch_stats() for p in procs.values()]
-        run.documents = await count_documents(
-            stack.mongo_url, [f"{s}_{log_level.lower()}" for s in procs]
-        )
+        run.documents = await count_documents(stack.mongo_url, list(databases.values()))
         return run
     finally:
         for p in procs.values():
@@ -190,8 +200,8 @@ async def database_floor(url: str, documents: int, batch: int = 500) -> float:
         await client.close()
 
 
-async def baseline_run(stack: EmbeddedStack, mode: str, n: int, logs: Path) -> Run:
-    prefix = f"bench{mode}"
+async def baseline_run(stack: EmbeddedStack, mode: str, n: int, logs: Path, rep: int = 1) -> Run:
+    prefix = f"bench{mode}{_nth(rep)}"
     await create_topics(stack.kafka_bootstrap, raw_topics(prefix))
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
@@ -204,7 +214,7 @@ async def baseline_run(stack: EmbeddedStack, mode: str, n: int, logs: Path) -> R
             in_topic=f"{prefix}.merchants",
             out_topic=f"{prefix}.products",
             n=n,
-            tag=mode[0],
+            tag=f"{mode[0]}{_nth(rep)}",
             pids=pids,
         )
     finally:
@@ -216,7 +226,11 @@ VARIANTS = ("system", "info", "raw", "naive")
 
 
 async def measure(
-    n: int, naive_n: int, variants: tuple[str, ...], broker: Broker | None = None
+    n: int,
+    naive_n: int,
+    variants: tuple[str, ...],
+    broker: Broker | None = None,
+    pairs: int = 1,
 ) -> tuple[list[Run], Report]:
     report = Report(
         "p1",
@@ -238,6 +252,13 @@ async def measure(
                 log(f"P1 {variant}, N={size}")
                 runs.append(await baseline_run(stack, variant, size, logs))
             log(f"  {runs[-1].seconds:.2f}s, {runs[-1].rate:,.0f}/s, cpu {runs[-1].cpu}")
+        repeated: list[tuple[Run, Run]] = []
+        if {"system", "raw"} <= set(variants):
+            for rep in range(2, pairs + 1):
+                log(f"P1 pair {rep} of {pairs}: system (WARNING), then raw, N={n}")
+                again = await system_run(stack, n, "WARNING", logs, rep)
+                repeated.append((again, await baseline_run(stack, "raw", n, logs, rep)))
+                log(f"  {again.rate:,.0f}/s vs {repeated[-1][1].rate:,.0f}/s")
         system = next((r for r in runs if r.name == "system (WARNING)"), None)
         floor = None
         if system is not None and system.documents:
@@ -293,14 +314,27 @@ async def measure(
         ],
         rows,
     )
-    share = system.rate / ceiling.rate
+    ratios = [system.rate / ceiling.rate] + [s.rate / c.rate for s, c in repeated]
+    share = statistics.median(ratios)
     met = "met" if share >= TARGET_OF_CEILING else "missed"
     target = f"target ≥ {TARGET_OF_CEILING:.0%} on Apache Kafka"
+    of = f"median of {len(ratios)} pairs: " if len(ratios) > 1 else ""
     verdict = [
-        f"- system / ceiling: **{share:.0%}** ({target}"
+        f"- system / ceiling: **{of}{share:.0%}** ({target}"
         + (f": {met})" if report.broker == "apache" else ")")
     ]
-    report.headline["system ÷ raw ceiling (target ≥ 60 % on Kafka)"] = f"**{share:.0%}**"
+    if repeated:
+        verdict.append(
+            "- every pair, system vs raw products/s, run back to back: "
+            + "; ".join(
+                f"{s.rate:,.0f} vs {c.rate:,.0f} = {s.rate / c.rate:.0%}"
+                for s, c in [(system, ceiling), *repeated]
+            )
+        )
+    headline = f"{share:.0%}"
+    if repeated:
+        headline += f" (median; pairs {', '.join(f'{r:.0%}' for r in ratios)})"
+    report.headline["system ÷ raw ceiling (target ≥ 60 % on Kafka)"] = f"**{headline}**"
     if naive is not None:
         verdict.append(f"- system / naive: **{system.rate / naive.rate:.1f}×** (target ≥ 5×)")
         report.headline["system ÷ naive (target ≥ 5×)"] = f"{system.rate / naive.rate:.1f}×"
@@ -323,7 +357,11 @@ async def measure(
 
 
 def run(
-    n: int, naive_n: int, variants: tuple[str, ...] = VARIANTS, broker: Broker | None = None
+    n: int,
+    naive_n: int,
+    variants: tuple[str, ...] = VARIANTS,
+    broker: Broker | None = None,
+    pairs: int = 1,
 ) -> Report:
-    _, report = asyncio.run(measure(n, naive_n, variants, broker))
+    _, report = asyncio.run(measure(n, naive_n, variants, broker, pairs))
     return report.finish()
