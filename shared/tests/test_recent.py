@@ -3,19 +3,21 @@ bytes, least recently used out first."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import bson
 from bson.codec_options import CodecOptions
 
 from vitrine.runtime.recent import ENTRY_OVERHEAD, REV, RecentDocuments, new_rev
 
-OPTIONS: CodecOptions = CodecOptions(tz_aware=True)
+OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
 
 
-def doc(i: int, size: int = 400) -> dict:
+def doc(i: int, size: int = 400) -> dict[str, Any]:
     return {"_id": f"p-{i}", "pad": "x" * size, REV: new_rev()}
 
 
-def written(*docs: dict) -> dict[str, bytes]:
+def written(*docs: dict[str, Any]) -> dict[str, bytes]:
     return {d["_id"]: bson.encode(d) for d in docs}
 
 
