@@ -58,3 +58,20 @@ def test_no_room_keeps_nothing() -> None:
 def test_revisions_are_random_not_counters() -> None:
     revs = {new_rev() for _ in range(1000)}
     assert len(revs) == 1000 and max(revs) > 1000
+
+
+async def test_a_rebalance_forgets_every_copy_of_every_store() -> None:
+    """Partitions moved: another replica may write what this process kept (revoked), or did
+    while it owned them (assigned back)."""
+    from aiokafka.structs import TopicPartition
+
+    from vitrine.runtime.recent import ForgetOnRebalance
+
+    stores = [RecentDocuments(1 << 20, service="t"), RecentDocuments(1 << 20, service="u")]
+    listener = ForgetOnRebalance()
+    for hook in (listener.on_partitions_revoked, listener.on_partitions_assigned):
+        for store in stores:
+            store.put("db", written(doc(1), doc(2)))
+        await hook([TopicPartition("catalog.products", 0)])
+        assert [len(s) for s in stores] == [0, 0]
+        assert stores[0].get("db", ["p-1"], OPTIONS) == {}

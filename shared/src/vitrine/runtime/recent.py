@@ -3,12 +3,18 @@ no round trip (catalog: a review verdict comes ~100 ms after the submission it a
 applying it needs the product just written).
 
 A kept copy can be stale: another replica took the partition over and changed the document,
-or the transaction that wrote it aborted. So every write stores a fresh random revision
-(``REV``), and a write based on a kept copy is made conditional on the revision it was read
-at. When such a write matches nothing, the caller forgets what it read here and raises
-:class:`StaleCopies`; the transaction aborts and the batch is applied again from the database.
-Revisions are random, never counters: a copy kept by a transaction that then aborted cannot
-match anything the database holds, so copies can be kept before the commit.
+or the transaction that wrote it aborted. So:
+
+- every rebalance forgets every copy (:class:`ForgetOnRebalance`, the services' consumer
+  listener): partitions this process gets back may have been written by another replica
+  meanwhile. That keeps the next check for the rare case, not for every rebalance: on
+  nx-27017 an abort rolls back the one SQLite transaction two replicas share.
+- every write stores a fresh random revision (``REV``), and a write based on a kept copy is
+  conditional on the revision it was read at. When such a write matches nothing, the caller
+  forgets what it read here and raises :class:`StaleCopies`; the transaction aborts and the
+  batch is applied again from the database. Revisions are random, never counters: a copy
+  kept by a transaction that then aborted cannot match anything the database holds, so
+  copies can be kept before the commit.
 
 Kept as BSON, not as objects: ~600 bytes a product instead of several KiB of dicts, and
 nothing for the garbage collector to walk. The BSON is the one sent to the database (the
@@ -19,11 +25,14 @@ Bounded by bytes, least recently used out first.
 from __future__ import annotations
 
 import random
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Final
 
 import bson
+from aiokafka import ConsumerRebalanceListener
+from aiokafka.structs import TopicPartition
 from bson.codec_options import CodecOptions
 
 from vitrine.runtime import metrics
@@ -52,6 +61,12 @@ class RecentDocuments:
         self.max_bytes = max_bytes
         self.service = service
         self._docs: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._bytes = 0
+        _EVERY.add(self)
+
+    def clear(self) -> None:
+        """Forget every copy."""
+        self._docs.clear()
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -97,3 +112,23 @@ class RecentDocuments:
                 self._bytes -= len(data) + ENTRY_OVERHEAD
                 forgotten += 1
         metrics.RECENT.labels(self.service, "stale").inc(forgotten)
+
+
+#: Every store of this process, for :class:`ForgetOnRebalance`.
+_EVERY: weakref.WeakSet[RecentDocuments] = weakref.WeakSet()
+
+
+class ForgetOnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The consumer's rebalance listener: partitions moved, so every copy this process kept
+    may be stale (another replica may write those documents now, or did while it owned them)."""
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        _forget_everything()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        _forget_everything()
+
+
+def _forget_everything() -> None:
+    for recent in list(_EVERY):
+        recent.clear()
