@@ -10,7 +10,6 @@ from starlette.routing import BaseRoute, Route
 
 from vitrine.runtime.http import not_found
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
-from vitrine.runtime.recent import REV
 from vitrine.runtime.service import Runtime
 from vitrine_catalog import repository
 from vitrine_catalog.domain import status_of
@@ -32,7 +31,7 @@ def routes(runtime: Callable[[], Runtime]) -> list[BaseRoute]:
         doc = (
             await runtime()
             .db[repository.PRODUCTS]
-            .find_one({"_id": request.path_params["product_id"]}, {APPLIED_FIELD: 0, REV: 0})
+            .find_one({"_id": request.path_params["product_id"]}, {APPLIED_FIELD: 0})
         )
         if doc is None:
             return not_found()

@@ -1,16 +1,13 @@
 """Where catalog keeps products: the :class:`Products` protocol the handlers use, MongoDB
-(one document per product keyed by ``_id``, loaded and saved in bulk; the ones this process
-wrote last are kept in memory, ``vitrine.runtime.recent``) and an in-memory twin for handler
-tests. Review verdicts read before their submission are held in ``held_verdicts``
-(``vitrine.runtime.held``), waiting on ``merchants.products``."""
+(one document per product keyed by ``_id``, loaded and saved in bulk) and an in-memory twin
+for handler tests. Review verdicts read before their submission are held in
+``held_verdicts`` (``vitrine.runtime.held``), waiting on ``merchants.products``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-import bson
-from bson.raw_bson import RawBSONDocument
 from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,7 +17,6 @@ from vitrine.runtime.held import HeldInputs, InMemoryHeldInputs, MongoHeldInputs
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
 from vitrine.runtime.mongo import Document
-from vitrine.runtime.recent import REV, RecentDocuments, StaleCopies, new_rev
 from vitrine_catalog.domain import Product, Version, status_of
 
 PRODUCTS = "products"
@@ -88,39 +84,22 @@ async def save(
     session: AsyncClientSession | None = None,
     *,
     absent: frozenset[str] | set[str] = frozenset(),
-    read_at: dict[str, int] | None = None,
-) -> dict[str, bytes]:
-    """Write the given products with the events they applied (one bulk round trip); returns
-    the documents written (``_id`` → BSON), each with a new revision
-    (``vitrine.runtime.recent.REV``).
+) -> None:
+    """Write the given products with the events they applied (one bulk round trip).
 
     ``absent``: ids this transaction looked up and did not find. Those products are inserted
     (on nx-27017 a third cheaper than an upsert, which looks the document up again); one that
     appeared meanwhile (another replica) fails the insert and the batch is retried.
-    ``read_at``: products read from kept copies, and the revision each was read at. Their
-    writes are conditional on it; if one matches nothing, :class:`StaleCopies` is raised.
     """
-    read_at = read_at or {}
-    written: dict[str, bytes] = {}
-    ops: list[InsertOne[Any] | ReplaceOne[Any]] = []
+    ops: list[InsertOne[Document] | ReplaceOne[Document]] = []
     for p in products:
-        doc = {**to_document(p), APPLIED_FIELD: applied.get(p.product_id, []), REV: new_rev()}
-        # Encoded once: pymongo sends these bytes as they are, and the kept copy is them.
-        written[p.product_id] = data = bson.encode(doc, codec_options=db.codec_options)
-        raw = RawBSONDocument(data)
+        doc = {**to_document(p), APPLIED_FIELD: applied.get(p.product_id, [])}
         if p.product_id in absent:
-            ops.append(InsertOne(raw))
-        elif (rev := read_at.get(p.product_id)) is not None:
-            ops.append(ReplaceOne({"_id": p.product_id, REV: rev}, raw))
+            ops.append(InsertOne(doc))
         else:
-            ops.append(ReplaceOne({"_id": p.product_id}, raw, upsert=True))
+            ops.append(ReplaceOne({"_id": p.product_id}, doc, upsert=True))
     if ops:
-        result = await db[PRODUCTS].bulk_write(ops, ordered=False, session=session)
-        # Inserts insert or raise, upserts match or insert: only a stale conditional write
-        # can leave an operation without effect.
-        if result.inserted_count + result.matched_count + result.upserted_count < len(ops):
-            raise StaleCopies("a product changed since this process wrote it")
-    return written
+        await db[PRODUCTS].bulk_write(ops, ordered=False, session=session)
 
 
 class Products(Protocol):
@@ -142,51 +121,25 @@ class Products(Protocol):
 
 
 class MongoProducts:
-    """:class:`Products` in this batch's transaction; with ``recent``, the products this
-    process wrote last are read from there (``vitrine.runtime.recent``)."""
+    """:class:`Products` in this batch's transaction."""
 
-    def __init__(self, uow: UnitOfWork, recent: RecentDocuments | None = None) -> None:
+    def __init__(self, uow: UnitOfWork) -> None:
         self.db, self.session = uow.db, uow.session
         self.held = MongoHeldInputs(
             uow.db, uow.session, collection=HELD_VERDICTS, awaits=SUBMISSIONS
         )
-        self.recent = recent
         #: Ids looked up in this transaction and not found: new products.
         self._absent: set[str] = set()
-        #: Products read from kept copies, and the revision each was read at.
-        self._read_at: dict[str, int] = {}
 
     async def load(self, ids: Iterable[str]) -> tuple[dict[str, Product], dict[str, list[str]]]:
         wanted = set(ids)
-        kept: dict[str, Document] = {}
-        if self.recent is not None:
-            kept = self.recent.get(self.db.name, wanted, self.db.codec_options)
-        products, applied = await load(self.db, wanted - kept.keys(), self.session)
-        for pid, doc in kept.items():
-            products[pid] = to_product(doc)
-            applied[pid] = doc.get(APPLIED_FIELD) or []
-            self._read_at[pid] = doc[REV]
+        products, applied = await load(self.db, wanted, self.session)
         self._absent |= wanted - products.keys()
         return products, applied
 
     async def save(self, products: Iterable[Product], applied: dict[str, list[str]]) -> None:
-        try:
-            written = await save(
-                self.db,
-                products,
-                applied,
-                self.session,
-                absent=self._absent,
-                read_at=self._read_at,
-            )
-        except StaleCopies:
-            if self.recent is not None:
-                self.recent.forget(self.db.name, self._read_at)
-            raise
+        await save(self.db, products, applied, self.session, absent=self._absent)
         self._absent.clear()  # saved: they exist now
-        self._read_at.clear()
-        if self.recent is not None:
-            self.recent.put(self.db.name, written)
 
 
 class InMemoryProducts:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from functools import partial
-
-from vitrine.runtime.recent import RecentDocuments
 from vitrine.runtime.service import ServiceDefinition
 from vitrine_catalog import handlers, http, repository
 from vitrine_catalog.config import CatalogConfig
-
-_config = CatalogConfig()
 
 DEFINITION = ServiceDefinition(
     name="catalog",
@@ -18,11 +13,7 @@ DEFINITION = ServiceDefinition(
         " listing and platform delisting."
     ),
     handlers=handlers.make_handlers(
-        partial(
-            repository.MongoProducts,
-            recent=RecentDocuments(_config.recent_products_bytes, service="catalog"),
-        ),
-        verdict_wait=_config.verdict_wait,
+        repository.MongoProducts, verdict_wait=CatalogConfig().verdict_wait
     ),
     publishes=["catalog.products"],
     # Products record the events they applied (handlers.py): no inbox entry per event.

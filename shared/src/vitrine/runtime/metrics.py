@@ -43,12 +43,6 @@ BATCH_SIZE = Histogram(
     ["service"],
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
 )
-RECENT = Counter(
-    "vitrine_recent_documents_total",
-    "Documents looked up among the ones this process wrote last (vitrine.runtime.recent):"
-    " hit, miss, or stale (a write based on the copy matched nothing)",
-    ["service", "outcome"],
-)
 OUTBOX_BACKLOG = Gauge(
     "vitrine_outbox_backlog", "Outbox rows not yet published (last seen)", ["service"]
 )

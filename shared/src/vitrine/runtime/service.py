@@ -47,7 +47,6 @@ from vitrine.runtime.messaging.producer import make_producer
 from vitrine.runtime.messaging.subscriber import wait_in_poll
 from vitrine.runtime.messaging.unit_of_work import Clock, system_clock
 from vitrine.runtime.mongo import Document
-from vitrine.runtime.recent import ForgetOnRebalance
 from vitrine.runtime.settings import Settings
 
 log = get_logger(__name__)
@@ -336,8 +335,6 @@ def build_app(
         consumer_timeout_ms=settings.consumer_timeout_ms,
         batch_timeout_ms=settings.poll_wait_ms or FASTSTREAM_BATCH_TIMEOUT_MS,
         ack_policy=AckPolicy.NACK_ON_ERROR,  # commit only after the batch is durable
-        # Partitions moved: what this process kept of its last writes may be stale now.
-        listener=ForgetOnRebalance(),
         parser=safe_parser,
         decoder=raw_decoder,
         title=f"{defn.name}:consume",
