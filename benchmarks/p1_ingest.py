@@ -314,7 +314,8 @@ async def measure(
         ],
         rows,
     )
-    ratios = [system.rate / ceiling.rate] + [s.rate / c.rate for s, c in repeated]
+    measured = [(system, ceiling), *repeated]
+    ratios = [s.rate / c.rate for s, c in measured]
     share = statistics.median(ratios)
     met = "met" if share >= TARGET_OF_CEILING else "missed"
     target = f"target ≥ {TARGET_OF_CEILING:.0%} on Apache Kafka"
@@ -327,8 +328,8 @@ async def measure(
         verdict.append(
             "- every pair, system vs raw products/s, run back to back: "
             + "; ".join(
-                f"{s.rate:,.0f} vs {c.rate:,.0f} = {s.rate / c.rate:.0%}"
-                for s, c in [(system, ceiling), *repeated]
+                f"{s.rate:,.0f} vs {c.rate:,.0f} = {r:.0%}"
+                for (s, c), r in zip(measured, ratios, strict=True)
             )
         )
     headline = f"{share:.0%}"
