@@ -16,7 +16,7 @@ from vitrine.runtime import held
 from vitrine.runtime.held import HeldInputs, InMemoryHeldInputs, MongoHeldInputs
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
-from vitrine.runtime.mongo import Document
+from vitrine.runtime.mongo import Document, find_in
 from vitrine_catalog.domain import Product, Version, status_of
 
 PRODUCTS = "products"
@@ -66,12 +66,9 @@ async def load(
 ) -> tuple[dict[str, Product], dict[str, list[str]]]:
     """The products with these ids that exist, and the events each has applied (one round
     trip; see ``vitrine.runtime.messaging.inbox.with_applied``)."""
-    wanted = list(set(ids))
     products: dict[str, Product] = {}
     applied: dict[str, list[str]] = {}
-    if not wanted:  # nx-27017 answers an empty ``$in`` by scanning the whole collection
-        return products, applied
-    async for doc in db[PRODUCTS].find({"_id": {"$in": wanted}}, session=session):
+    for doc in await find_in(db[PRODUCTS], ids, session):
         products[doc["_id"]] = to_product(doc)
         applied[doc["_id"]] = doc.get(APPLIED_FIELD) or []
     return products, applied

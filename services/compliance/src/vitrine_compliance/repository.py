@@ -33,7 +33,7 @@ from vitrine.contract.events import (
     Source,
 )
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
-from vitrine.runtime.mongo import Document
+from vitrine.runtime.mongo import Document, find_in
 from vitrine.runtime.projection_documents import account_from_document
 from vitrine_compliance.domain import (
     Account,
@@ -114,8 +114,7 @@ def to_document(p: Policy, impact: dict[str, Any] | None = None) -> Document:
 
 
 async def load_policies(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Policy]:
-    cursor = db[POLICIES].find({"_id": {"$in": list(set(ids))}}, session=session)
-    return {doc["_id"]: to_policy(doc) async for doc in cursor}
+    return {doc["_id"]: to_policy(doc) for doc in await find_in(db[POLICIES], ids, session)}
 
 
 async def save_policies(
@@ -242,21 +241,14 @@ def to_product(doc: Document) -> ProductInfo:
 
 
 async def load_accounts(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Account]:
-    wanted = list(set(ids))
-    if not wanted:
-        return {}
-    cursor = db[ACCOUNTS].find({"_id": {"$in": wanted}}, session=session)
-    return {doc["_id"]: account_from_document(doc) async for doc in cursor}
+    docs = await find_in(db[ACCOUNTS], ids, session)
+    return {doc["_id"]: account_from_document(doc) for doc in docs}
 
 
 async def load_products(
     db: Db, ids: Iterable[str], session: Session = None
 ) -> dict[str, ProductInfo]:
-    wanted = list(set(ids))
-    if not wanted:
-        return {}
-    cursor = db[PRODUCTS].find({"_id": {"$in": wanted}}, session=session)
-    return {doc["_id"]: to_product(doc) async for doc in cursor}
+    return {doc["_id"]: to_product(doc) for doc in await find_in(db[PRODUCTS], ids, session)}
 
 
 async def candidates(
@@ -354,8 +346,7 @@ class MongoStore:
         return await candidates(self.db, rules, self.session)
 
     async def load_projection(self, collection: str, ids: Iterable[str]) -> dict[str, Document]:
-        cursor = self.db[collection].find({"_id": {"$in": list(set(ids))}}, session=self.session)
-        return {doc["_id"]: doc async for doc in cursor}
+        return {doc["_id"]: doc for doc in await find_in(self.db[collection], ids, self.session)}
 
     async def write_projection(self, collection: str, docs: dict[str, Document | None]) -> None:
         ops: list[Any] = [

@@ -27,7 +27,7 @@ from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
-from vitrine.runtime.mongo import Document
+from vitrine.runtime.mongo import Document, find_in
 from vitrine_dashboard.domain import (
     Delta,
     Figures,
@@ -212,11 +212,7 @@ class MongoBoard:
         self.db, self.session = uow.db, uow.session
 
     async def _load(self, name: str, ids: Iterable[str]) -> list[Document]:
-        wanted = list(set(ids))
-        if not wanted:
-            return []
-        cursor = self.db[name].find({"_id": {"$in": wanted}}, session=self.session)
-        return [doc async for doc in cursor]
+        return await find_in(self.db[name], ids, self.session)
 
     async def _replace(self, name: str, docs: list[Document]) -> None:
         if docs:

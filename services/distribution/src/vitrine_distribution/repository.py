@@ -41,7 +41,7 @@ from vitrine.contract.envelope import CloudEvent, Event
 from vitrine.contract.events import EventData, Exemptions, Reason, Rule, Source
 from vitrine.contract.policy_kernel import Account
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
-from vitrine.runtime.mongo import Document
+from vitrine.runtime.mongo import Document, find_in
 from vitrine.runtime.projection_documents import account_document, account_from_document
 from vitrine_distribution.domain import (
     Entry,
@@ -132,19 +132,16 @@ def to_offer(doc: Document) -> Offer:
 
 
 async def load_offers(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Offer]:
-    cursor = db[OFFERS].find({"_id": {"$in": sorted(set(ids))}}, session=session)
-    return {doc["_id"]: to_offer(doc) async for doc in cursor}
+    return {doc["_id"]: to_offer(doc) for doc in await find_in(db[OFFERS], ids, session)}
 
 
 async def offers_for_products(
     db: Db, product_ids: Iterable[str], session: Session = None, *, live_only: bool = False
 ) -> dict[str, Offer]:
     """Every offer of these products (optionally only the ones not withdrawn)."""
-    query: Document = {"product_id": {"$in": sorted(set(product_ids))}}
-    if live_only:
-        query["withdrawn"] = False
-    cursor = db[OFFERS].find(query, session=session)
-    return {doc["_id"]: to_offer(doc) async for doc in cursor}
+    also = {"withdrawn": False} if live_only else None
+    docs = await find_in(db[OFFERS], product_ids, session, field="product_id", also=also)
+    return {doc["_id"]: to_offer(doc) for doc in docs}
 
 
 async def live_offers(db: Db, session: Session = None) -> dict[str, Offer]:
@@ -221,15 +218,14 @@ def to_product(doc: Document) -> ProductView:
 async def load_products(
     db: Db, ids: Iterable[str], session: Session = None
 ) -> dict[str, ProductView]:
-    cursor = db[PRODUCTS].find({"_id": {"$in": sorted(set(ids))}}, session=session)
-    return {doc["_id"]: to_product(doc) async for doc in cursor}
+    return {doc["_id"]: to_product(doc) for doc in await find_in(db[PRODUCTS], ids, session)}
 
 
 async def products_with_source_kinds(
     db: Db, kinds: Iterable[str], session: Session = None
 ) -> dict[str, ProductView]:
-    cursor = db[PRODUCTS].find({"source.kind": {"$in": sorted(set(kinds))}}, session=session)
-    return {doc["_id"]: to_product(doc) async for doc in cursor}
+    docs = await find_in(db[PRODUCTS], kinds, session, field="source.kind")
+    return {doc["_id"]: to_product(doc) for doc in docs}
 
 
 async def save_products(db: Db, products: Iterable[ProductView], session: Session = None) -> None:
@@ -241,8 +237,8 @@ async def save_products(db: Db, products: Iterable[ProductView], session: Sessio
 async def load_accounts(db: Db, ids: Iterable[str], session: Session = None) -> dict[str, Account]:
     """These accounts' open shops, as the policy kernel judges them (§5 ``require_shop`` and
     the ``service_provider_built`` exemption)."""
-    cursor = db[ACCOUNTS].find({"_id": {"$in": sorted(set(ids))}}, session=session)
-    return {doc["_id"]: account_from_document(doc) async for doc in cursor}
+    docs = await find_in(db[ACCOUNTS], ids, session)
+    return {doc["_id"]: account_from_document(doc) for doc in docs}
 
 
 async def save_accounts(db: Db, accounts: Iterable[Account], session: Session = None) -> None:
@@ -277,8 +273,7 @@ def to_policy(doc: Document) -> PolicyView:
 async def load_policies(
     db: Db, ids: Iterable[str], session: Session = None
 ) -> dict[str, PolicyView]:
-    cursor = db[POLICIES].find({"_id": {"$in": sorted(set(ids))}}, session=session)
-    return {doc["_id"]: to_policy(doc) async for doc in cursor}
+    return {doc["_id"]: to_policy(doc) for doc in await find_in(db[POLICIES], ids, session)}
 
 
 async def policies_in_force(db: Db, session: Session = None) -> list[PolicyView]:
@@ -469,8 +464,7 @@ def to_order(doc: Document) -> Order:
 async def load_orders(
     db: Db, ids: Iterable[str], session: Session = None
 ) -> dict[str, OrderRecord]:
-    cursor = db[ORDERS].find({"_id": {"$in": sorted(set(ids))}}, session=session)
-    return {doc["_id"]: to_record(doc) async for doc in cursor}
+    return {doc["_id"]: to_record(doc) for doc in await find_in(db[ORDERS], ids, session)}
 
 
 def to_record(doc: Document) -> OrderRecord:
@@ -483,8 +477,8 @@ async def held_orders(
     db: Db, offer_ids: Iterable[str], session: Session = None
 ) -> dict[str, OrderRecord]:
     """The held orders naming these offers."""
-    query = {"status": "held", "offer_id": {"$in": sorted(set(offer_ids))}}
-    return {doc["_id"]: to_record(doc) async for doc in db[ORDERS].find(query, session=session)}
+    docs = await find_in(db[ORDERS], offer_ids, session, field="offer_id", also={"status": "held"})
+    return {doc["_id"]: to_record(doc) for doc in docs}
 
 
 async def held_since(db: Db, before: datetime, session: Session = None) -> dict[str, OrderRecord]:
@@ -695,12 +689,20 @@ class MongoStore:
         await save_watermark(self.db, topic, time, self.session)
 
     async def waiting_offers(self, offer_ids: Iterable[str]) -> set[str]:
-        query = {"offer_id": {"$in": sorted(set(offer_ids))}}
-        cursor = self.db[WAITING_OFFERS].find(query, {"offer_id": 1}, session=self.session)
-        return {doc["offer_id"] async for doc in cursor}
+        docs = await find_in(
+            self.db[WAITING_OFFERS],
+            offer_ids,
+            self.session,
+            field="offer_id",
+            projection={"offer_id": 1},
+        )
+        return {doc["offer_id"] for doc in docs}
 
     async def waiting_for(self, product_ids: Iterable[str]) -> bool:
-        query = {"product_id": {"$in": sorted(set(product_ids))}}
+        wanted = sorted(set(product_ids))
+        if not wanted:  # no query: nx-27017 scans for an empty ``$in``
+            return False
+        query = {"product_id": {"$in": wanted}}
         return await self.db[WAITING_OFFERS].find_one(query, session=self.session) is not None
 
     async def keep_waiting(self, commands: list[Document]) -> None:
@@ -715,11 +717,7 @@ class MongoStore:
         }
         docs = await self.db[WAITING_OFFERS].find(query, session=self.session).to_list(None)
         offers = {d["offer_id"] for d in docs}  # all of an offer's commands go together
-        docs = (
-            await self.db[WAITING_OFFERS]
-            .find({"offer_id": {"$in": sorted(offers)}}, session=self.session)
-            .to_list(None)
-        )
+        docs = await find_in(self.db[WAITING_OFFERS], offers, self.session, field="offer_id")
         if docs:
             ids = [d["_id"] for d in docs]
             await self.db[WAITING_OFFERS].delete_many({"_id": {"$in": ids}}, session=self.session)

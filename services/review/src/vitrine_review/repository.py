@@ -25,7 +25,7 @@ from vitrine.runtime import held
 from vitrine.runtime.held import HeldInputs, InMemoryHeldInputs, MongoHeldInputs
 from vitrine.runtime.messaging.inbox import APPLIED_FIELD
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
-from vitrine.runtime.mongo import Document
+from vitrine.runtime.mongo import Document, find_in
 from vitrine_review.domain import AuditEntry, Case, Escalation
 
 CASES = "cases"
@@ -123,13 +123,11 @@ async def load_cases(
 ) -> tuple[dict[str, Case], dict[str, list[str]]]:
     """The cases with these product ids that exist, and the events each has applied (one
     round trip; see ``vitrine.runtime.messaging.inbox.with_applied``)."""
-    wanted = list(set(ids))
     cases: dict[str, Case] = {}
     applied: dict[str, list[str]] = {}
-    if wanted:
-        async for doc in db[CASES].find({"_id": {"$in": wanted}}, session=session):
-            cases[doc["_id"]] = to_case(doc)
-            applied[doc["_id"]] = doc.get(APPLIED_FIELD) or []
+    for doc in await find_in(db[CASES], ids, session):
+        cases[doc["_id"]] = to_case(doc)
+        applied[doc["_id"]] = doc.get(APPLIED_FIELD) or []
     return cases, applied
 
 
@@ -137,11 +135,9 @@ async def load_titles(
     db: AsyncDatabase[Document], keys: Iterable[str], session: AsyncClientSession | None = None
 ) -> dict[str, list[str]]:
     """Duplicate-index entries for these keys: key → product ids (one round trip)."""
-    wanted = list(set(keys))
-    if not wanted:
-        return {}
-    cursor = db[TITLES].find({"_id": {"$in": wanted}}, session=session)
-    return {doc["_id"]: list(doc["product_ids"]) async for doc in cursor}
+    return {
+        doc["_id"]: list(doc["product_ids"]) for doc in await find_in(db[TITLES], keys, session)
+    }
 
 
 async def save(

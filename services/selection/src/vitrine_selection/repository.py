@@ -23,7 +23,7 @@ from vitrine.contract import policy_kernel as kernel
 from vitrine.contract.events import Exemptions, Source
 from vitrine.contract.events.policies import RULE_ADAPTER
 from vitrine.runtime.messaging.unit_of_work import UnitOfWork
-from vitrine.runtime.mongo import Document
+from vitrine.runtime.mongo import Document, find_in
 from vitrine_selection.domain import Offer, Order, Policy, Product, RateStep
 from vitrine_selection.search import SORT_FIELDS, TIE
 
@@ -256,8 +256,7 @@ class MongoStore:
         return store
 
     async def _find(self, name: str, ids: Iterable[str]) -> list[Document]:
-        cursor = self.db[name].find({"_id": {"$in": list(set(ids))}}, session=self.session)
-        return [d async for d in cursor]
+        return await find_in(self.db[name], ids, self.session)
 
     async def _save(self, name: str, docs: Iterable[Document]) -> None:
         docs = list(docs)

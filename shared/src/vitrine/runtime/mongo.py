@@ -6,12 +6,13 @@ changes and the events they cause are committed in one transaction (DESIGN.md §
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
@@ -101,6 +102,25 @@ async def in_transaction(
     """Run ``work`` inside one transaction and return its result."""
     async with transaction(client) as session:
         return await work(session)
+
+
+async def find_in(
+    collection: AsyncCollection[Document],
+    values: Iterable[Any],
+    session: AsyncClientSession | None = None,
+    *,
+    field: str = "_id",
+    also: Document | None = None,
+    projection: Document | None = None,
+) -> list[Document]:
+    """The documents whose ``field`` is one of ``values`` (and that match ``also``), in one
+    round trip — and none, without asking, for no values: nx-27017 answers an empty ``$in``
+    by scanning the whole collection (docs/DECISIONS.md, nx-27017)."""
+    wanted = sorted(set(values))
+    if not wanted:
+        return []
+    query = {**(also or {}), field: {"$in": wanted}}
+    return await collection.find(query, projection, session=session).to_list(None)
 
 
 def database(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Document]:
