@@ -41,6 +41,7 @@ from vitrine.contract.topics import DLQ_SUFFIX, TOPICS
 from vitrine.runtime import asyncapi, metrics, mongo, retries
 from vitrine.runtime.logging import configure_logging, get_logger, library_logger
 from vitrine.runtime.messaging import inbox
+from vitrine.runtime.messaging.commits import SettleOnRevoke, commit_in_background
 from vitrine.runtime.messaging.outbox import OutboxRelay
 from vitrine.runtime.messaging.pipeline import BatchHandler, BatchPipeline, Health
 from vitrine.runtime.messaging.producer import make_producer
@@ -335,6 +336,7 @@ def build_app(
         consumer_timeout_ms=settings.consumer_timeout_ms,
         batch_timeout_ms=settings.poll_wait_ms or FASTSTREAM_BATCH_TIMEOUT_MS,
         ack_policy=AckPolicy.NACK_ON_ERROR,  # commit only after the batch is durable
+        listener=SettleOnRevoke(lambda: subscriber.consumer),
         parser=safe_parser,
         decoder=raw_decoder,
         title=f"{defn.name}:consume",
@@ -347,6 +349,8 @@ def build_app(
             gather_ms=settings.poll_gather,
             idle_fetch_wait_ms=settings.idle_fetch_wait,
         )
+        if settings.commit_in_background:  # settled at stop by the subscriber above
+            commit_in_background(subscriber, defn.name)
     _document_inputs(subscriber)
 
     @subscriber

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     #: under load, one batch cycle less per hop. Unset = the broker profile's (5 ms on Kafka,
     #: 0 on Tansu); 0 = take the prefetched records alone.
     poll_gather_ms: int | None = None
+    #: Commit each applied batch's offsets while the next one is fetched and applied, one
+    #: request in flight (``vitrine.runtime.messaging.commits``); False = FastStream's ack,
+    #: which waits for the commit (13 ms of each ~80 ms batch cycle under P3's load).
+    commit_in_background: bool = True
     max_message_bytes: int = 256 * 1024
     #: Give up retrying a handler error that is not transient after this many tries → DLQ.
     handler_max_attempts: int = 3

@@ -38,7 +38,8 @@ from vitrine.runtime.mongo import Document, TransactionGuard
 
 log = get_logger(__name__)
 
-#: A service's handler for one input topic: applies a batch of that topic's events, in order.
+#: A service's handler for one or more input topics: applies a batch of their events, in order
+#: (``BatchPipeline._calls``).
 BatchHandler = Callable[[list[Event[Any]], UnitOfWork], Awaitable[None]]
 
 
@@ -148,12 +149,9 @@ class BatchPipeline:
         assert self.guard is not None
         async with self.guard.transaction() as session:
             uow = UnitOfWork(self.db, session, self.service, self.clock)
-            by_topic: dict[str, list[Event[Any]]] = {}
-            for record, event in items:  # grouping keeps each partition's order
-                by_topic.setdefault(record.topic, []).append(event)
-            for topic_name, events in by_topic.items():
+            for handler, events in self._calls(items):
                 started = time.perf_counter()
-                await self.handlers[topic_name](events, uow)
+                await handler(events, uow)
                 _log_handled(self.service, events, time.perf_counter() - started)
             traces = (
                 [self._traces.get(e.causationid or "") for _, e in uow.emitted]
@@ -175,6 +173,21 @@ class BatchPipeline:
             for event in uow.duplicates:
                 metrics.DUPLICATES.labels(self.service, topics.get(id(event), "")).inc()
                 log.info("event.duplicate", type=event.type, subject=event.subject, id=event.id)
+
+    def _calls(
+        self, items: list[tuple[Any, Event[Any]]]
+    ) -> list[tuple[BatchHandler, list[Event[Any]]]]:
+        """The batch's events per handler: topic by topic in the order the service lists its
+        handlers, each partition's order kept. Topics that share one handler come in one call
+        (one load and one save for the batch, not one per topic: catalog's three inputs)."""
+        by_topic: dict[str, list[Event[Any]]] = {}
+        for record, event in items:
+            by_topic.setdefault(record.topic, []).append(event)
+        calls: dict[BatchHandler, list[Event[Any]]] = {}
+        for topic_name, handler in self.handlers.items():
+            if events := by_topic.get(topic_name):
+                calls.setdefault(handler, []).extend(events)
+        return list(calls.items())
 
     async def _apply_with_retries(self, items: list[tuple[Any, Event[Any]]]) -> None:
         """Apply ``items``; a handler error that is not transient is retried (with jittered

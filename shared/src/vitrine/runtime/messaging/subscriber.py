@@ -27,8 +27,9 @@ from functools import cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from faststream.kafka.subscriber.usecase import BatchSubscriber
+from faststream.kafka.subscriber.usecase import BatchSubscriber, LogicSubscriber
 
+from vitrine.runtime.messaging import commits
 from vitrine.runtime.messaging.fetch_wait import wait_long_when_whole
 
 if TYPE_CHECKING:
@@ -47,6 +48,16 @@ class WaitingBatchSubscriber(BatchSubscriber):
     gather_ms: ClassVar[int] = 0
     #: How long a fetch naming every assigned partition may wait (``fetch_wait``; 0: no change).
     idle_fetch_wait_ms: ClassVar[int] = 0
+
+    async def stop(self) -> None:
+        # FastStream's (LogicSubscriber.stop) with one step added: once the loop has stopped
+        # and the batch in flight is done, its background offset commit lands before the
+        # consumer stops (``vitrine.runtime.messaging.commits``).
+        await super(LogicSubscriber, self).stop()
+        if self.consumer is not None:
+            await commits.settle(self.consumer)
+            await self.consumer.stop()
+            self.consumer = None
 
     async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
         if self.idle_fetch_wait_ms:
