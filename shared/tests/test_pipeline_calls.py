@@ -51,4 +51,5 @@ def test_topics_sharing_a_handler_come_in_one_call_in_the_listed_topic_order() -
 
 
 def test_a_topic_absent_from_the_batch_costs_no_call() -> None:
-    assert _pipeline()._calls(_items(("review.decisions", "approve-1"))) == [(alone, ["approve-1"])]
+    calls: list[Any] = _pipeline()._calls(_items(("review.decisions", "approve-1")))
+    assert calls == [(alone, ["approve-1"])]
