@@ -51,6 +51,8 @@ class BackgroundCommits:
         #: Per partition, the next offset to read once everything before it is applied.
         self.pending: dict[TopicPartition, int] = {}
         self._inflight: asyncio.Task[None] | None = None
+        #: Requests go out one at a time even when a rebalance settles during a batch's ack.
+        self._sending = asyncio.Lock()
 
     async def commit(self, records: Iterable[Any]) -> None:
         """Record an applied batch's offsets and send them; returns once the request before
@@ -76,6 +78,10 @@ class BackgroundCommits:
             await asyncio.wait([task])  # its failures are handled inside; ours propagate
 
     async def _send(self) -> None:
+        async with self._sending:
+            await self._send_pending()
+
+    async def _send_pending(self) -> None:
         assigned = self.consumer.assignment()
         for tp in [tp for tp in self.pending if tp not in assigned]:
             del self.pending[tp]  # revoked meanwhile: its new owner commits it
