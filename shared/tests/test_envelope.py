@@ -7,14 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from vitrine.contract.envelope import (
-    CloudEvent,
-    Event,
-    InvalidEvent,
-    decode,
-    new_event,
-    peek_type,
-)
+from vitrine.contract.envelope import CloudEvent, Event, InvalidEvent, decode, new_event
 from vitrine.contract.events import ProductWithdrawn
 from vitrine.contract.topics import TOPICS
 from vitrine.runtime.messaging.dlq import dead_letter
@@ -247,31 +240,3 @@ def test_a_clean_record_is_decoded_in_one_parse() -> None:
         _with_data(_CLEAN, ', "x-score": Infinity'),
     ):
         assert envelope._decode_clean(suspicious, b"p-1", MODELS, None) is None
-
-
-def test_peek_type_reads_the_envelopes_type_off_our_own_encoding() -> None:
-    data = ProductWithdrawn(product_id="p-1", merchant_id="m-1")
-    event = new_event("product.withdrawn", "p-1", data, source="/t")
-    assert peek_type(event.to_json()) == "product.withdrawn"
-    assert peek_type(_raw(_withdrawn())) == "product.withdrawn"
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        None,
-        b"",
-        b"not json",
-        b'["type", "product.withdrawn"]',
-        # a nested "type" first: only decoding can tell which is the envelope's
-        b'{"ext": {"type": "product.withdrawn"}, "type": "product.submitted", "data": {}}',
-        b'{"ext": [{"type": "product.withdrawn"}], "type": "product.submitted"}',
-        b'{"data": {"type": "product.withdrawn"}, "type": "product.submitted"}',
-        # a brace inside a string before it: unsure, so decode
-        b'{"source": "/a{b", "type": "product.withdrawn"}',
-        # "type" inside a string value is escaped and never matches
-        b'{"subject": "\\"type\\": \\"product.withdrawn\\"", "data": {}}',
-    ],
-)
-def test_peek_type_says_nothing_unless_certain(value: bytes | None) -> None:
-    assert peek_type(value) is None

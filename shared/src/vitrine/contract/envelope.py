@@ -27,15 +27,7 @@ from pydantic import (
 from vitrine.contract.events.base import EventData, Id, dump
 from vitrine.contract.ids import EVENT_ID_NAMESPACE, dedupe_key, output_event_id
 
-__all__ = [
-    "EVENT_ID_NAMESPACE",
-    "CloudEvent",
-    "Event",
-    "InvalidEvent",
-    "decode",
-    "new_event",
-    "peek_type",
-]
+__all__ = ["EVENT_ID_NAMESPACE", "CloudEvent", "Event", "InvalidEvent", "decode", "new_event"]
 
 CONTENT_TYPE = "application/cloudevents+json"
 #: Largest message a consumer accepts (bytes). Larger ones are dead-lettered as ``too_large``.
@@ -257,27 +249,6 @@ _KEY_MARKS = bytes(b for b in range(256) if b not in b'":.$')
 #: In that skeleton, a ``$`` or ``.`` followed by the rest of a string and a colon: a key that
 #: may be forbidden (values are never followed by a colon). A false alarm costs one careful pass.
 _SUSPECT_KEY = re.compile(rb'[.$][^"]*":')
-
-
-def peek_type(value: bytes | None) -> str | None:
-    """The envelope's ``type``, read off the bytes without parsing them — or ``None`` when the
-    bytes do not say it for certain (then :func:`decode` decides).
-
-    Certain when the first ``"type": "<name>"`` pair sits at the top level: nothing before it
-    opens an object or an array but the envelope itself (a ``{`` or ``[`` inside a string only
-    makes this say ``None``). A ``"type"`` inside a string value is escaped (``\\"type\\"``)
-    and never matches. Lets a consumer pass over the types it does not act on without
-    decoding them (``BatchPipeline``, ``acts_on``).
-    """
-    if value is None:
-        return None
-    found = _FIRST_TYPE.search(value)
-    if found is None:
-        return None
-    before = value[: found.start()]
-    if before.count(b"{") != 1 or b"[" in before or not before.lstrip().startswith(b"{"):
-        return None
-    return found.group(1).decode("utf-8", "replace")
 
 
 def _maybe_forbidden_key(value: bytes) -> bool:

@@ -25,7 +25,7 @@ from opentelemetry.trace import Tracer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from vitrine.contract.envelope import Event, InvalidEvent, decode, latest_accepted, peek_type
+from vitrine.contract.envelope import Event, InvalidEvent, decode, latest_accepted
 from vitrine.contract.events.base import EventData
 from vitrine.contract.topics import TOPICS
 from vitrine.runtime import metrics, retries, tracing
@@ -99,15 +99,6 @@ class BatchPipeline:
         latest = latest_accepted(self.wall_clock())
         for record in records:
             models = self._data_models.get(record.topic, {})
-            wanted = self.acts_on.get(record.topic)
-            if wanted is not None:
-                # A type this service does not act on is passed over undecoded (a third to
-                # half of what review, selection and the dashboard read); a service
-                # validates what it acts on, and each type's consumers dead-letter it.
-                name = peek_type(record.value)
-                if name is not None and name in models and name not in wanted:
-                    consumed[record.topic, name] += 1
-                    continue
             decoded = decode(
                 record.value, record.key, models, max_bytes=self.max_message_bytes, latest=latest
             )
@@ -115,6 +106,7 @@ class BatchPipeline:
                 dead.append(self._dead(record, decoded.reason, decoded.error))
             else:
                 consumed[record.topic, decoded.type] += 1
+                wanted = self.acts_on.get(record.topic)
                 if wanted is None or decoded.type in wanted:
                     valid.append((record, decoded))
         for (topic_name, type_name), n in consumed.items():  # per batch, not per event
