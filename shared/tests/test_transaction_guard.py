@@ -72,3 +72,25 @@ async def test_after_commit_listeners_run_only_after_a_commit_under_the_lock(
             raise RuntimeError("abort")
     assert len(calls) == 1
     await client.close()
+
+
+async def test_finished_transactions_leave_nothing_to_roll_back_at_the_next_start(
+    stack, tmp_path
+) -> None:
+    db_name = f"guard_{uuid.uuid4().hex[:8]}"
+    client = mongo.connect(stack.mongo_url, app_name="journal")
+    guard = mongo.TransactionGuard(client, db_name, str(tmp_path))
+    await guard.db["inbox"].insert_one({"_id": "exists"})
+    for n in range(3):
+        async with guard.transaction() as session:
+            await guard.db["effects"].insert_one({"_id": n}, session=session)
+    state, _, lsid = guard.journal.read_text().partition(":")
+    assert (state, len(lsid)) == ("done", 32)  # the pooled session's id, written once
+    assert await mongo.TransactionGuard(client, db_name, str(tmp_path)).recover() is False
+    assert await guard.db["effects"].count_documents({}) == 3
+    # An earlier release's journal: the bare id of an open transaction's session.
+    guard.journal.write_text(lsid)
+    restarted = mongo.TransactionGuard(client, db_name, str(tmp_path))
+    # (on mongod the journal is not needed, and is deleted unread)
+    assert await restarted.recover() is restarted.profile.journal_open_sessions
+    await client.close()
