@@ -33,6 +33,11 @@ def test_what_is_transient() -> None:
     assert is_transient(ConnectionRefusedError())
     assert not is_transient(OperationFailure("Authentication failed.", code=18))
     assert not is_transient(TypeError("setup() takes 0 positional arguments"))
+    # nx-27017's write conflict between two processes' transactions (mongod's: code 112)
+    nx = "no such savepoint: session_tx_09dab17e5f39"
+    assert is_transient(OperationFailure(nx, details={"ok": 0, "errmsg": nx}))
+    assert is_transient(OperationFailure("WriteConflict", code=112))
+    assert not is_transient(OperationFailure("E11000 duplicate key error", code=11000))
 
 
 async def test_a_dependency_not_yet_reachable_is_waited_for(no_backoff: None) -> None:

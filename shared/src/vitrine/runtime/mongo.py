@@ -28,7 +28,7 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from vitrine.runtime.standins import NX_27017, DatabaseProfile, database_profile
+from vitrine.runtime.standins import NX_27017, NX_27017_CONFLICT, DatabaseProfile, database_profile
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -67,6 +67,8 @@ def is_transient(exc: BaseException) -> bool:
         or exc.has_error_label("UnknownTransactionCommitResult")
     ):
         return True
+    if isinstance(exc, OperationFailure) and NX_27017_CONFLICT in str(exc):
+        return True  # nx-27017's write conflict (vitrine.runtime.standins)
     return isinstance(exc, OperationFailure) and exc.code in {
         6,
         7,

@@ -92,6 +92,15 @@ class DatabaseProfile:
     begin_with_read: bool
 
 
+#: What nx-27017 answers when two processes' transactions on one database interleave (they
+#: share its SQLite connection: one's commit releases the other's savepoint). It is that
+#: server's write conflict — mongod's is code 112, ``TransientTransactionError`` — so it is
+#: waited out and retried like one (``mongo.is_transient``), not dead-lettered after the
+#: handler's few retries. Seen only with two replicas of a service on one nx-27017
+#: (``tests/faults/test_replicas.py``).
+NX_27017_CONFLICT = "no such savepoint"
+
+
 MONGOD = DatabaseProfile("mongod", journal_open_sessions=False, begin_with_read=False)
 NX_27017 = DatabaseProfile("nx-27017", journal_open_sessions=True, begin_with_read=True)
 

@@ -12,6 +12,7 @@ rows and inbox entries, publish dead letters, then return so the offset is commi
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -200,6 +201,7 @@ class BatchPipeline:
             log.warning("handler.retry", error=repr(exc)[:500])
             return True
 
+        pending = items
         try:
             async for attempt in stamina.retry_context(
                 on=retry_handler_error,
@@ -210,7 +212,13 @@ class BatchPipeline:
                 wait_jitter=0.05,
             ):
                 with attempt:
-                    await self._retrying(lambda: self._apply(items))
+                    if attempt.num > 1:
+                        # Another replica may have applied some of them meanwhile (its
+                        # transaction won: our inbox insert failed on their keys). Those are
+                        # duplicates now, not errors.
+                        pending = await self._retrying(functools.partial(self._unseen, pending))
+                    if pending:
+                        await self._retrying(functools.partial(self._apply, pending))
         except _StoppingError:
             raise
         except Exception as exc:
