@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     poll_gather_ms: int | None = None
     #: Commit each applied batch's offsets while the next one is fetched and applied, one
     #: request in flight (``vitrine.runtime.messaging.commits``); False = FastStream's ack,
-    #: which waits for the commit (13 ms of each ~80 ms batch cycle under P3's load).
+    #: which waits for the commit (13 ms of each ~80 ms batch cycle under P3's load). Only with
+    #: the waiting subscriber (``poll_wait_ms`` > 0), which settles the commits at stop.
     commit_in_background: bool = True
     max_message_bytes: int = 256 * 1024
     #: Give up retrying a handler error that is not transient after this many tries → DLQ.
