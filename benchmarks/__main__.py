@@ -53,8 +53,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--warmup",
         type=float,
-        default=10.0,
-        help="P3: seconds at the offered rate before the measured run (not measured)",
+        default=60.0,
+        help="P3: seconds at the offered rate before the measured run (not measured): the "
+        "broker's JIT compiles through the first minute of load (docs/PERFORMANCE.md)",
     )
     parser.add_argument(
         "--duration", type=float, default=None, help="P3 / idle (60) / dashboard (30) s"

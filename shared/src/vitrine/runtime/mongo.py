@@ -118,12 +118,22 @@ async def find_in(
 ) -> list[Document]:
     """The documents whose ``field`` is one of ``values`` (and that match ``also``), in one
     round trip — and none, without asking, for no values: nx-27017 answers an empty ``$in``
-    by scanning the whole collection (docs/DECISIONS.md, nx-27017)."""
+    by scanning the whole collection (docs/DECISIONS.md, nx-27017).
+
+    One round trip also for more than 101 matches: a find's first reply holds 101 documents
+    unless told otherwise, and the rest cost a ``getMore`` each (a catalog batch of 300
+    products was two round trips). The first reply is sized for one match per value (the
+    server still caps a reply at 16 MiB; more matches come by ``getMore`` as usual)."""
     wanted = sorted(set(values))
     if not wanted:
         return []
     query = {**(also or {}), field: {"$in": wanted}}
-    return await collection.find(query, projection, session=session).to_list(None)
+    cursor = collection.find(query, projection, session=session)
+    return await cursor.batch_size(max(len(wanted), _FIRST_BATCH)).to_list(None)
+
+
+#: The server's default first batch of a find (MongoDB and nx-27017).
+_FIRST_BATCH = 101
 
 
 def database(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Document]:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from vitrine.runtime.mongo import Document
+from vitrine.runtime.mongo import Document, find_in
 
 INBOX = "inbox"
 #: How long processed ids are remembered; longer than Kafka's retention (7 days by default).
@@ -26,11 +26,7 @@ async def setup_inbox(db: AsyncDatabase[Document]) -> None:
 
 async def seen(db: AsyncDatabase[Document], keys: Iterable[str]) -> set[str]:
     """The subset of ``keys`` already processed."""
-    wanted = list(set(keys))
-    if not wanted:
-        return set()
-    cursor = db[INBOX].find({"_id": {"$in": wanted}}, {"_id": 1})
-    return {doc["_id"] async for doc in cursor}
+    return {doc["_id"] for doc in await find_in(db[INBOX], keys, projection={"_id": 1})}
 
 
 async def record(db: AsyncDatabase[Document], session: AsyncClientSession, keys: list[str]) -> None:
