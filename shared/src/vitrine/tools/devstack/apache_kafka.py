@@ -220,6 +220,9 @@ class ApacheKafkaNode:
             "-Xmx768m",
             # Two cores: one GC thread, no JIT compile storms competing with the services.
             "-XX:+UseSerialGC",
+            # No hsperfdata: its sampler wakes the JVM every 50 ms (the "VM Periodic Task"
+            # thread, 0.15 % of a core idle; docs/PERFORMANCE.md). Only jps/jstat use it.
+            "-XX:-UsePerfData",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "-cp",
