@@ -40,8 +40,8 @@ from vitrine.tools.devstack import Broker
 
 TARGET_P99_MS = 200.0
 #: The upstream publisher's linger: Kafka 4.0's producer default (KIP-1030: 0 → 5 ms), what an
-#: upstream on the Java client sends with unless it says otherwise. With aiokafka's 0, 500
-#: submissions a second were ~500 produce requests. The linger counts in every latency: the
+#: upstream on the Java client sends with unless it says otherwise. With aiokafka's 0 the
+#: probe could send a produce request per submission. The linger counts in every latency: the
 #: clock starts when the probe hands the record to its producer.
 PROBE_LINGER_MS = 5
 

@@ -107,6 +107,10 @@ async def in_transaction(
         return await work(session)
 
 
+#: The server's default first batch of a find (MongoDB and nx-27017).
+_FIRST_BATCH = 101
+
+
 async def find_in(
     collection: AsyncCollection[Document],
     values: Iterable[Any],
@@ -121,8 +125,8 @@ async def find_in(
     by scanning the whole collection (docs/DECISIONS.md, nx-27017).
 
     One round trip also for more than 101 matches: a find's first reply holds 101 documents
-    unless told otherwise, and the rest cost a ``getMore`` each (a catalog batch of 300
-    products was two round trips). The first reply is sized for one match per value (the
+    unless told otherwise, and every further 101 cost a ``getMore`` (a catalog batch of 490
+    products was five round trips). The first reply is sized for one match per value (the
     server still caps a reply at 16 MiB; more matches come by ``getMore`` as usual)."""
     wanted = sorted(set(values))
     if not wanted:
@@ -130,10 +134,6 @@ async def find_in(
     query = {**(also or {}), field: {"$in": wanted}}
     cursor = collection.find(query, projection, session=session)
     return await cursor.batch_size(max(len(wanted), _FIRST_BATCH)).to_list(None)
-
-
-#: The server's default first batch of a find (MongoDB and nx-27017).
-_FIRST_BATCH = 101
 
 
 def database(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Document]:
