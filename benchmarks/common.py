@@ -467,6 +467,30 @@ class CpuMeter:
         return ", ".join(f"{n} {s:.1f}s" for n, s in self.used.items())
 
 
+class ThreadMeter:
+    """CPU seconds each thread of one process (by name, :func:`thread_cpu_seconds`) spends
+    between :meth:`start` and :meth:`stop`: where the broker's time goes."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._start: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> ThreadMeter:
+        self._start = thread_cpu_seconds(self.pid)
+        return self
+
+    def stop(self) -> dict[str, float]:
+        now = thread_cpu_seconds(self.pid)
+        self.used = {k: v - self._start.get(k, 0.0) for k, v in now.items()}
+        return self.used
+
+    def busiest(self, n: int = 8) -> list[tuple[str, float]]:
+        """The ``n`` threads that used the most, most first (none that used nothing)."""
+        ranked = sorted(self.used.items(), key=lambda kv: -kv[1])[:n]
+        return [(k, v) for k, v in ranked if v > 0]
+
+
 def broker_label(stack: EmbeddedStack) -> str:
     """The broker's process as benchmarks name it: ``kafka`` (Apache Kafka) or ``tansu``."""
     return "tansu" if stack.broker == "tansu" else "kafka"

@@ -17,12 +17,12 @@ from benchmarks.common import (
     LOGS,
     CpuMeter,
     Profiler,
+    ThreadMeter,
     broker_label,
     embedded_stack,
     log,
     services,
     stack_pids,
-    thread_cpu_seconds,
 )
 from benchmarks.report import Report
 from vitrine.tools.acls import SERVICES
@@ -55,22 +55,20 @@ async def measure(
         broker_pid = stack.processes["kafka"].pid
         startup = time.perf_counter() - stack_started
         meter = CpuMeter(pids).start()
-        threads_before = thread_cpu_seconds(broker_pid)
+        threads = ThreadMeter(broker_pid).start()
         profiler = Profiler("idle", pids).start()
         started = time.perf_counter()
         await asyncio.sleep(duration)
         elapsed = time.perf_counter() - started
         used = meter.stop()
-        threads = {
-            k: v - threads_before.get(k, 0.0) for k, v in thread_cpu_seconds(broker_pid).items()
-        }
+        threads.stop()
         profiler.stop()
     percent = {k: v / elapsed * 100 for k, v in used.items()}
     total = sum(percent.values())
     services_total = sum(v for k, v in percent.items() if k in procs)
     broker_name = broker_label(stack)
     met = total <= TARGET_PERCENT
-    jit = sum(v for k, v in threads.items() if "CompilerThre" in k) / elapsed * 100
+    jit = sum(v for k, v in threads.used.items() if "CompilerThre" in k) / elapsed * 100
     report.table(
         ["process", "CPU seconds", "% of one core"],
         [[k, f"{used[k]:.2f}", f"{v:.1f}"] for k, v in percent.items()]
@@ -82,11 +80,7 @@ async def measure(
         f"services {services_total:.1f} %, "
         f"{broker_name} {percent[broker_name]:.1f} %, nx-27017 {percent['nx-27017']:.1f} %",
         f"- {broker_name}'s busiest threads (% of one core): "
-        + ", ".join(
-            f"{k} {v / elapsed * 100:.2f}"
-            for k, v in sorted(threads.items(), key=lambda kv: -kv[1])[:8]
-            if v > 0
-        ),
+        + ", ".join(f"{k} {v / elapsed * 100:.2f}" for k, v in threads.busiest()),
         *(
             [
                 f"- of which the JVM's JIT compiler threads (C1/C2, still compiling a broker "

@@ -26,13 +26,13 @@ from benchmarks.common import (
     Arrival,
     CpuMeter,
     Profiler,
+    ThreadMeter,
     embedded_stack,
     log,
     profile_of,
     services,
     stack_pids,
     submission,
-    thread_cpu_seconds,
     watching,
 )
 from benchmarks.report import Report
@@ -146,8 +146,7 @@ async def measure(
                     log(f"P3 warming up: {rate}/s for {warmup}s, not measured")
                     await offer(prod, warming, rate, warm_sent)
                 meter = CpuMeter(pids).start()
-                broker_pid = pids.get("kafka")
-                threads_before = thread_cpu_seconds(broker_pid) if broker_pid else {}
+                threads = ThreadMeter(stack.processes["kafka"].pid).start()
                 profiler = Profiler("p3", pids).start()
                 log(f"P3 offering {rate}/s for {duration}s ({total} submissions)")
                 offered_for = await offer(prod, bodies, rate, sent)
@@ -161,14 +160,7 @@ async def measure(
                 except TimeoutError as exc:
                     log(str(exc))
                 meter.stop()
-                threads = (
-                    {
-                        k: v - threads_before.get(k, 0.0)
-                        for k, v in thread_cpu_seconds(broker_pid).items()
-                    }
-                    if broker_pid
-                    else {}
-                )
+                threads.stop()
                 profiler.stop()
                 peak = {s: p.peak_rss_mb() or 0.0 for s, p in procs.items()}
                 batches = [p.batch_stats() for p in procs.values()]
@@ -228,16 +220,8 @@ async def measure(
         "- CPU seconds by process: " + ", ".join(f"{k} {v:.1f}" for k, v in meter.used.items()),
         "- peak RSS: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in peak.items()),
         "- batches (each service's /metrics, warm-up included): " + "; ".join(batches),
-        *(
-            [
-                "- kafka's busiest threads, CPU seconds: "
-                + ", ".join(
-                    f"{k} {v:.1f}" for k, v in sorted(threads.items(), key=lambda kv: -kv[1])[:8]
-                )
-            ]
-            if threads
-            else []
-        ),
+        "- the broker's busiest threads, CPU seconds: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in threads.busiest()),
         "- per hop, p50 / p99 ms (from each output record's producer timestamp, 1 ms "
         "resolution): " + "; ".join(f"{k} {v}" for k, v in hops.items()),
         *(f"- service environment: `{k}={v}`" for k, v in extra_env.items()),
