@@ -28,7 +28,8 @@ async def test_add_move_remove_round_trip(stack, probe, world) -> None:
         await world.creator(c)
         for pid in pids:
             await world.listed(pid, m)
-        await world.until(http, f"/products/{pids[-1]}")
+        for pid in pids:  # each on its own partition: one being known says nothing of the rest
+            await world.until(http, f"/products/{pid}")
         await world.until(http, f"/accounts/{c}", lambda a: len(a["shops"]) == 3)
         for pid in pids:
             await world.add(c, pid)
