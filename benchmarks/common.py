@@ -111,7 +111,7 @@ async def embedded_stack(broker: Broker | None = None) -> AsyncIterator[Embedded
         log(f"starting embedded stack (kafka :{stack.kafka_port}, mongo :{stack.mongo_port})")
         try:
             await asyncio.to_thread(stack.start)
-            log(f"  broker: {BROKER_NAMES[stack.broker or 'apache']}")
+            log(f"  broker: {stack.describe()}")
             _CURRENT["profile"] = profile_of(stack)
             yield stack
         finally:
@@ -494,6 +494,14 @@ class ThreadMeter:
 def broker_label(stack: EmbeddedStack) -> str:
     """The broker's process as benchmarks name it: ``kafka`` (Apache Kafka) or ``tansu``."""
     return "tansu" if stack.broker == "tansu" else "kafka"
+
+
+def broker_runtime(stack: EmbeddedStack) -> list[str]:
+    """A report line saying which Java ran Apache Kafka and whether its AOT cache was mapped
+    (a broker training its cache compiles more: docs/PERFORMANCE.md)."""
+    if stack.broker != "apache" or stack.kafka is None or not stack.kafka.runs_on:
+        return []
+    return [f"- the broker ran on {stack.kafka.runs_on}"]
 
 
 def stack_pids(stack: EmbeddedStack) -> dict[str, int]:

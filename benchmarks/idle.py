@@ -19,6 +19,7 @@ from benchmarks.common import (
     Profiler,
     ThreadMeter,
     broker_label,
+    broker_runtime,
     embedded_stack,
     log,
     services,
@@ -92,6 +93,7 @@ async def measure(
         ),
         f"- measured over {elapsed:.1f} s after every service was ready and {settle:.0f} s of "
         "settling",
+        *broker_runtime(stack),
         *(f"- service environment: `{k}={v}`" for k, v in extra_env.items()),
         "",
     )

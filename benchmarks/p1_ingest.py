@@ -32,6 +32,7 @@ from benchmarks.common import (
     CpuMeter,
     Profiler,
     ServiceProcess,
+    broker_runtime,
     create_topics,
     embedded_stack,
     log,
@@ -265,6 +266,7 @@ async def measure(
             written = sum(v for k, v in system.documents.items())
             log(f"P1 database floor: {written} documents")
             floor = (written, await database_floor(stack.mongo_url, written))
+    report.notes.extend(broker_runtime(stack))
     if system is not None and system.documents:
         report.notes.append(
             "- documents the system left in MongoDB (each written at least once; outbox rows "

@@ -27,6 +27,7 @@ from benchmarks.common import (
     CpuMeter,
     Profiler,
     ThreadMeter,
+    broker_runtime,
     embedded_stack,
     log,
     profile_of,
@@ -222,6 +223,7 @@ async def measure(
         "- batches (each service's /metrics, warm-up included): " + "; ".join(batches),
         "- the broker's busiest threads, CPU seconds: "
         + ", ".join(f"{k} {v:.1f}" for k, v in threads.busiest()),
+        *broker_runtime(stack),
         "- per hop, p50 / p99 ms (from each output record's producer timestamp, 1 ms "
         "resolution): " + "; ".join(f"{k} {v}" for k, v in hops.items()),
         *(f"- service environment: `{k}={v}`" for k, v in extra_env.items()),

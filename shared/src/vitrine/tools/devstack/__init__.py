@@ -123,6 +123,8 @@ class EmbeddedStack:
     def describe(self) -> str:
         """Which broker runs and why, for the dev command to say."""
         name = f"Apache Kafka {apache_kafka.KAFKA_VERSION}" if self.broker == "apache" else "Tansu"
+        if self.broker == "apache" and self.kafka is not None and self.kafka.runs_on:
+            name += f" on {self.kafka.runs_on}"
         return f"{name} ({self.broker_reason})"
 
     def service_env(self) -> dict[str, str]:
@@ -231,16 +233,21 @@ class EmbeddedStack:
 
     def _stop(self, name: str, kill: bool) -> None:
         proc = self.processes.pop(name, None)
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        if not kill:
-            proc.send_signal(signal.SIGCONT)  # a paused broker cannot act on SIGTERM
-        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        clean = proc.poll() is None and not kill
+        if proc.poll() is None:
+            if not kill:
+                proc.send_signal(signal.SIGCONT)  # a paused broker cannot act on SIGTERM
+            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                clean = False
+                proc.kill()
+                proc.wait(5)
+        if name == "kafka" and self.kafka is not None:
+            self.kafka.exited(clean)
 
     def __enter__(self) -> EmbeddedStack:
         return self.start()
