@@ -125,7 +125,7 @@ class EmbeddedStack:
         name = f"Apache Kafka {apache_kafka.KAFKA_VERSION}" if self.broker == "apache" else "Tansu"
         if self.broker == "apache" and self.kafka is not None and self.kafka.runs_on:
             name += f" on {self.kafka.runs_on}"
-        return f"{name} ({self.broker_reason})"
+        return f"{name} ({self.broker_reason})" if self.broker_reason else name
 
     def service_env(self) -> dict[str, str]:
         """The ``VITRINE_*`` variables that point a service or the CLI at this stack."""
