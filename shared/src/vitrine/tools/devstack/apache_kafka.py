@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Keep in step with pom.xml and docker-compose.yml's ``apache/kafka`` image.
-KAFKA_VERSION = "4.1.1"
+KAFKA_VERSION = "4.4.0"
 MIN_JAVA = 17
 #: Where Debian (and Temurin's packages) install JDKs, beside the one on the PATH.
 JVM_DIR = Path("/usr/lib/jvm")
