@@ -227,7 +227,8 @@ class EmbeddedStack:
         self.processes["kafka"].send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
-        """Stop both servers (SIGTERM, then SIGKILL after 20 s)."""
+        """Stop both servers (SIGTERM, then SIGKILL after 20 s; 60 s for a broker training its
+        AOT cache)."""
         for name in list(self.processes):
             self._stop(name, kill=False)
 
@@ -240,8 +241,10 @@ class EmbeddedStack:
             if not kill:
                 proc.send_signal(signal.SIGCONT)  # a paused broker cannot act on SIGTERM
             proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            # A broker training its AOT cache assembles it on its way out: give it longer.
+            training = name == "kafka" and self.kafka is not None and self.kafka.training
             try:
-                proc.wait(20)
+                proc.wait(60 if training else 20)
             except subprocess.TimeoutExpired:
                 clean = False
                 proc.kill()

@@ -29,6 +29,19 @@ AOT_JAVA = 25
 POM = Path(__file__).with_name("pom.xml")
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
+#: The broker JVM's options (the class path and the AOT cache come on top).
+JVM_OPTIONS = (
+    "-Xms128m",
+    "-Xmx768m",
+    # Two cores: one GC thread, no JIT compile storms competing with the services.
+    "-XX:+UseSerialGC",
+    # No hsperfdata: its sampler wakes the JVM every 50 ms (the "VM Periodic Task"
+    # thread, 0.15 % of a core idle; docs/PERFORMANCE.md). Only jps/jstat use it.
+    "-XX:-UsePerfData",
+    "-Djava.awt.headless=true",
+    f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+)
+
 
 class KafkaUnavailable(RuntimeError):
     """Apache Kafka cannot run here (no JDK ≥ 17, no Maven, or the jars cannot be fetched)."""
@@ -142,7 +155,7 @@ def availability() -> tuple[bool, str]:
     """Whether Apache Kafka can run here, and why (for the dev command to say)."""
     java = java_executable()
     if java is None:
-        return False, "no Java found (JAVA_HOME or java on PATH)"
+        return False, f"no Java found (JAVA_HOME, java on the PATH, {JVM_DIR})"
     major = java_major(java)
     if major is None or major < MIN_JAVA:
         return False, f"{java} is Java {major}, Apache Kafka 4 needs ≥ {MIN_JAVA}"
@@ -296,6 +309,11 @@ class ApacheKafkaNode:
         self.runs_on += ", training its AOT cache (kept when it stops cleanly)"
         return [f"-XX:AOTCacheOutput={training}"]
 
+    @property
+    def training(self) -> bool:
+        """This run writes the AOT cache as it exits (the JVM assembles it then: ~5 s here)."""
+        return self._training is not None
+
     def exited(self, clean: bool) -> None:
         """The broker process ended: keep the AOT cache it trained if it exited by itself
         (the JVM writes the cache on its way out), else drop what it left."""
@@ -306,20 +324,6 @@ class ApacheKafkaNode:
             training.replace(cache)
         for leftover in training.parent.glob(training.name + "*"):
             leftover.unlink(missing_ok=True)
-
-
-#: The broker JVM's options (the class path and the AOT cache come on top).
-JVM_OPTIONS = (
-    "-Xms128m",
-    "-Xmx768m",
-    # Two cores: one GC thread, no JIT compile storms competing with the services.
-    "-XX:+UseSerialGC",
-    # No hsperfdata: its sampler wakes the JVM every 50 ms (the "VM Periodic Task"
-    # thread, 0.15 % of a core idle; docs/PERFORMANCE.md). Only jps/jstat use it.
-    "-XX:-UsePerfData",
-    "-Djava.awt.headless=true",
-    f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-)
 
 
 def aot_cache_file(java: str, classpath: list[str]) -> Path:
