@@ -499,7 +499,7 @@ def broker_label(stack: EmbeddedStack) -> str:
 def broker_runtime(stack: EmbeddedStack) -> list[str]:
     """A report line saying which Java ran Apache Kafka and whether its AOT cache was mapped
     (a broker training its cache compiles more: docs/PERFORMANCE.md)."""
-    if stack.broker != "apache" or stack.kafka is None or not stack.kafka.runs_on:
+    if stack.kafka is None or not stack.kafka.runs_on:  # only Apache Kafka has a node
         return []
     return [f"- the broker ran on {stack.kafka.runs_on}"]
 

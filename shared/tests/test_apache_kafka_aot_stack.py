@@ -27,13 +27,11 @@ def mapped(pid: int) -> str:
 def test_the_broker_trains_its_aot_cache_then_maps_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    classpath = apache_kafka.fetch_classpath()  # from the usual cache, before moving it
+    monkeypatch.setattr(apache_kafka, "fetch_classpath", lambda: classpath)
     monkeypatch.setenv("VITRINE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("VITRINE_DEV_KAFKA_AOT", raising=False)
     (tmp_path / "cache").mkdir()
-    # The class path is cached beside the AOT cache; resolve it where the test reads it.
-    (tmp_path / "cache" / apache_kafka._cache_file().name).write_text(
-        ":".join(_real_classpath(monkeypatch))
-    )
     stack = EmbeddedStack(free_port(), free_port(), tmp_path / "data", broker="apache")
     with stack:
         assert stack.kafka is not None
@@ -46,9 +44,3 @@ def test_the_broker_trains_its_aot_cache_then_maps_it(
         assert stack.kafka.runs_on.endswith("AOT cache mapped")
         assert str(cache) in mapped(stack.processes["kafka"].pid)
         assert "AOT cache mapped" in stack.describe()
-
-
-def _real_classpath(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    with monkeypatch.context() as m:
-        m.delenv("VITRINE_CACHE_DIR")
-        return apache_kafka.fetch_classpath()

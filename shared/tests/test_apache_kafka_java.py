@@ -89,6 +89,11 @@ def node(
     return apache_kafka.ApacheKafkaNode(19092, 19093, tmp_path / "kafka")
 
 
+def aot(node: apache_kafka.ApacheKafkaNode) -> list[str]:
+    """The AOT cache options on the broker's command line."""
+    return [option for option in node.command() if option.startswith("-XX:AOT")]
+
+
 def option_path(options: list[str], flag: str) -> Path:
     [option] = options
     assert option.startswith(f"-XX:{flag}=")
@@ -98,12 +103,12 @@ def option_path(options: list[str], flag: str) -> Path:
 def test_the_first_clean_run_trains_the_cache_the_next_maps(
     node: apache_kafka.ApacheKafkaNode,
 ) -> None:
-    training = option_path(node.aot_options(), "AOTCacheOutput")
+    training = option_path(aot(node), "AOTCacheOutput")
     assert node.training and "training" in node.runs_on
     training.write_bytes(b"cache")  # what the JVM writes on its way out
     node.exited(clean=True)
     assert not training.exists()
-    cache = option_path(node.aot_options(), "AOTCache")
+    cache = option_path(aot(node), "AOTCache")
     assert cache.read_bytes() == b"cache"
     assert not node.training and node.runs_on == "Java 25, AOT cache mapped"
     node.exited(clean=True)  # a run that maps the cache leaves it alone
@@ -111,18 +116,18 @@ def test_the_first_clean_run_trains_the_cache_the_next_maps(
 
 
 def test_a_run_killed_or_timed_out_keeps_nothing(node: apache_kafka.ApacheKafkaNode) -> None:
-    training = option_path(node.aot_options(), "AOTCacheOutput")
+    training = option_path(aot(node), "AOTCacheOutput")
     training.write_bytes(b"half a cache")
     training.with_name(training.name + ".config").write_bytes(b"x")
     node.exited(clean=False)
     assert list(training.parent.iterdir()) == []
-    assert option_path(node.aot_options(), "AOTCacheOutput") != training
+    assert option_path(aot(node), "AOTCacheOutput") != training
 
 
 def test_a_clean_exit_that_wrote_nothing_keeps_nothing(
     node: apache_kafka.ApacheKafkaNode,
 ) -> None:
-    training = option_path(node.aot_options(), "AOTCacheOutput")
+    training = option_path(aot(node), "AOTCacheOutput")
     node.exited(clean=True)
     assert list(training.parent.iterdir()) == []
 
@@ -141,8 +146,8 @@ def test_no_cache_before_java_25_or_when_turned_off(
     node: apache_kafka.ApacheKafkaNode, jdks: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VITRINE_DEV_KAFKA_AOT", "off")
-    assert node.aot_options() == []
+    assert aot(node) == []
     monkeypatch.delenv("VITRINE_DEV_KAFKA_AOT")
     monkeypatch.setenv("JAVA_HOME", str(jdks["17"].parent.parent))
-    assert node.aot_options() == []
+    assert aot(node) == []
     assert node.runs_on == "Java 17"

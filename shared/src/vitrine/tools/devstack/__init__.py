@@ -123,7 +123,7 @@ class EmbeddedStack:
     def describe(self) -> str:
         """Which broker runs and why, for the dev command to say."""
         name = f"Apache Kafka {apache_kafka.KAFKA_VERSION}" if self.broker == "apache" else "Tansu"
-        if self.broker == "apache" and self.kafka is not None and self.kafka.runs_on:
+        if self.kafka is not None and self.kafka.runs_on:  # only Apache Kafka has a node
             name += f" on {self.kafka.runs_on}"
         return f"{name} ({self.broker_reason})" if self.broker_reason else name
 
@@ -236,8 +236,9 @@ class EmbeddedStack:
         proc = self.processes.pop(name, None)
         if proc is None:
             return
-        clean = proc.poll() is None and not kill
-        if proc.poll() is None:
+        running = proc.poll() is None
+        clean = running and not kill
+        if running:
             if not kill:
                 proc.send_signal(signal.SIGCONT)  # a paused broker cannot act on SIGTERM
             proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)

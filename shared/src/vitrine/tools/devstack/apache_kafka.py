@@ -265,22 +265,21 @@ class ApacheKafkaNode:
             for arg in ("--add-scram", f"SCRAM-SHA-256=[name={name},password={password}]")
         ]
 
-    def _java(self) -> list[str]:
+    def _java(self, aot: bool = False) -> list[str]:
+        """``java`` with the broker's options and class path (and its AOT cache, for the
+        broker itself: not for the format tool)."""
         java = java_executable()
         if java is None:
             raise KafkaUnavailable("no Java found")
-        return [java, *JVM_OPTIONS, "-cp", os.pathsep.join(fetch_classpath())]
+        classpath = fetch_classpath()
+        cache = self.aot_options(java, classpath) if aot else []
+        return [java, *JVM_OPTIONS, *cache, "-cp", os.pathsep.join(classpath)]
 
     def command(self) -> list[str]:
         """The broker's command line (after :meth:`prepare`)."""
-        return [
-            *self._java(),
-            *self.aot_options(),
-            "kafka.Kafka",
-            str(self.data_dir / "server.properties"),
-        ]
+        return [*self._java(aot=True), "kafka.Kafka", str(self.data_dir / "server.properties")]
 
-    def aot_options(self) -> list[str]:
+    def aot_options(self, java: str, classpath: list[str]) -> list[str]:
         """Use the broker's AOT cache, or train one in this run (Java ≥ 25).
 
         A young broker spends most of its idle CPU compiling itself: its JIT compiler threads
@@ -293,13 +292,12 @@ class ApacheKafkaNode:
         ``VITRINE_DEV_KAFKA_AOT=off`` turns this off.
         """
         self._training = None
-        java = java_executable()
-        major = java_major(java) if java else None
+        major = java_major(java)
         self.runs_on = f"Java {major}"
         off = os.environ.get("VITRINE_DEV_KAFKA_AOT", "on").lower() in {"off", "0", "false"}
-        if java is None or off or (major or 0) < AOT_JAVA:
+        if off or (major or 0) < AOT_JAVA:
             return []
-        cache = aot_cache_file(java, fetch_classpath())
+        cache = aot_cache_file(java, classpath)
         if cache.exists():
             self.runs_on += ", AOT cache mapped"
             return [f"-XX:AOTCache={cache}"]
